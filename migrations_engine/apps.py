@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class MigrationsEngineConfig(AppConfig):
+    """Runs, the per-tenant pipeline and the only Graph client."""
+
+    name = "migrations_engine"
+    verbose_name = "Migration engine"

@@ -1,0 +1,125 @@
+"""App-only tokens from the Microsoft login service through msal, one msal app per tenant authority."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import jwt
+import msal
+import requests
+from kiota_abstractions.authentication import AccessTokenProvider, AllowedHostsValidator
+
+from migrations_engine.graph.config import GRAPH_SCOPE, GraphConfig
+from migrations_engine.graph.errors import ConsentMissing, GraphHostNotAllowed, TokenError
+
+# AADSTS codes that mean "this tenant has not (or no longer) consented to the app".
+_NO_CONSENT_CODES = {65001, 700016, 7000229, 500011, 7000112}
+
+_apps: dict[tuple[str, str, str], msal.ConfidentialClientApplication] = {}
+_apps_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class AppToken:
+    """An access token and the claims the console cares about."""
+
+    access_token: str
+    tenant_id: str
+    app_id: str
+    roles: tuple[str, ...]
+
+    def __repr__(self) -> str:  # never print the token itself
+        return f"AppToken(tenant_id={self.tenant_id!r}, roles={len(self.roles)})"
+
+
+def _http_session(config: GraphConfig) -> requests.Session:
+    session = requests.Session()
+    # REQUESTS_CA_BUNDLE and friends would silently override `verify`: ignore the environment.
+    session.trust_env = False
+    session.verify = config.verify
+    session.request = functools.partial(  # type: ignore[method-assign]
+        session.request, timeout=(config.connect_timeout, config.read_timeout)
+    )
+    return session
+
+
+def _msal_app(config: GraphConfig, tenant: str) -> msal.ConfidentialClientApplication:
+    """One msal app (and so one token cache) per tenant authority, shared by every loop in the process."""
+    credential_kind = "cert" if config.private_key_pem else "secret"
+    key = (config.authority(tenant), config.client_id, credential_kind)
+    with _apps_lock:
+        app = _apps.get(key)
+        if app is None:
+            if config.private_key_pem:
+                credential: object = {
+                    "private_key": config.private_key_pem,
+                    "thumbprint": config.certificate_thumbprint,
+                }
+            else:
+                credential = config.client_secret
+            app = msal.ConfidentialClientApplication(
+                config.client_id,
+                authority=config.authority(tenant),
+                client_credential=credential,
+                # The authority host is a setting (the simulator stands in for Microsoft in demos and
+                # tests), so msal must not ask Microsoft's instance-discovery endpoint about it.
+                instance_discovery=False,
+                http_client=_http_session(config),
+            )
+            _apps[key] = app
+    return app
+
+
+def decode_claims(access_token: str) -> dict:
+    """The token's claims. Signature checking is Graph's job; the console only reads `tid` and `roles`."""
+    return jwt.decode(access_token, options={"verify_signature": False})
+
+
+def acquire_app_token(config: GraphConfig, tenant: str) -> AppToken:
+    """A client-credentials token for `tenant` (GUID or domain), from msal's cache when still valid."""
+    try:
+        result = _msal_app(config, tenant).acquire_token_for_client(scopes=[GRAPH_SCOPE])
+    except ValueError as exc:
+        # msal raises ValueError when the tenant's OpenID configuration cannot be fetched (unknown tenant).
+        raise TokenError(tenant, "invalid_tenant", str(exc)) from exc
+    except requests.RequestException as exc:
+        raise TokenError(tenant, "login_unreachable", f"{type(exc).__name__}: {exc}") from exc
+    if "access_token" not in result:
+        codes = result.get("error_codes") or []
+        aadsts = int(codes[0]) if codes else None
+        error_cls = ConsentMissing if aadsts in _NO_CONSENT_CODES else TokenError
+        raise error_cls(tenant, result.get("error", "unknown"), result.get("error_description", ""), aadsts)
+    claims = decode_claims(result["access_token"])
+    return AppToken(
+        access_token=result["access_token"],
+        tenant_id=str(claims.get("tid", "")),
+        app_id=str(claims.get("appid") or claims.get("azp") or ""),
+        roles=tuple(claims.get("roles") or ()),
+    )
+
+
+class TenantTokenProvider(AccessTokenProvider):
+    """Kiota's token hook: hands msal's token to the SDK, only for allowed https hosts."""
+
+    def __init__(self, config: GraphConfig, tenant: str) -> None:
+        self._config = config
+        self._tenant = tenant
+        self._validator = AllowedHostsValidator(
+            sorted({urlsplit(f"//{h}").hostname for h in config.graph_hosts})
+        )
+        self.last_token: AppToken | None = None
+
+    async def get_authorization_token(self, uri: str, additional_authentication_context=None) -> str:
+        parts = urlsplit(uri)
+        if parts.scheme != "https" or parts.netloc.lower() not in self._config.graph_hosts:
+            # Refuse loudly rather than send the request without a token (Kiota's default).
+            raise GraphHostNotAllowed(f"Refusing to send a Graph token to {parts.scheme}://{parts.netloc}")
+        self.last_token = await asyncio.to_thread(acquire_app_token, self._config, self._tenant)
+        return self.last_token.access_token
+
+    def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
+        return self._validator

@@ -1,0 +1,321 @@
+"""One customer tenant's Graph connection: raw JSON calls, paging and `$batch`, through msgraph-sdk.
+
+Every request goes through msgraph-sdk's request adapter and middleware pipeline (auth, redirects,
+telemetry). The SDK's own retry handler is switched off: it cannot read fractional Retry-After values
+and never looks inside a batch, so throttling and retries are handled here, per request and per item.
+
+The SDK is async: create one `GraphClient` per event loop (per job) and use it as an async context
+manager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+from kiota_abstractions.authentication import BaseBearerTokenAuthenticationProvider
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph_core import GraphClientFactory
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from migrations_engine.graph.auth import AppToken, TenantTokenProvider, acquire_app_token
+from migrations_engine.graph.config import GraphConfig
+from migrations_engine.graph.errors import GraphConfigError, GraphError, GraphHostNotAllowed, GraphUnavailable
+from migrations_engine.graph.retry import parse_retry_after, wait_retry_after
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH_ITEMS = 20
+_RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+
+
+@dataclass
+class GraphResponse:
+    """A Graph answer: status, JSON body (None when empty) and the ids Microsoft support asks for."""
+
+    status: int
+    body: Any
+    headers: dict[str, str]
+    request_id: str
+    client_request_id: str
+
+
+@dataclass
+class BatchItem:
+    """One request inside a `$batch`: a relative URL, optional JSON body and dependencies."""
+
+    id: str
+    method: str
+    url: str
+    body: Any = None
+    depends_on: Sequence[str] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        item: dict[str, Any] = {"id": self.id, "method": self.method, "url": self.url}
+        if self.body is not None:
+            item["body"] = self.body
+            item["headers"] = {"Content-Type": "application/json"}
+        if self.depends_on:
+            item["dependsOn"] = list(self.depends_on)
+        return item
+
+
+@dataclass
+class BatchResult:
+    """One item's own answer from a `$batch` (the outer status says nothing about the items)."""
+
+    id: str
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def retry_after(self) -> float | None:
+        return parse_retry_after(_header(self.headers, "Retry-After"))
+
+    @property
+    def error_code(self) -> str:
+        if isinstance(self.body, dict) and isinstance(self.body.get("error"), dict):
+            return str(self.body["error"].get("code", ""))
+        return ""
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    lower = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lower:
+            return value
+    return None
+
+
+class GraphClient:
+    """Graph for one customer tenant, for the life of one event loop."""
+
+    def __init__(self, tenant: str, config: GraphConfig | None = None) -> None:
+        self.tenant = str(tenant)
+        self.config = config or GraphConfig.from_settings()
+        self._tokens = TenantTokenProvider(self.config, self.tenant)
+        self._http: httpx.AsyncClient | None = None
+        self.sdk: GraphServiceClient | None = None
+        self.adapter: GraphRequestAdapter | None = None
+
+    async def __aenter__(self) -> GraphClient:
+        timeout = httpx.Timeout(self.config.read_timeout, connect=self.config.connect_timeout)
+        # trust_env=False: proxies and CA bundles from the environment must not change where tokens go.
+        http = httpx.AsyncClient(verify=self.config.verify, timeout=timeout, trust_env=False)
+        no_sdk_retries = {RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0)}
+        self._http = GraphClientFactory.create_with_default_middleware(client=http, options=no_sdk_retries)
+        self.adapter = GraphRequestAdapter(
+            BaseBearerTokenAuthenticationProvider(self._tokens), client=self._http
+        )
+        self.adapter.base_url = f"{self.config.base_url}/v1.0"
+        self.sdk = GraphServiceClient(request_adapter=self.adapter)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+        self._http = self.adapter = self.sdk = None
+
+    # --- tokens ------------------------------------------------------------------------------
+
+    async def app_token(self) -> AppToken:
+        """The current app-only token's claims (tenant id and consented roles)."""
+        return await asyncio.to_thread(acquire_app_token, self.config, self.tenant)
+
+    # --- single requests ---------------------------------------------------------------------
+
+    def url(self, path: str, *, version: str = "v1.0", query: dict[str, Any] | None = None) -> str:
+        """An absolute Graph URL for `path` (a path such as /users, or an absolute nextLink)."""
+        if path.startswith("https://"):
+            url = path
+        else:
+            url = f"{self.config.base_url}/{version}{path}"
+        if query:
+            url += ("&" if "?" in url else "?") + urlencode(query, safe="$,")
+        return url
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        version: str = "v1.0",
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+        client_request_id: str | None = None,
+    ) -> GraphResponse:
+        """Send one request once; any status comes back as a GraphResponse (no raising on 4xx/5xx)."""
+        if self.adapter is None:
+            raise GraphConfigError("GraphClient must be used as 'async with GraphClient(...)'")
+        url = self.url(path, version=version, query=query)
+        if urlsplit(url).netloc.lower() not in self.config.graph_hosts:
+            raise GraphHostNotAllowed(f"Refusing to call {urlsplit(url).netloc}: not a Graph host")
+        info = RequestInformation()
+        info.http_method = Method[method.upper()]
+        info.url = url
+        cid = client_request_id or str(uuid.uuid4())
+        info.headers.try_add("client-request-id", cid)
+        info.headers.try_add("Accept", "application/json")
+        if body is not None:
+            info.headers.try_add("Content-Type", "application/json")
+            info.content = json.dumps(body).encode()
+        span = self.adapter.start_tracing_span(info, method.upper())
+        try:
+            response = await self.adapter.get_http_response_message(info, span)
+        finally:
+            span.end()
+        headers = dict(response.headers)
+        parsed: Any = None
+        if response.content:
+            try:
+                parsed = response.json()
+            except ValueError:
+                parsed = response.text
+        return GraphResponse(
+            status=response.status_code,
+            body=parsed,
+            headers=headers,
+            request_id=_header(headers, "request-id") or "",
+            client_request_id=_header(headers, "client-request-id") or cid,
+        )
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        version: str = "v1.0",
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+        idempotent: bool | None = None,
+    ) -> GraphResponse:
+        """Send with retries; return a 2xx response or raise GraphError / GraphUnavailable.
+
+        429 is always retried after its Retry-After (a throttled request changed nothing). 5xx and
+        timeouts are retried only for idempotent requests (GET by default): for a write they leave the
+        outcome unknown, which the caller must reconcile by reading, never by blindly re-sending.
+        """
+        if idempotent is None:
+            idempotent = method.upper() == "GET"
+
+        def retryable(exc: BaseException) -> bool:
+            if isinstance(exc, GraphError):
+                return exc.status == 429 or (idempotent and exc.status in _RETRYABLE_STATUS)
+            return idempotent and isinstance(exc, httpx.TransportError)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.config.max_attempts),
+            wait=wait_retry_after(wait_exponential_jitter(initial=0.5, max=30)),
+            retry=retry_if_exception(retryable),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    response = await self.request(method, path, version=version, body=body, query=query)
+                    if response.status >= 400:
+                        raise self._error(method, path, response)
+        except httpx.TransportError as exc:
+            raise GraphUnavailable(
+                method.upper(), self.url(path, version=version), type(exc).__name__
+            ) from exc
+        return response
+
+    def _error(self, method: str, path: str, response: GraphResponse) -> GraphError:
+        envelope = response.body.get("error") if isinstance(response.body, dict) else None
+        envelope = envelope if isinstance(envelope, dict) else {}
+        return GraphError(
+            response.status,
+            str(envelope.get("code") or f"HTTP{response.status}"),
+            str(envelope.get("message") or ""),
+            method=method.upper(),
+            url=path,
+            request_id=response.request_id,
+            client_request_id=response.client_request_id,
+            retry_after=parse_retry_after(_header(response.headers, "Retry-After")),
+            body=response.body,
+        )
+
+    async def get_json(self, path: str, *, version: str = "v1.0", query: dict[str, Any] | None = None) -> Any:
+        """GET and return the JSON body."""
+        return (await self.send("GET", path, version=version, query=query)).body
+
+    async def iter_pages(
+        self, path: str, *, version: str = "v1.0", query: dict[str, Any] | None = None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Yield each page's `value`, following `@odata.nextLink` verbatim (it carries the query)."""
+        body = await self.get_json(path, version=version, query=query)
+        while True:
+            yield list(body.get("value", []))
+            next_link = body.get("@odata.nextLink")
+            if not next_link:
+                return
+            body = await self.get_json(next_link)
+
+    # --- $batch ------------------------------------------------------------------------------
+
+    async def batch(self, items: Sequence[BatchItem], *, version: str = "v1.0") -> dict[str, BatchResult]:
+        """Send up to 20 items in one `$batch` once; return each item's own result by id."""
+        if not items:
+            return {}
+        if len(items) > MAX_BATCH_ITEMS:
+            raise ValueError(f"A $batch holds at most {MAX_BATCH_ITEMS} requests, got {len(items)}")
+        if len({item.id for item in items}) != len(items):
+            raise ValueError("$batch item ids must be unique")
+        writes = any(item.method.upper() != "GET" for item in items)
+        response = await self.send(
+            "POST",
+            "/$batch",
+            version=version,
+            body={"requests": [i.as_json() for i in items]},
+            idempotent=not writes,
+        )
+        results: dict[str, BatchResult] = {}
+        for answer in (response.body or {}).get("responses", []):
+            results[str(answer.get("id"))] = BatchResult(
+                id=str(answer.get("id")),
+                status=int(answer.get("status", 0)),
+                body=answer.get("body"),
+                headers=dict(answer.get("headers") or {}),
+            )
+        return results
+
+    async def batch_reads(
+        self, items: Sequence[BatchItem], *, version: str = "v1.0"
+    ) -> dict[str, BatchResult]:
+        """Batch GETs, re-sending throttled or failed items (after their Retry-After) until they settle.
+
+        Items still throttled or failing after `max_attempts` rounds come back with their last status.
+        """
+        pending = {item.id: item for item in items}
+        settled: dict[str, BatchResult] = {}
+        for round_number in range(1, self.config.max_attempts + 1):
+            results = await self.batch(list(pending.values()), version=version)
+            waits: list[float] = []
+            for item_id in list(pending):
+                result = results.get(item_id) or BatchResult(item_id, 0, None)
+                settled[item_id] = result
+                if result.status in _RETRYABLE_STATUS or result.status == 0:
+                    waits.append(result.retry_after or min(30.0, 0.5 * 2 ** (round_number - 1)))
+                else:
+                    del pending[item_id]
+            if not pending:
+                break
+            if round_number < self.config.max_attempts:
+                await asyncio.sleep(max(waits))
+        return settled

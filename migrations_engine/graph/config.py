@@ -1,0 +1,113 @@
+"""Graph settings, read once from Django settings and validated before any token is asked for."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from migrations_engine.graph.errors import GraphConfigError
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """Everything the client needs to reach Graph for any customer tenant."""
+
+    authority_host: str
+    base_url: str
+    client_id: str
+    client_secret: str = field(default="", repr=False)
+    private_key_pem: str = field(default="", repr=False)
+    certificate_thumbprint: str = ""
+    ca_bundle: str = ""
+    allowed_hosts: tuple[str, ...] = ()
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_attempts: int = 6
+
+    def __post_init__(self) -> None:
+        for name in ("authority_host", "base_url"):
+            parts = urlsplit(getattr(self, name))
+            if parts.scheme != "https" or not parts.hostname:
+                raise GraphConfigError(f"{name} must be an https URL, got {getattr(self, name)!r}")
+        if not self.client_id:
+            raise GraphConfigError("GRAPH_CLIENT_ID is not set")
+        if not self.client_secret and not self.private_key_pem:
+            raise GraphConfigError(
+                "No app credential: set GRAPH_CLIENT_PRIVATE_KEY_FILE (+ certificate) or GRAPH_CLIENT_SECRET"
+            )
+        if self.private_key_pem and not self.certificate_thumbprint:
+            raise GraphConfigError("A private key needs GRAPH_CLIENT_CERTIFICATE_FILE or its thumbprint")
+        if self.ca_bundle and not Path(self.ca_bundle).is_file():
+            raise GraphConfigError(f"GRAPH_CA_BUNDLE={self.ca_bundle} is not a file")
+
+    @classmethod
+    def from_settings(cls) -> GraphConfig:
+        """Build from Django settings (which read the environment)."""
+        from django.conf import settings
+
+        private_key = ""
+        thumbprint = settings.GRAPH_CLIENT_CERTIFICATE_THUMBPRINT.replace(":", "").upper()
+        if settings.GRAPH_CLIENT_PRIVATE_KEY_FILE:
+            private_key = _read(settings.GRAPH_CLIENT_PRIVATE_KEY_FILE, "GRAPH_CLIENT_PRIVATE_KEY_FILE")
+            if not thumbprint and settings.GRAPH_CLIENT_CERTIFICATE_FILE:
+                cert = _read(settings.GRAPH_CLIENT_CERTIFICATE_FILE, "GRAPH_CLIENT_CERTIFICATE_FILE")
+                thumbprint = certificate_thumbprint(cert)
+        return cls(
+            authority_host=settings.GRAPH_AUTHORITY_HOST,
+            base_url=settings.GRAPH_BASE_URL,
+            client_id=settings.GRAPH_CLIENT_ID,
+            # A certificate is preferred: when both are configured the secret is not used.
+            client_secret="" if private_key else settings.GRAPH_CLIENT_SECRET,
+            private_key_pem=private_key,
+            certificate_thumbprint=thumbprint,
+            ca_bundle=settings.GRAPH_CA_BUNDLE,
+            allowed_hosts=tuple(settings.GRAPH_ALLOWED_HOSTS),
+            connect_timeout=settings.GRAPH_CONNECT_TIMEOUT,
+            read_timeout=settings.GRAPH_READ_TIMEOUT,
+            max_attempts=settings.GRAPH_MAX_ATTEMPTS,
+        )
+
+    @property
+    def verify(self) -> str | bool:
+        """What httpx and requests should verify the server certificate against."""
+        return self.ca_bundle or True
+
+    @property
+    def graph_hosts(self) -> set[str]:
+        """Hosts the bearer token may be sent to (lowercase host[:port])."""
+        hosts = {h.lower() for h in self.allowed_hosts}
+        hosts.add(urlsplit(self.base_url).netloc.lower())
+        return hosts
+
+    def authority(self, tenant: str) -> str:
+        return f"{self.authority_host}/{tenant}"
+
+    @property
+    def uses_loopback(self) -> bool:
+        """True when Graph is the local simulator (the demo and the tests)."""
+        return urlsplit(self.base_url).hostname in _LOOPBACK
+
+
+def certificate_thumbprint(certificate_pem: str) -> str:
+    """SHA-1 thumbprint (upper-case hex) of a PEM certificate, as Entra shows it."""
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(certificate_pem.encode())
+    except ValueError as exc:
+        raise GraphConfigError("GRAPH_CLIENT_CERTIFICATE_FILE is not a PEM certificate") from exc
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return hashlib.sha1(cert.public_bytes(Encoding.DER)).hexdigest().upper()  # noqa: S324 - Entra's format
+
+
+def _read(path: str, setting: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise GraphConfigError(f"{setting}={path} cannot be read: {exc.strerror}") from exc

@@ -1,0 +1,23 @@
+"""The application permissions the console needs in every customer tenant, in plain words."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# Role name -> why the console needs it (shown to the customer's admin before consent).
+REQUIRED_ROLES: dict[str, str] = {
+    "Organization.Read.All": "Read the tenant's licences, to check for Entra ID P1/P2.",
+    "User.Read.All": "List users, to count them and find break-glass accounts.",
+    "GroupMember.Read.All": "Read members of the break-glass and pilot groups.",
+    "Policy.Read.All": "Read per-user MFA states, security defaults and Conditional Access policies.",
+    "Policy.ReadWrite.ConditionalAccess": "Create and enable the 'Require MFA all users' policy.",
+    "Policy.ReadWrite.SecurityDefaults": "Turn security defaults off at cut-over (on again in a rollback).",
+    "Policy.ReadWrite.AuthenticationMethod": "Set per-user MFA to disabled (registered methods are kept).",
+    "AuditLog.Read.All": "Read the MFA registration report.",
+}
+
+
+def missing_roles(granted: Iterable[str]) -> list[str]:
+    """The required roles a token does not carry, in the order above."""
+    have = set(granted)
+    return [role for role in REQUIRED_ROLES if role not in have]

@@ -1,0 +1,124 @@
+"""The console's one settings module: everything comes from the environment, with safe local defaults.
+
+Local defaults: SQLite next to manage.py, Redis on 127.0.0.1:6379, the real Microsoft endpoints.
+The README's settings table lists every variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+
+from msp_console.env import env_bool, env_float, env_int, env_list, env_secret, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", "True")
+SECRET_KEY = env_secret("SECRET_KEY", "insecure-local-development-key" if DEBUG else "")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_rq",
+    "tenants",
+    "migrations_engine",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "msp_console.urls"
+WSGI_APPLICATION = "msp_console.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Redis and RQ -------------------------------------------------------------------------------
+REDIS_URL = env_secret("REDIS_URL", "redis://127.0.0.1:6379/0")
+RQ_QUEUES = {
+    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
+}
+
+# --- Microsoft Graph ----------------------------------------------------------------------------
+# Both hosts are settings so the simulator (graph_sim) can stand in for Microsoft.
+GRAPH_AUTHORITY_HOST = env_str("GRAPH_AUTHORITY_HOST", "https://login.microsoftonline.com").rstrip("/")
+GRAPH_BASE_URL = env_str("GRAPH_BASE_URL", "https://graph.microsoft.com").rstrip("/")
+# A CA bundle to trust instead of the system store (the simulator's throw-away CA). Empty = system store.
+GRAPH_CA_BUNDLE = env_str("GRAPH_CA_BUNDLE")
+# Hosts the bearer token may be sent to. Empty = the host of GRAPH_BASE_URL only.
+GRAPH_ALLOWED_HOSTS = env_list("GRAPH_ALLOWED_HOSTS")
+GRAPH_CLIENT_ID = env_str("GRAPH_CLIENT_ID")
+GRAPH_CLIENT_SECRET = env_secret("GRAPH_CLIENT_SECRET")
+# Certificate credentials (preferred over a secret): a PEM private key file plus either the
+# certificate's SHA-1 thumbprint or the PEM certificate file (the thumbprint is then computed).
+GRAPH_CLIENT_PRIVATE_KEY_FILE = env_str("GRAPH_CLIENT_PRIVATE_KEY_FILE")
+GRAPH_CLIENT_CERTIFICATE_FILE = env_str("GRAPH_CLIENT_CERTIFICATE_FILE")
+GRAPH_CLIENT_CERTIFICATE_THUMBPRINT = env_str("GRAPH_CLIENT_CERTIFICATE_THUMBPRINT")
+# Seconds: connect and read timeouts for every Graph and login call.
+GRAPH_CONNECT_TIMEOUT = env_float("GRAPH_CONNECT_TIMEOUT", 10.0)
+GRAPH_READ_TIMEOUT = env_float("GRAPH_READ_TIMEOUT", 60.0)
+# How often a throttled or failed read is tried before the step gives up (retryable failure).
+GRAPH_MAX_ATTEMPTS = env_int("GRAPH_MAX_ATTEMPTS", 6)
+# Where the admin-consent callback lands (the customer's admin is sent back here).
+CONSENT_REDIRECT_URI = env_str("CONSENT_REDIRECT_URI", f"{SITE_URL}/consent/callback/")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # httpx logs every request URL at INFO; keep it to warnings.
+        "httpx": {"level": "WARNING"},
+        "msal": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,149 @@
+"""The demo: Redis, the Graph simulator with the demo fleet, the console, an RQ worker and rq-scheduler.
+
+`python3 tasks.py demo` runs until Ctrl-C; `python3 tasks.py demo --once` checks everything came up and
+the census is right, then stops and exits 0 (or 1 with the reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from scripts.processes import Processes, free_port, graph_env, port_is_free, start_redis, start_simulator
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = ROOT / ".demo"
+
+
+def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "manage.py", *args], env=env, cwd=ROOT, check=True)
+
+
+def wait_for_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URL we built
+                if response.status < 500:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tasks.py demo")
+    parser.add_argument("--once", action="store_true", help="check the demo comes up right, then stop")
+    parser.add_argument("--port", type=int, default=8000, help="console port (next free one if taken)")
+    args = parser.parse_args(argv)
+
+    STATE.mkdir(exist_ok=True)
+    procs = Processes(STATE / "logs")
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    try:
+        return _run(args, procs, stop)
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        print(f"\nDemo failed: {exc}", file=sys.stderr)
+        print(f"Logs are in {procs.log_dir}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopping ...")
+        return 0
+    finally:
+        procs.stop_all()
+
+
+def _run(args, procs: Processes, stop: dict) -> int:
+    print("Starting Redis ...", flush=True)
+    redis_url = start_redis(procs, STATE / "redis")
+    print("Starting the Graph simulator with the demo fleet ...", flush=True)
+    fleet = start_simulator(procs, STATE / "sim", "--fleet", "demo")
+    database = STATE / "console.sqlite3"
+    database.unlink(missing_ok=True)  # the simulator starts fresh each time, so does the console
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "msp_console.settings",
+        "DATABASE_URL": f"sqlite:///{database}",
+        "REDIS_URL": redis_url,
+        **graph_env(fleet),
+    }
+    env.pop("REQUESTS_CA_BUNDLE", None)
+    port = args.port if port_is_free(args.port) else free_port()
+    env["SITE_URL"] = f"http://127.0.0.1:{port}"
+    (STATE / "env").write_text(
+        "".join(
+            f"export {k}={v}\n"
+            for k, v in env.items()
+            if k in {"DATABASE_URL", "REDIS_URL", "SITE_URL"} or k.startswith("GRAPH_")
+        )
+    )
+
+    print("Preparing the console database ...", flush=True)
+    manage(env, "migrate", "--noinput", "-v", "0")
+    password = secrets.token_urlsafe(12)
+    manage(
+        env,
+        "seed_demo",
+        "--fleet",
+        str(STATE / "sim" / "fleet.json"),
+        "--admin-user",
+        "admin",
+        "--admin-password",
+        password,
+    )
+
+    print("Starting the web console, an RQ worker and rq-scheduler ...", flush=True)
+    py = sys.executable
+    procs.start("web", [py, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], env=env)
+    procs.start("worker", [py, "manage.py", "rqworker", "default", "--name", f"demo-{os.getpid()}"], env=env)
+    procs.start("scheduler", [py, "manage.py", "rqscheduler", "--interval", "5"], env=env)
+    wait_for_http(f"http://127.0.0.1:{port}/login/")
+
+    print("\nCensus of the demo fleet:", flush=True)
+    census = subprocess.run([py, "manage.py", "census", "--all"], env=env, cwd=ROOT)
+    if census.returncode not in (0, 1):
+        raise RuntimeError("the census command crashed")
+
+    dead = procs.check_alive()
+    if dead:
+        raise RuntimeError(f"{', '.join(dead)} exited:\n" + "\n".join(procs.tail(n) for n in dead))
+
+    if args.once:
+        from scripts.demo_check import check_demo
+
+        problems = check_demo(env, fleet, port)
+        if problems:
+            print("\nDemo check FAILED:\n- " + "\n- ".join(problems), file=sys.stderr)
+            return 1
+        print("\nDemo check passed: console, worker, scheduler and census are right.")
+        return 0
+
+    print(
+        f"""
+The console is running at http://127.0.0.1:{port}/
+  user: admin   password: {password}
+Graph simulator: {fleet["graph_base_url"]} (fleet in {STATE / "sim" / "fleet.json"})
+Logs: {procs.log_dir}    Settings for manage.py by hand: source {STATE / "env"}
+Press Ctrl-C to stop everything.""",
+        flush=True,
+    )
+    while not stop["now"]:
+        dead = procs.check_alive()
+        if dead:
+            raise RuntimeError(f"{', '.join(dead)} exited:\n" + "\n".join(procs.tail(n) for n in dead))
+        time.sleep(1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,78 @@
+"""`tasks.py demo --once`: check that every demo process works and the census matches the fleet."""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+
+
+def _wait_job(job, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = job.get_status(refresh=True)
+        if status in ("finished", "failed", "stopped", "canceled"):
+            return status
+        time.sleep(0.2)
+    return "timed out"
+
+
+def check_demo(env: dict[str, str], fleet: dict, port: int) -> list[str]:
+    """Every problem found, in words; an empty list means the demo is right."""
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    import django_rq
+
+    from migrations_engine.graph import REQUIRED_ROLES
+    from migrations_engine.jobs import enqueue_census, ping
+    from tenants.models import CustomerTenant
+
+    problems: list[str] = []
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/tenants/customertenant/", timeout=5)  # noqa: S310
+        problems.append("the tenant list answered without a login")
+    except urllib.error.HTTPError as exc:
+        if exc.code not in (302, 403):
+            problems.append(f"the tenant list answered {exc.code}")
+
+    scheduled = django_rq.get_scheduler("default").enqueue_in(timedelta(seconds=1), ping)
+    if _wait_job(scheduled, 30) != "finished":
+        problems.append("a job scheduled through rq-scheduler did not run on the worker within 30 s")
+
+    tenants = {str(t.tenant_id): t for t in CustomerTenant.objects.select_related("consent")}
+    for entry in fleet["tenants"]:
+        t = tenants.get(entry["tenant_id"])
+        name = entry["domain"]
+        if t is None:
+            problems.append(f"{name}: not in the console")
+            continue
+        if not entry["consent_granted"]:
+            if t.census_status != "no_consent" or t.consent.missing_roles != list(REQUIRED_ROLES):
+                problems.append(f"{name}: not flagged as missing consent with every role")
+            continue
+        missing = [r for r in REQUIRED_ROLES if r not in entry["roles"]]
+        if t.consent.missing_roles != missing:
+            problems.append(f"{name}: missing roles {t.consent.missing_roles}, expected {missing}")
+        if t.licence != entry["licence"].lower():
+            problems.append(f"{name}: licence {t.licence}, expected {entry['licence']}")
+        if entry["licence"] == "Free" and t.census_status != "free":
+            problems.append(f"{name}: Entra ID Free not flagged")
+        if t.security_defaults is not None and t.security_defaults != entry["security_defaults"]:
+            problems.append(
+                f"{name}: security defaults {t.security_defaults}, expected {entry['security_defaults']}"
+            )
+        if t.users_total is not None and t.users_total != entry["user_count"]:
+            problems.append(f"{name}: {t.users_total} users counted, fleet has {entry['user_count']}")
+
+    p2 = next((t for t in tenants.values() if t.licence == "p2"), None)
+    if p2 is None:
+        problems.append("no P2 tenant to run a census job for")
+    else:
+        job = enqueue_census(p2.pk, actor="demo-check")
+        if _wait_job(job, 120) != "finished" or job.return_value() != "ok":
+            problems.append(f"the census job for {p2.primary_domain} did not finish ok on the worker")
+    return problems

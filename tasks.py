@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""The project's two commands, on a fresh machine with only Python 3.11+:
+
+    python3 tasks.py demo [--once]   set everything up and run the console on the demo fleet
+    python3 tasks.py test [ARGS]     run the whole test suite (ARGS go to pytest)
+
+Both first create `.venv` and install the pinned dependencies (again only when pyproject.toml or
+constraints.txt changed), then re-run themselves inside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+VENV_PYTHON = VENV / "bin" / "python"
+STAMP = VENV / ".installed"
+
+if sys.version_info < (3, 11):  # noqa: UP036 - this file runs before the venv exists
+    sys.exit(f"Python 3.11 or newer is needed, this is {sys.version.split()[0]}")
+
+
+def _requirements_digest() -> str:
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "constraints.txt"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_venv() -> None:
+    """Create .venv and install the pinned dependencies if they are missing or out of date."""
+    if not VENV_PYTHON.exists():
+        print("Creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = _requirements_digest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    print("Installing pinned dependencies into .venv ...", flush=True)
+    pip = [str(VENV_PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "-c", "constraints.txt", "-e", ".[test]"], check=True, cwd=ROOT)
+    STAMP.write_text(wanted)
+
+
+def in_venv() -> bool:
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 1 or argv[0] not in {"demo", "test"}:
+        print(__doc__)
+        return 2
+    if not in_venv():
+        ensure_venv()
+        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *argv])
+    os.chdir(ROOT)
+    sys.path.insert(0, str(ROOT))
+    if argv[0] == "demo":
+        from scripts.demo import main as demo_main
+
+        return demo_main(argv[1:])
+    from scripts.run_tests import main as test_main
+
+    return test_main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

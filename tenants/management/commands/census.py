@@ -1,0 +1,84 @@
+"""`manage.py census`: read every chosen tenant's MFA posture from Graph, store it, print a table."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Q
+from tqdm import tqdm
+
+from migrations_engine.census import CensusResult, take_census
+from migrations_engine.graph import GraphClient, GraphConfig, GraphConfigError
+from tenants.models import CustomerTenant
+from tenants.services import record_census
+from tenants.table import census_rows, render_table
+
+
+class Command(BaseCommand):
+    help = "Read-only census of customer tenants: licence, security defaults, CA policies, per-user MFA."
+
+    def add_arguments(self, parser):
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--tenant", action="append", metavar="ID_OR_DOMAIN", help="repeatable")
+        target.add_argument("--all", action="store_true", help="every customer tenant")
+        parser.add_argument("--concurrency", type=int, default=4, help="tenants read at once (default 4)")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def handle(self, *args, **options):
+        if options["concurrency"] < 1:
+            raise CommandError("--concurrency must be at least 1")
+        tenants = self._tenants(options)
+        try:
+            config = GraphConfig.from_settings()
+        except GraphConfigError as exc:
+            raise CommandError(f"Graph is not configured: {exc}") from exc
+
+        bar = tqdm(
+            total=None,
+            unit=" users",
+            desc=f"Census of {len(tenants)} tenants",
+            file=sys.stderr,
+            disable=options["no_progress"],
+        )
+        try:
+            results = asyncio.run(_census_all(config, tenants, options["concurrency"], bar.update))
+        finally:
+            bar.close()
+
+        stored = [record_census(t, r, actor="cli") for t, r in zip(tenants, results, strict=True)]
+        self.stdout.write(render_table(census_rows(stored)))
+        failed = [t for t in stored if t.census_status == "error"]
+        if failed:
+            raise CommandError(f"{len(failed)} of {len(stored)} tenants could not be read (see Notes)")
+
+    def _tenants(self, options) -> list[CustomerTenant]:
+        if options["all"]:
+            tenants = list(CustomerTenant.objects.order_by("display_name"))
+            if not tenants:
+                raise CommandError("No customer tenants yet. Add one in the console or with seed_demo.")
+            return tenants
+        tenants = []
+        for wanted in options["tenant"]:
+            match = Q(primary_domain__iexact=wanted.strip())
+            try:
+                match |= Q(tenant_id=uuid.UUID(wanted.strip()))
+            except ValueError:
+                pass
+            tenant = CustomerTenant.objects.filter(match).first()
+            if tenant is None:
+                raise CommandError(f"No customer tenant with id or domain {wanted!r}")
+            tenants.append(tenant)
+        return tenants
+
+
+async def _census_all(config, tenants, concurrency, progress) -> list[CensusResult]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(tenant: CustomerTenant) -> CensusResult:
+        async with gate, GraphClient(str(tenant.tenant_id), config) as client:
+            return await take_census(client, progress=progress)
+
+    return await asyncio.gather(*(one(t) for t in tenants))

@@ -1,0 +1,59 @@
+"""`manage.py seed_demo --fleet FILE`: add the simulator's demo tenants and a console admin user."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from tenants.models import CustomerTenant
+from tenants.services import add_tenant, set_break_glass
+
+
+class Command(BaseCommand):
+    help = "Add the tenants listed in a simulator fleet.json (idempotent) and optionally an admin user."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--fleet", required=True, help="fleet.json written by `python -m graph_sim serve`"
+        )
+        parser.add_argument("--admin-user", default="", help="create this superuser if missing")
+        parser.add_argument("--admin-password", default="", help="its password (required with --admin-user)")
+
+    def handle(self, *args, **options):
+        try:
+            fleet = json.loads(Path(options["fleet"]).read_text())
+            entries = fleet["tenants"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CommandError(f"{options['fleet']} is not a simulator fleet.json: {exc}") from exc
+        added = 0
+        with transaction.atomic():
+            for entry in entries:
+                if CustomerTenant.objects.filter(tenant_id=entry["tenant_id"]).exists():
+                    continue
+                try:
+                    tenant = add_tenant(
+                        tenant_id=entry["tenant_id"],
+                        domain=entry["domain"],
+                        display_name=entry["display_name"],
+                        notes=entry.get("notes", ""),
+                        actor="demo",
+                    )
+                    if entry.get("break_glass_upns"):
+                        set_break_glass(tenant, accounts=entry["break_glass_upns"], actor="demo")
+                except ValidationError as exc:
+                    raise CommandError(f"Tenant {entry.get('domain')!r}: {'; '.join(exc.messages)}") from exc
+                added += 1
+        self.stdout.write(f"{added} tenants added, {len(entries) - added} already present")
+
+        if options["admin_user"]:
+            if not options["admin_password"]:
+                raise CommandError("--admin-user needs --admin-password")
+            users = get_user_model()
+            if not users.objects.filter(username=options["admin_user"]).exists():
+                users.objects.create_superuser(options["admin_user"], "", options["admin_password"])
+                self.stdout.write(f"admin user {options['admin_user']!r} created")

@@ -1,0 +1,131 @@
+"""Customer tenants, their admin consent and their break-glass configuration."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models.functions import Lower
+
+from tenants.choices import CensusStatus, ConsentStatus, LicenceTier, PolicyState
+from tenants.validators import validate_domain, validate_upn
+
+
+class CustomerTenant(models.Model):
+    """One customer's Microsoft Entra tenant, and the summary of its last census.
+
+    The census columns are denormalised here so the fleet changelist can sort and filter
+    hundreds of tenants without joining a history table.
+    """
+
+    tenant_id = models.UUIDField("Entra tenant id", unique=True)
+    primary_domain = models.CharField(max_length=253, validators=[validate_domain])
+    display_name = models.CharField(max_length=200)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    census_status = models.CharField(max_length=20, choices=CensusStatus, default=CensusStatus.NEVER)
+    census_at = models.DateTimeField(null=True, blank=True)
+    census_message = models.TextField(blank=True)
+    licence = models.CharField(max_length=10, choices=LicenceTier, default=LicenceTier.UNKNOWN)
+    licence_plans = models.JSONField(default=list, blank=True, help_text="Entra ID service plans seen")
+    security_defaults = models.BooleanField(null=True, blank=True)
+    ca_policy_count = models.PositiveIntegerField(null=True, blank=True)
+    mfa_policy_state = models.CharField(max_length=40, choices=PolicyState, default=PolicyState.NONE)
+    users_total = models.PositiveIntegerField(null=True, blank=True)
+    per_user_enabled = models.PositiveIntegerField(null=True, blank=True)
+    per_user_enforced = models.PositiveIntegerField(null=True, blank=True)
+    per_user_disabled = models.PositiveIntegerField(null=True, blank=True)
+    mfa_registered = models.PositiveIntegerField(null=True, blank=True)
+    registration_known = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Users in the registration report (the % denominator)"
+    )
+    census_detail = models.JSONField(default=dict, blank=True, help_text="Policies and notes from the census")
+
+    class Meta:
+        ordering = ["display_name"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("primary_domain"),
+                name="%(app_label)s_%(class)s_unique_domain",
+                violation_error_message="Another customer tenant already uses this domain.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.primary_domain})"
+
+    def clean(self) -> None:
+        if self.primary_domain:
+            self.primary_domain = self.primary_domain.strip().lower()
+
+    @property
+    def mfa_registered_pct(self) -> float | None:
+        """Share of users in the registration report who are MFA-registered, in percent."""
+        if not self.registration_known:
+            return None
+        return round(100.0 * (self.mfa_registered or 0) / self.registration_known, 1)
+
+
+class TenantConsent(models.Model):
+    """The admin consent a customer granted to the MSP's multi-tenant app, as last verified.
+
+    `roles` is what the last app-only token's `roles` claim held; it is the only trustworthy proof of
+    consent (a callback's query string is not).
+    """
+
+    tenant = models.OneToOneField(CustomerTenant, on_delete=models.CASCADE, related_name="consent")
+    status = models.CharField(max_length=10, choices=ConsentStatus, default=ConsentStatus.PENDING)
+    granted_at = models.DateTimeField(null=True, blank=True)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    roles = models.JSONField(default=list, blank=True)
+    missing_roles = models.JSONField(default=list, blank=True)
+    last_verified_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "consent"
+
+    def __str__(self) -> str:
+        return f"Consent for {self.tenant.primary_domain}: {self.get_status_display()}"
+
+
+class BreakGlassConfig(models.Model):
+    """The emergency-access accounts that every policy must exclude and no run may touch.
+
+    Accounts are named by UPN or object id, and/or a group whose members are break-glass accounts.
+    Fewer resolvable, enabled accounts than `minimum_count` stops a tenant before any write.
+    """
+
+    tenant = models.OneToOneField(CustomerTenant, on_delete=models.CASCADE, related_name="break_glass")
+    accounts = models.JSONField(default=list, blank=True, help_text="UPNs or object ids, one per entry")
+    group_id = models.UUIDField(null=True, blank=True, help_text="A group whose members are break-glass")
+    minimum_count = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "break-glass configuration"
+
+    def __str__(self) -> str:
+        return f"Break-glass for {self.tenant.primary_domain}"
+
+    def clean(self) -> None:
+        if not isinstance(self.accounts, list) or not all(isinstance(a, str) for a in self.accounts):
+            raise ValidationError({"accounts": "A list of UPNs or object ids."})
+        cleaned = []
+        for account in self.accounts:
+            account = account.strip()
+            try:
+                uuid.UUID(account)
+            except ValueError:
+                validate_upn(account)
+            cleaned.append(account)
+        self.accounts = cleaned
+        if not cleaned and not self.group_id:
+            raise ValidationError("Name at least one break-glass account or a break-glass group.")

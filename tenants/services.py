@@ -1,0 +1,129 @@
+"""State changes for customer tenants. Views, admin actions and commands call these, never the ORM.
+
+Every function takes a keyword-only `actor` (a staff user, or a string such as "cli" or "scheduler")
+so the audit log added with the pipeline can say who did what.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from migrations_engine.census import CensusResult
+from tenants.choices import CensusStatus, ConsentStatus
+from tenants.models import BreakGlassConfig, CustomerTenant, TenantConsent
+from tenants.validators import parse_tenant_id, validate_domain, validate_upn
+
+logger = logging.getLogger(__name__)
+
+Actor = Any  # a User, or a short string naming a process ("cli", "demo", "scheduler")
+
+
+def actor_label(actor: Actor) -> str:
+    """How an actor is named in logs and audit rows."""
+    return getattr(actor, "username", None) or str(actor)
+
+
+@transaction.atomic
+def add_tenant(
+    *, tenant_id: str, domain: str, display_name: str, notes: str = "", actor: Actor
+) -> CustomerTenant:
+    """Add a customer tenant. Bad or duplicate input raises ValidationError and changes nothing."""
+    tid = parse_tenant_id(tenant_id)
+    domain = domain.strip().lower()
+    validate_domain(domain)
+    if not display_name.strip():
+        raise ValidationError("A display name is required.")
+    if CustomerTenant.objects.filter(tenant_id=tid).exists():
+        raise ValidationError(f"Tenant {tid} is already a customer.")
+    if CustomerTenant.objects.filter(primary_domain__iexact=domain).exists():
+        raise ValidationError(f"Another customer tenant already uses {domain}.")
+    tenant = CustomerTenant.objects.create(
+        tenant_id=tid, primary_domain=domain, display_name=display_name.strip(), notes=notes
+    )
+    TenantConsent.objects.create(tenant=tenant)
+    logger.info("tenant added: %s by %s", tenant, actor_label(actor))
+    return tenant
+
+
+@transaction.atomic
+def set_break_glass(
+    tenant: CustomerTenant,
+    *,
+    accounts: list[str],
+    group_id: str | None = None,
+    minimum_count: int = 1,
+    actor: Actor,
+) -> BreakGlassConfig:
+    """Set (replace) a tenant's break-glass configuration after validating every entry."""
+    for account in accounts:
+        try:
+            uuid.UUID(account)
+        except ValueError:
+            validate_upn(account)
+    config, _ = BreakGlassConfig.objects.get_or_create(tenant=tenant)
+    config.accounts = [a.strip() for a in accounts]
+    config.group_id = uuid.UUID(group_id) if group_id else None
+    config.minimum_count = minimum_count
+    config.full_clean(exclude=["tenant"])
+    config.save()
+    logger.info("break-glass set for %s by %s: %d accounts", tenant, actor_label(actor), len(accounts))
+    return config
+
+
+def _consent_status(result: CensusResult) -> str:
+    if result.status == CensusStatus.NO_CONSENT:
+        return ConsentStatus.PENDING
+    if result.status == CensusStatus.ERROR and not result.roles:
+        return ConsentStatus.ERROR
+    return ConsentStatus.PARTIAL if result.missing_roles else ConsentStatus.GRANTED
+
+
+@transaction.atomic
+def record_census(tenant: CustomerTenant, result: CensusResult, *, actor: Actor) -> CustomerTenant:
+    """Store a census on the tenant (summary columns + detail) and what it showed about consent."""
+    now = timezone.now()
+    tenant = CustomerTenant.objects.select_for_update().get(pk=tenant.pk)
+    tenant.census_status = result.status
+    tenant.census_at = now
+    tenant.census_message = result.message
+    tenant.licence = result.licence
+    tenant.licence_plans = result.licence_plans
+    tenant.security_defaults = result.security_defaults
+    tenant.ca_policy_count = result.ca_policy_count
+    tenant.mfa_policy_state = result.mfa_policy_state
+    tenant.users_total = result.users_total
+    per_user = result.per_user or {}
+    tenant.per_user_enabled = per_user.get("enabled") if result.per_user is not None else None
+    tenant.per_user_enforced = per_user.get("enforced") if result.per_user is not None else None
+    tenant.per_user_disabled = per_user.get("disabled") if result.per_user is not None else None
+    tenant.mfa_registered = result.mfa_registered
+    tenant.registration_known = result.registration_known
+    tenant.census_detail = {
+        "policies": result.policies,
+        "per_user": result.per_user,
+        "notes": result.notes,
+        "missing_roles": result.missing_roles,
+    }
+    tenant.save()
+
+    consent, _ = TenantConsent.objects.get_or_create(tenant=tenant)
+    status = _consent_status(result)
+    if status != ConsentStatus.ERROR:
+        consent.roles = result.roles
+        consent.missing_roles = result.missing_roles
+        consent.last_verified_at = now
+        consent.last_error = ""
+        if status != ConsentStatus.PENDING and consent.granted_at is None:
+            consent.granted_at = now
+    else:
+        consent.last_error = result.message
+    consent.status = status
+    consent.save()
+    logger.info("census recorded for %s by %s: %s", tenant, actor_label(actor), result.status)
+    return tenant

@@ -1,0 +1,82 @@
+"""Fixtures shared by the whole suite: a real Redis, the Graph simulator over HTTPS, Graph settings."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from scripts.processes import Processes, start_redis
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> str:
+    """A real redis-server on a free loopback port for this test session (TEST_REDIS_URL to reuse one)."""
+    if os.environ.get("TEST_REDIS_URL"):
+        yield os.environ["TEST_REDIS_URL"]
+        return
+    base = tmp_path_factory.mktemp("redis")
+    procs = Processes(base / "logs")
+    try:
+        yield start_redis(procs, base / "data")
+    finally:
+        procs.stop_all()
+
+
+@pytest.fixture(scope="session")
+def demo_sim():
+    """The simulator with the demo fleet, shared by read-only tests. Tests that change state use `fresh_sim`."""
+    from graph_sim.testing import running_simulator
+
+    with running_simulator(fleet="demo") as sim:
+        yield sim
+
+
+@pytest.fixture
+def fresh_sim():
+    """A simulator of its own for a test that changes tenant state or fault knobs."""
+    from graph_sim.testing import running_simulator
+
+    with running_simulator(fleet="demo") as sim:
+        yield sim
+
+
+def point_settings_at(settings, sim, *, certificate: bool = True) -> None:
+    """Point the console's Graph settings at a running simulator."""
+    fleet = sim.fleet
+    settings.GRAPH_AUTHORITY_HOST = fleet["authority_host"]
+    settings.GRAPH_BASE_URL = fleet["graph_base_url"]
+    settings.GRAPH_CA_BUNDLE = fleet["ca_bundle"]
+    settings.GRAPH_CLIENT_ID = fleet["client_id"]
+    settings.GRAPH_ALLOWED_HOSTS = []
+    settings.GRAPH_CLIENT_CERTIFICATE_THUMBPRINT = ""
+    if certificate:
+        settings.GRAPH_CLIENT_SECRET = ""
+        settings.GRAPH_CLIENT_PRIVATE_KEY_FILE = fleet["client_private_key"]
+        settings.GRAPH_CLIENT_CERTIFICATE_FILE = fleet["client_certificate"]
+    else:
+        settings.GRAPH_CLIENT_SECRET = fleet["client_secret"]
+        settings.GRAPH_CLIENT_PRIVATE_KEY_FILE = ""
+        settings.GRAPH_CLIENT_CERTIFICATE_FILE = ""
+
+
+@pytest.fixture
+def demo_graph(settings, demo_sim):
+    """Console settings pointed at the shared demo simulator; returns the simulator handle."""
+    point_settings_at(settings, demo_sim)
+    return demo_sim
+
+
+@pytest.fixture
+def fresh_graph(settings, fresh_sim):
+    """Console settings pointed at a simulator of the test's own."""
+    point_settings_at(settings, fresh_sim)
+    return fresh_sim
+
+
+def fleet_tenant(sim, predicate) -> dict:
+    """The first fleet tenant matching `predicate` (a test names the shape it needs, not a GUID)."""
+    for entry in sim.fleet["tenants"]:
+        if predicate(entry):
+            return entry
+    raise LookupError("no demo tenant of that shape")
