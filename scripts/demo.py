@@ -19,7 +19,7 @@ from pathlib import Path
 from scripts.processes import Processes, free_port, graph_env, port_is_free, start_redis, start_simulator
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE = ROOT / ".demo"
+STATE = Path(os.environ.get("MSP_DEMO_DIR") or ROOT / ".demo")
 
 
 def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -25,7 +25,7 @@ def redis_url(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def demo_sim():
-    """The simulator with the demo fleet, shared by read-only tests. Tests that change state use `fresh_sim`."""
+    """The simulator with the demo fleet, shared by read-only tests (state-changing ones use `fresh_sim`)."""
     from graph_sim.testing import running_simulator
 
     with running_simulator(fleet="demo") as sim:

@@ -220,7 +220,7 @@ class GraphClient:
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.config.max_attempts),
-            wait=wait_retry_after(wait_exponential_jitter(initial=0.5, max=30)),
+            wait=wait_retry_after(wait_exponential_jitter(multiplier=0.5, max=30)),
             retry=retry_if_exception(retryable),
             reraise=True,
         )

@@ -1,0 +1,251 @@
+"""``/_sim/`` admin API: inspect state, read the request log and timeline, inject drift and faults.
+
+Loopback only (the server binds 127.0.0.1), no auth, JSON in and out. Changes made here bypass Graph's
+throttles and permissions but still land on the tenant timeline (source ``admin``).
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from graph_sim import clock
+from graph_sim.app_key import SIM_KEY
+from graph_sim.conditional_access import deep_merge, normalize_policy
+from graph_sim.evaluator import coverage_gaps, requires_mfa, simulate_sign_in
+from graph_sim.state import PER_USER_STATES
+from graph_sim.throttle import ThrottleLimits
+
+
+def _bad(message: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _json(request: web.Request) -> dict:
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"invalid JSON: {exc}"}), content_type="application/json"
+        ) from exc
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text='{"error": "expected a JSON object"}', content_type="application/json")
+    return data
+
+
+def _tenant(request: web.Request):
+    tenant = request.app[SIM_KEY].state.resolve(request.match_info["tid"])
+    if tenant is None:
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": f"unknown tenant {request.match_info['tid']!r}"}),
+            content_type="application/json",
+        )
+    return tenant
+
+
+def _user(request: web.Request, tenant):
+    user = tenant.find_user(request.match_info["uid"])
+    if user is None:
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": f"unknown user {request.match_info['uid']!r}"}),
+            content_type="application/json",
+        )
+    return user
+
+
+def _float(request: web.Request, name: str, default: float | None) -> float | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"{name} must be a number"}), content_type="application/json"
+        ) from exc
+
+
+async def health(request: web.Request) -> web.Response:
+    sim = request.app[SIM_KEY]
+    return web.json_response(
+        {
+            "status": "ok",
+            "fleet": sim.state.fleet_name,
+            "tenants": len(sim.state.tenants),
+            "clock": clock.monotonic(),
+            "wall": clock.iso(),
+            "throttle_enabled": sim.throttle.enabled,
+            "base_url": sim.base_url,
+        }
+    )
+
+
+async def fleet(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SIM_KEY].fleet_json())
+
+
+async def tenant_state(request: web.Request) -> web.Response:
+    return web.json_response(_tenant(request).snapshot())
+
+
+async def timeline(request: web.Request) -> web.Response:
+    tenant = _tenant(request)
+    since_seq = int(request.query.get("since_seq", 0))
+    return web.json_response(
+        {"clock": clock.monotonic(), "events": [e.as_dict() for e in tenant.timeline if e.seq > since_seq]}
+    )
+
+
+async def coverage(request: web.Request) -> web.Response:
+    tenant = _tenant(request)
+    since = _float(request, "since", 0.0)
+    until = _float(request, "until", None)
+    gaps = coverage_gaps(tenant, since, until)
+    return web.json_response(
+        {"since": since, "until": until, "clock": clock.monotonic(), "gaps": [g.as_dict() for g in gaps]}
+    )
+
+
+async def requests_log(request: web.Request) -> web.Response:
+    sim = request.app[SIM_KEY]
+    tenant = request.query.get("tenant")
+    if tenant:
+        resolved = sim.state.resolve(tenant)
+        tenant = resolved.id if resolved else tenant
+    entries = sim.state.log.since(
+        int(request.query.get("since_seq", 0)), tenant, int(request.query.get("limit", 10_000))
+    )
+    return web.json_response(
+        {
+            "requests": entries,
+            "counters": sim.state.log.counters,
+            "by_status": {str(k): v for k, v in sim.state.log.by_status.items()},
+        }
+    )
+
+
+async def faults(request: web.Request) -> web.Response:
+    tenant = _tenant(request)
+    try:
+        tenant.faults.update(await _json(request))
+    except ValueError as exc:
+        return _bad(str(exc))
+    return web.json_response(tenant.faults.as_dict())
+
+
+async def throttle(request: web.Request) -> web.Response:
+    sim = request.app[SIM_KEY]
+    data = await _json(request)
+    if "enabled" in data:
+        if not isinstance(data["enabled"], bool):
+            return _bad("enabled must be a boolean")
+        sim.throttle.enabled = data["enabled"]
+    if "limits" in data:
+        try:
+            sim.throttle.limits = ThrottleLimits(**{**sim.throttle.limits.__dict__, **data["limits"]})
+        except TypeError as exc:
+            return _bad(str(exc))
+        sim.throttle.reset()
+    if data.get("reset"):
+        sim.throttle.reset()
+    return web.json_response({"enabled": sim.throttle.enabled, "limits": sim.throttle.limits.__dict__})
+
+
+async def consent(request: web.Request) -> web.Response:
+    from graph_sim.auth import FULL_ROLES
+
+    tenant = _tenant(request)
+    data = await _json(request)
+    granted = data.get("granted", True)
+    roles = data.get("roles", FULL_ROLES)
+    if not isinstance(granted, bool) or not isinstance(roles, list):
+        return _bad("expected {'granted': bool, 'roles': [..]}")
+    tenant.set_consent(granted, roles, "admin")
+    return web.json_response({"consent_granted": tenant.consent_granted, "roles": tenant.roles})
+
+
+async def register(request: web.Request) -> web.Response:
+    tenant = _tenant(request)
+    user = _user(request, tenant)
+    data = await _json(request)
+    methods = data.get("methods") or ["microsoftAuthenticatorPush"]
+    tenant.register_methods(user, methods, "admin")
+    return web.json_response(tenant.user_state(user))
+
+
+async def signin(request: web.Request) -> web.Response:
+    tenant = _tenant(request)
+    user = _user(request, tenant)
+    data = await _json(request)
+    return web.json_response(
+        simulate_sign_in(
+            tenant, user, register_if_prompted=data.get("register", True), methods=data.get("methods")
+        )
+    )
+
+
+async def requires(request: web.Request) -> web.Response:
+    tenant = _tenant(request)
+    user = _user(request, tenant)
+    required, reasons = requires_mfa(tenant, user, _float(request, "at", None))
+    return web.json_response({"userId": user.id, "mfaRequired": required, "reasons": reasons})
+
+
+async def security_defaults(request: web.Request) -> web.Response:
+    tenant = _tenant(request)
+    data = await _json(request)
+    if not isinstance(data.get("enabled"), bool):
+        return _bad("expected {'enabled': bool}")
+    tenant.set_security_defaults(data["enabled"], "admin")
+    return web.json_response({"security_defaults": tenant.security_defaults})
+
+
+async def per_user_mfa(request: web.Request) -> web.Response:
+    tenant = _tenant(request)
+    user = _user(request, tenant)
+    data = await _json(request)
+    state = data.get("state", data.get("perUserMfaState"))
+    if state not in PER_USER_STATES:
+        return _bad(f"state must be one of {PER_USER_STATES}")
+    tenant.set_per_user_state(user, state, "admin")
+    return web.json_response(tenant.user_state(user))
+
+
+async def policy_drift(request: web.Request) -> web.Response:
+    """Patch a CA policy behind Graph's back (drift: disabled policy, removed exclusion)."""
+    tenant = _tenant(request)
+    pid = request.match_info["pid"]
+    if pid not in tenant.policies:
+        return _bad(f"unknown policy {pid!r}", 404)
+    merged = normalize_policy(deep_merge(tenant.policies[pid], await _json(request)))
+    merged["modifiedDateTime"] = clock.iso()
+    tenant.put_policy(merged, "admin")
+    return web.json_response(merged)
+
+
+async def reset(request: web.Request) -> web.Response:
+    request.app[SIM_KEY].reset()
+    return web.json_response({"status": "reset", "clock": clock.monotonic()})
+
+
+def add_routes(app: web.Application) -> None:
+    t = "/_sim/tenants/{tid}"
+    app.router.add_get("/_sim/health", health)
+    app.router.add_get("/_sim/fleet", fleet)
+    app.router.add_get("/_sim/requests", requests_log)
+    app.router.add_post("/_sim/throttle", throttle)
+    app.router.add_post("/_sim/reset", reset)
+    app.router.add_get(f"{t}/state", tenant_state)
+    app.router.add_get(f"{t}/timeline", timeline)
+    app.router.add_get(f"{t}/coverage", coverage)
+    app.router.add_post(f"{t}/faults", faults)
+    app.router.add_post(f"{t}/consent", consent)
+    app.router.add_post(f"{t}/security-defaults", security_defaults)
+    app.router.add_post(f"{t}/policies/{{pid}}", policy_drift)
+    app.router.add_post(f"{t}/users/{{uid}}/register", register)
+    app.router.add_post(f"{t}/users/{{uid}}/signin", signin)
+    app.router.add_post(f"{t}/users/{{uid}}/per-user-mfa", per_user_mfa)
+    app.router.add_get(f"{t}/users/{{uid}}/requires-mfa", requires)

@@ -1,0 +1,228 @@
+"""The Graph client against the simulator over real HTTPS: tokens, hosts, paging, retries, batches."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from migrations_engine.graph import (
+    REQUIRED_ROLES,
+    BatchItem,
+    ConsentMissing,
+    GraphClient,
+    GraphConfig,
+    GraphError,
+    GraphHostNotAllowed,
+    GraphUnavailable,
+    TokenError,
+)
+from tests.conftest import fleet_tenant, point_settings_at
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def full_consent(entry):
+    return entry["consent_granted"] and set(entry["roles"]) >= set(REQUIRED_ROLES)
+
+
+def requests_for(sim, tenant_id, method=None, contains=""):
+    log = sim.admin("GET", f"/_sim/requests?tenant={tenant_id}")["requests"]
+    return [r for r in log if (method is None or r["method"] == method) and contains in r["path"]]
+
+
+def test_it_gets_a_token_with_the_certificate_and_reads_the_roles(demo_graph):
+    entry = fleet_tenant(demo_graph, full_consent)
+
+    async def go():
+        async with GraphClient(entry["tenant_id"]) as client:
+            return await client.app_token()
+
+    token = run(go())
+    assert token.tenant_id == entry["tenant_id"]
+    assert set(REQUIRED_ROLES) <= set(token.roles)
+    assert token.access_token not in repr(token)
+
+
+def test_it_gets_a_token_with_a_secret_and_a_domain_as_tenant(settings, demo_sim):
+    point_settings_at(settings, demo_sim, certificate=False)
+    entry = fleet_tenant(demo_sim, full_consent)
+
+    async def go():
+        async with GraphClient(entry["domain"]) as client:
+            return await client.app_token()
+
+    assert run(go()).tenant_id == entry["tenant_id"]
+
+
+def test_it_ignores_requests_ca_bundle_from_the_environment(demo_graph, monkeypatch, tmp_path):
+    bogus = tmp_path / "bogus.pem"
+    bogus.write_text("not a certificate\n")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bogus))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bogus))
+    entry = fleet_tenant(demo_graph, full_consent)
+
+    async def go():
+        async with GraphClient(entry["tenant_id"]) as client:
+            return await client.get_json("/organization")
+
+    assert run(go())["value"][0]["id"] == entry["tenant_id"]
+
+
+def test_it_reports_a_tenant_without_consent(demo_graph):
+    entry = fleet_tenant(demo_graph, lambda e: not e["consent_granted"])
+
+    async def go():
+        async with GraphClient(entry["tenant_id"]) as client:
+            return await client.app_token()
+
+    with pytest.raises(ConsentMissing) as caught:
+        run(go())
+    assert caught.value.aadsts is not None
+
+
+def test_it_reports_a_wrong_secret_as_a_token_error_not_missing_consent(settings, demo_sim):
+    point_settings_at(settings, demo_sim, certificate=False)
+    settings.GRAPH_CLIENT_SECRET = "wrong"
+    entry = fleet_tenant(demo_sim, full_consent)
+
+    async def go():
+        async with GraphClient(entry["tenant_id"]) as client:
+            return await client.app_token()
+
+    with pytest.raises(TokenError) as caught:
+        run(go())
+    assert not isinstance(caught.value, ConsentMissing)
+    assert caught.value.code == "invalid_client"
+
+
+def test_it_refuses_to_send_the_token_to_another_host(demo_graph):
+    entry = fleet_tenant(demo_graph, full_consent)
+    before = len(requests_for(demo_graph, entry["tenant_id"]))
+
+    async def go():
+        async with GraphClient(entry["tenant_id"]) as client:
+            await client.request("GET", "https://graph.evil.example/v1.0/users")
+
+    with pytest.raises(GraphHostNotAllowed):
+        run(go())
+    assert len(requests_for(demo_graph, entry["tenant_id"])) == before
+
+
+def test_it_follows_next_links_until_every_user_is_read(demo_graph):
+    entry = max(demo_graph.fleet["tenants"], key=lambda e: e["user_count"] if full_consent(e) else 0)
+    assert entry["user_count"] > 100
+
+    async def go():
+        pages = []
+        async with GraphClient(entry["tenant_id"]) as client:
+            async for page in client.iter_pages("/users", query={"$select": "id", "$top": 37}):
+                pages.append(page)
+        return pages
+
+    pages = run(go())
+    ids = [u["id"] for page in pages for u in page]
+    assert len(ids) == entry["user_count"] == len(set(ids))
+    assert len(pages) == -(-entry["user_count"] // 37)
+    assert set(pages[0][0]) <= {"id", "@odata.type"}
+
+
+def test_it_waits_out_throttling_and_then_succeeds(fresh_graph):
+    entry = fleet_tenant(fresh_graph, full_consent)
+    fresh_graph.admin("POST", f"/_sim/tenants/{entry['tenant_id']}/faults", json={"rate_429": 0.6})
+
+    async def go():
+        async with GraphClient(entry["tenant_id"]) as client:
+            return [
+                await client.get_json("/policies/identitySecurityDefaultsEnforcementPolicy") for _ in range(5)
+            ]
+
+    bodies = run(go())
+    assert all("isEnabled" in b for b in bodies)
+    statuses = [r["status"] for r in requests_for(fresh_graph, entry["tenant_id"], "GET", "identitySecurity")]
+    assert statuses.count(200) == 5 and 429 in statuses
+
+
+def test_it_never_resends_a_write_that_failed_with_5xx(fresh_graph):
+    entry = fleet_tenant(fresh_graph, full_consent)
+    fresh_graph.admin("POST", f"/_sim/tenants/{entry['tenant_id']}/faults", json={"rate_5xx": 1.0})
+
+    async def go():
+        async with GraphClient(entry["tenant_id"]) as client:
+            await client.send(
+                "PATCH", "/policies/identitySecurityDefaultsEnforcementPolicy", body={"isEnabled": True}
+            )
+
+    with pytest.raises(GraphError) as caught:
+        run(go())
+    assert caught.value.status >= 500 and caught.value.request_id
+    assert len(requests_for(fresh_graph, entry["tenant_id"], "PATCH", "identitySecurity")) == 1
+
+
+def test_it_gives_up_on_a_silent_graph_with_a_clear_error(settings, fresh_graph):
+    settings.GRAPH_READ_TIMEOUT = 0.3
+    settings.GRAPH_MAX_ATTEMPTS = 2
+    entry = fleet_tenant(fresh_graph, full_consent)
+
+    async def go():
+        async with GraphClient(entry["tenant_id"]) as client:
+            await client.app_token()  # the login side stays fast
+            fresh_graph.admin("POST", f"/_sim/tenants/{entry['tenant_id']}/faults", json={"latency_ms": 1500})
+            await client.get_json("/subscribedSkus")
+
+    started = time.monotonic()
+    with pytest.raises(GraphUnavailable, match="subscribedSkus"):
+        run(go())
+    assert time.monotonic() - started < 10
+
+
+def test_it_refuses_an_oversized_batch_before_sending(demo_graph):
+    entry = fleet_tenant(demo_graph, full_consent)
+
+    async def go():
+        async with GraphClient(entry["tenant_id"]) as client:
+            await client.batch([BatchItem(str(i), "GET", "/organization") for i in range(21)])
+
+    with pytest.raises(ValueError, match="at most 20"):
+        run(go())
+
+
+def test_it_retries_only_the_throttled_items_of_a_batch(fresh_graph):
+    entry = fleet_tenant(fresh_graph, full_consent)
+    state = fresh_graph.admin("GET", f"/_sim/tenants/{entry['tenant_id']}/state")
+    users = [u["id"] for u in state["users"]][:20]
+    fresh_graph.admin("POST", f"/_sim/tenants/{entry['tenant_id']}/faults", json={"rate_429": 0.4})
+    items = [
+        BatchItem(str(i), "GET", f"/users/{uid}/authentication/requirements") for i, uid in enumerate(users)
+    ]
+
+    async def go():
+        async with GraphClient(entry["tenant_id"]) as client:
+            return await client.batch_reads(items, version="beta")
+
+    results = run(go())
+    assert sorted(results) == sorted(i.id for i in items)
+    assert all(r.status == 200 for r in results.values())
+    expected = {str(i): u["perUserMfaState"] for i, u in enumerate(state["users"][:20])}
+    assert {k: r.body["perUserMfaState"] for k, r in results.items()} == expected
+
+
+def test_it_uses_the_configured_timeouts(settings):
+    settings.GRAPH_AUTHORITY_HOST = "https://login.example.com"
+    settings.GRAPH_BASE_URL = "https://graph.example.com"
+    settings.GRAPH_CLIENT_ID = "11111111-1111-1111-1111-111111111111"
+    settings.GRAPH_CLIENT_SECRET = "x"
+    settings.GRAPH_CLIENT_PRIVATE_KEY_FILE = ""
+    settings.GRAPH_CA_BUNDLE = ""
+    settings.GRAPH_READ_TIMEOUT = 7.5
+    config = GraphConfig.from_settings()
+
+    async def go():
+        async with GraphClient("contoso.com", config) as client:
+            return client._http.timeout
+
+    timeout = run(go())
+    assert timeout.read == 7.5 and timeout.connect == config.connect_timeout
