@@ -50,3 +50,15 @@ def test_it_does_not_load_graph_sim_when_the_console_and_worker_code_load():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_it_runs_on_postgresql_in_ci():
+    """CI must exercise the production database; locally SQLite is fine."""
+    import os
+
+    import pytest
+    from django.db import connection
+
+    if os.environ.get("CI", "").lower() != "true":
+        pytest.skip("only CI is required to run on PostgreSQL (CI is not set)")
+    assert connection.vendor == "postgresql"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -116,7 +117,8 @@ class GraphClient:
     async def __aenter__(self) -> GraphClient:
         timeout = httpx.Timeout(self.config.read_timeout, connect=self.config.connect_timeout)
         # trust_env=False: proxies and CA bundles from the environment must not change where tokens go.
-        http = httpx.AsyncClient(verify=self.config.verify, timeout=timeout, trust_env=False)
+        verify = ssl.create_default_context(cafile=self.config.ca_bundle) if self.config.ca_bundle else True
+        http = httpx.AsyncClient(verify=verify, timeout=timeout, trust_env=False)
         no_sdk_retries = {RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0)}
         self._http = GraphClientFactory.create_with_default_middleware(client=http, options=no_sdk_retries)
         self.adapter = GraphRequestAdapter(

@@ -129,3 +129,30 @@ def test_it_runs_the_census_as_a_job_on_a_real_rq_worker(demo_graph, tmp_path, r
     tenant.refresh_from_db()
     assert tenant.census_status == "ok" and tenant.licence == "p2"
     assert job.meta["users_done"] == tenant.users_total
+
+
+def test_it_pages_and_batches_a_large_tenant_under_the_documented_throttles(settings, tmp_path):
+    """3,000 users: pages of 999, per-user states in $batches of 20, the simulator's limits on."""
+    from graph_sim.testing import running_simulator
+    from tests.conftest import point_settings_at
+
+    with running_simulator(fleet="generated", tenants=1, users=3000, seed=7) as sim:
+        point_settings_at(settings, sim)
+        seed(sim, tmp_path)
+        call_command("census", "--all", "--no-progress")
+        entry = sim.fleet["tenants"][0]
+        _, counts = truth(sim, entry["tenant_id"])
+        log = sim.admin("GET", f"/_sim/requests?tenant={entry['tenant_id']}&limit=100000")["requests"]
+
+    tenant = CustomerTenant.objects.get(tenant_id=entry["tenant_id"])
+    assert tenant.census_status == "ok", tenant.census_message
+    assert tenant.users_total == entry["user_count"] >= 3000
+    assert (tenant.per_user_enabled, tenant.per_user_enforced, tenant.per_user_disabled) == (
+        counts["enabled"],
+        counts["enforced"],
+        counts["disabled"],
+    )
+    user_pages = [r for r in log if r["method"] == "GET" and r["path"].split("?")[0].endswith("/v1.0/users")]
+    batches = [r for r in log if r["path"].endswith("/$batch") and not r.get("batch_parent")]
+    assert len(user_pages) == -(-entry["user_count"] // 999)
+    assert len(batches) >= entry["user_count"] // 20
