@@ -139,7 +139,7 @@ async def take_census(client: GraphClient, progress: ProgressCallback | None = N
         result.notes.insert(0, "Missing permissions: " + ", ".join(result.missing_roles))
     if result.licence == LicenceTier.FREE:
         result.status = CensusStatus.FREE
-        result.notes.insert(0, "Entra ID Free: Conditional Access needs Entra ID P1 or P2. Buy P1/P2 first.")
+        result.notes.insert(0, "Conditional Access needs Entra ID P1 or P2: buy P1/P2 before migrating")
     result.message = "; ".join(result.notes) if result.notes else "Census complete"
     return result
 

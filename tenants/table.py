@@ -6,7 +6,20 @@ from collections.abc import Iterable, Sequence
 
 from tenants.models import CustomerTenant
 
-HEADERS = ("Tenant", "Licence", "SD", "CA", "MFA policy", "Users", "Enab", "Enf", "Dis", "Reg %", "Notes")
+HEADERS = (
+    "Tenant",
+    "Census",
+    "Licence",
+    "SD",
+    "CA",
+    "MFA policy",
+    "Users",
+    "Enab",
+    "Enf",
+    "Dis",
+    "Reg %",
+    "Notes",
+)
 
 
 def _n(value: object) -> str:
@@ -22,6 +35,7 @@ def census_rows(tenants: Iterable[CustomerTenant]) -> list[tuple[str, ...]]:
         rows.append(
             (
                 t.primary_domain,
+                t.get_census_status_display(),
                 t.get_licence_display(),
                 sd,
                 _n(t.ca_policy_count),
@@ -31,9 +45,7 @@ def census_rows(tenants: Iterable[CustomerTenant]) -> list[tuple[str, ...]]:
                 _n(t.per_user_enforced),
                 _n(t.per_user_disabled),
                 "-" if pct is None else f"{pct:.0f}",
-                f"{t.get_census_status_display()}: {t.census_message}"
-                if t.census_status != "ok"
-                else t.census_message,
+                "" if t.census_status == "ok" else t.census_message,
             )
         )
     return rows

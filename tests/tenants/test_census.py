@@ -57,7 +57,7 @@ def test_it_records_every_demo_tenant_as_the_simulator_holds_it(demo_graph, tmp_
             )
         if entry["licence"] == "Free":
             assert tenant.census_status == "free"
-            assert "Buy P1/P2" in tenant.census_message
+            assert "buy P1/P2" in tenant.census_message
             assert tenant.registration_known is None
         elif missing:
             assert tenant.census_status == "partial"
