@@ -37,7 +37,13 @@ def ensure_venv() -> None:
     """Create .venv and install the pinned dependencies if they are missing or out of date."""
     if not VENV_PYTHON.exists():
         print("Creating .venv ...", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
+        try:
+            venv.EnvBuilder(with_pip=True).create(VENV)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            sys.exit(
+                f"Could not create .venv ({exc}). On Debian/Ubuntu install the python3-venv package "
+                "(apt-get install python3-venv), then run this again."
+            )
     wanted = _requirements_digest()
     if STAMP.exists() and STAMP.read_text() == wanted:
         return

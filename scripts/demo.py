@@ -50,10 +50,11 @@ def main(argv: list[str]) -> int:
 
     STATE.mkdir(exist_ok=True)
     procs = Processes(STATE / "logs")
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    # Ctrl-C and SIGTERM both stop everything, also when started from a shell that ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        return _run(args, procs, stop)
+        return _run(args, procs)
     except (RuntimeError, subprocess.CalledProcessError) as exc:
         print(f"\nDemo failed: {exc}", file=sys.stderr)
         print(f"Logs are in {procs.log_dir}", file=sys.stderr)
@@ -65,7 +66,7 @@ def main(argv: list[str]) -> int:
         procs.stop_all()
 
 
-def _run(args, procs: Processes, stop: dict) -> int:
+def _run(args, procs: Processes) -> int:
     print("Starting Redis ...", flush=True)
     redis_url = start_redis(procs, STATE / "redis")
     print("Starting the Graph simulator with the demo fleet ...", flush=True)
@@ -140,12 +141,11 @@ Logs: {procs.log_dir}    Settings for manage.py by hand: source {STATE / "env"}
 Press Ctrl-C to stop everything.""",
         flush=True,
     )
-    while not stop["now"]:
+    while True:
         dead = procs.check_alive()
         if dead:
             raise RuntimeError(f"{', '.join(dead)} exited:\n" + "\n".join(procs.tail(n) for n in dead))
         time.sleep(1)
-    return 0
 
 
 if __name__ == "__main__":
