@@ -12,7 +12,8 @@ from rq.job import Job, JobStatus
 from migrations_engine.census import take_census
 from migrations_engine.graph import GraphClient, GraphConfig
 
-CENSUS_JOB_TIMEOUT = 3600  # seconds; a 100,000-user tenant at the documented limits fits well inside
+CENSUS_JOB_TIMEOUT = 3600  # seconds; a 100,000-user census at the documented limits fits well inside
+ITEM_JOB_TIMEOUT = 6 * 3600  # 100,000 users at 20 writes/s is ~1.5 h; verify may wait 10 min more
 
 
 def census_job_id(tenant_pk: int) -> str:
@@ -68,3 +69,46 @@ def census_tenant(tenant_pk: int, actor: str = "system") -> str:
 def ping() -> str:
     """RQ job: proves the scheduler → queue → worker round trip (used by health checks)."""
     return "pong"
+
+
+def enqueue_items(run_pk: int) -> int:
+    """Enqueue every queued item of a run under its deterministic job id (a job already queued or
+    running under that id is left alone). Called on commit by the run services."""
+    from migrations_engine.choices import ItemStatus
+    from migrations_engine.models import RunItem
+
+    queue = django_rq.get_queue("default")
+    count = 0
+    for item_pk, job_id in RunItem.objects.filter(run_id=run_pk, status=ItemStatus.QUEUED).values_list(
+        "pk", "rq_job_id"
+    ):
+        try:
+            existing = Job.fetch(job_id, connection=queue.connection)
+            if existing.get_status(refresh=True) in {
+                JobStatus.QUEUED,
+                JobStatus.STARTED,
+                JobStatus.SCHEDULED,
+            }:
+                continue
+            existing.delete()
+        except NoSuchJobError:
+            pass
+        queue.enqueue(
+            run_item_job,
+            item_pk,
+            job_id,
+            job_id=job_id,
+            job_timeout=ITEM_JOB_TIMEOUT,
+            retry=Retry(max=3, interval=[10, 60, 300]),
+            result_ttl=7 * 86400,
+            failure_ttl=30 * 86400,
+        )
+        count += 1
+    return count
+
+
+def run_item_job(item_pk: int, job_id: str) -> str:
+    """RQ job: take one tenant through its run's pipeline, from its checkpoint."""
+    from migrations_engine.runner import run_item
+
+    return run_item(item_pk, job_id)

@@ -70,6 +70,11 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Wait for a lock instead of failing at once: web, workers and the scheduler share the file.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Tests run real worker processes, which must see the test database: keep it in a file.
+    DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_SQLITE_PATH", str(BASE_DIR / ".test-db.sqlite3"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -109,6 +114,9 @@ GRAPH_CLIENT_CERTIFICATE_THUMBPRINT = env_str("GRAPH_CLIENT_CERTIFICATE_THUMBPRI
 # Seconds: connect and read timeouts for every Graph and login call.
 GRAPH_CONNECT_TIMEOUT = env_float("GRAPH_CONNECT_TIMEOUT", 10.0)
 GRAPH_READ_TIMEOUT = env_float("GRAPH_READ_TIMEOUT", 60.0)
+# Pacing per tenant, kept just under Graph's documented limits (20 writes/s; 1 CA request/s).
+GRAPH_WRITES_PER_SECOND = env_float("GRAPH_WRITES_PER_SECOND", 18.0)
+GRAPH_CA_REQUESTS_PER_SECOND = env_float("GRAPH_CA_REQUESTS_PER_SECOND", 0.95)
 # How often a throttled or failed read is tried before the step gives up (retryable failure).
 GRAPH_MAX_ATTEMPTS = env_int("GRAPH_MAX_ATTEMPTS", 6)
 # Where the admin-consent callback lands (the customer's admin is sent back here).

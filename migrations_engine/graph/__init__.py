@@ -9,6 +9,7 @@ from migrations_engine.graph.client import BatchItem, BatchResult, GraphClient, 
 from migrations_engine.graph.config import GraphConfig
 from migrations_engine.graph.errors import (
     ConsentMissing,
+    GraphAuditMissing,
     GraphConfigError,
     GraphError,
     GraphHostNotAllowed,
@@ -22,6 +23,7 @@ __all__ = [
     "BatchItem",
     "BatchResult",
     "ConsentMissing",
+    "GraphAuditMissing",
     "GraphClient",
     "GraphConfig",
     "GraphConfigError",

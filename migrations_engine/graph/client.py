@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
+from asgiref.sync import sync_to_async
 from kiota_abstractions.authentication import BaseBearerTokenAuthenticationProvider
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
@@ -29,9 +30,18 @@ from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph_core import GraphClientFactory
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from migrations_engine.audit import AuditContext, WriteIntent, WriteOutcome, record_intents, record_outcomes
+from migrations_engine.faults import crash_point
 from migrations_engine.graph.auth import AppToken, TenantTokenProvider, acquire_app_token
 from migrations_engine.graph.config import GraphConfig
-from migrations_engine.graph.errors import GraphConfigError, GraphError, GraphHostNotAllowed, GraphUnavailable
+from migrations_engine.graph.errors import (
+    GraphAuditMissing,
+    GraphConfigError,
+    GraphError,
+    GraphHostNotAllowed,
+    GraphUnavailable,
+)
+from migrations_engine.graph.pacing import TokenBucket, is_conditional_access
 from migrations_engine.graph.retry import parse_retry_after, wait_retry_after
 
 logger = logging.getLogger(__name__)
@@ -60,12 +70,17 @@ class BatchItem:
     url: str
     body: Any = None
     depends_on: Sequence[str] = ()
+    client_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    target: str = ""
+    action: str = ""
+    before: Any = None
 
     def as_json(self) -> dict[str, Any]:
-        item: dict[str, Any] = {"id": self.id, "method": self.method, "url": self.url}
+        headers = {"client-request-id": self.client_request_id}
+        item: dict[str, Any] = {"id": self.id, "method": self.method, "url": self.url, "headers": headers}
         if self.body is not None:
             item["body"] = self.body
-            item["headers"] = {"Content-Type": "application/json"}
+            headers["Content-Type"] = "application/json"
         if self.depends_on:
             item["dependsOn"] = list(self.depends_on)
         return item
@@ -79,6 +94,7 @@ class BatchResult:
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    intent: Any = None  # the audit intent row, for writes (to reconcile an unknown outcome later)
 
     @property
     def ok(self) -> bool:
@@ -104,12 +120,29 @@ def _header(headers: dict[str, str], name: str) -> str | None:
 
 
 class GraphClient:
-    """Graph for one customer tenant, for the life of one event loop."""
+    """Graph for one customer tenant, for the life of one event loop.
 
-    def __init__(self, tenant: str, config: GraphConfig | None = None) -> None:
+    Reads go through `send`/`get_json`/`iter_pages`/`batch_reads`. Writes go only through `write` and
+    `batch_writes`, which record the audit intent before sending and the outcome after, so no caller can
+    change a tenant without a trace. With `dry_run=True` writes are recorded as intended, never sent.
+    """
+
+    def __init__(
+        self,
+        tenant: str,
+        config: GraphConfig | None = None,
+        *,
+        audit: AuditContext | None = None,
+        dry_run: bool = False,
+    ) -> None:
         self.tenant = str(tenant)
         self.config = config or GraphConfig.from_settings()
+        self.audit = audit
+        self.dry_run = dry_run
         self._tokens = TenantTokenProvider(self.config, self.tenant)
+        # Just under Graph's 20 writes/s per app+tenant, so our own pacing, not Graph, sets the rate.
+        self._write_bucket = TokenBucket(self.config.writes_per_second, burst=20)
+        self._ca_bucket = TokenBucket(self.config.ca_requests_per_second, burst=1)
         self._http: httpx.AsyncClient | None = None
         self.sdk: GraphServiceClient | None = None
         self.adapter: GraphRequestAdapter | None = None
@@ -160,13 +193,21 @@ class GraphClient:
         body: Any = None,
         query: dict[str, Any] | None = None,
         client_request_id: str | None = None,
+        writes: int = 0,
     ) -> GraphResponse:
-        """Send one request once; any status comes back as a GraphResponse (no raising on 4xx/5xx)."""
+        """Send one request once; any status comes back as a GraphResponse (no raising on 4xx/5xx).
+
+        `writes` is how many writes the request carries (a batch carries several), for pacing.
+        """
         if self.adapter is None:
             raise GraphConfigError("GraphClient must be used as 'async with GraphClient(...)'")
         url = self.url(path, version=version, query=query)
         if urlsplit(url).netloc.lower() not in self.config.graph_hosts:
             raise GraphHostNotAllowed(f"Refusing to call {urlsplit(url).netloc}: not a Graph host")
+        if writes:
+            await self._write_bucket.take(writes)
+        if is_conditional_access(url):
+            await self._ca_bucket.take()
         info = RequestInformation()
         info.http_method = Method[method.upper()]
         info.url = url
@@ -204,16 +245,30 @@ class GraphClient:
         version: str = "v1.0",
         body: Any = None,
         query: dict[str, Any] | None = None,
-        idempotent: bool | None = None,
     ) -> GraphResponse:
-        """Send with retries; return a 2xx response or raise GraphError / GraphUnavailable.
+        """A read (GET) with retries: a 2xx response, or GraphError / GraphUnavailable.
 
-        429 is always retried after its Retry-After (a throttled request changed nothing). 5xx and
-        timeouts are retried only for idempotent requests (GET by default): for a write they leave the
-        outcome unknown, which the caller must reconcile by reading, never by blindly re-sending.
+        Writes are refused here: they go through `write` / `batch_writes`, which audit them.
         """
-        if idempotent is None:
-            idempotent = method.upper() == "GET"
+        if method.upper() != "GET":
+            raise GraphAuditMissing(f"{method} {path}: writes go through GraphClient.write (audited)")
+        return await self._send(method, path, version=version, body=body, query=query, idempotent=True)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        version: str,
+        body: Any,
+        query: dict[str, Any] | None,
+        idempotent: bool,
+        client_request_id: str | None = None,
+        writes: int = 0,
+    ) -> GraphResponse:
+        """Send with retries. 429 is always retried after its Retry-After (a throttled request changed
+        nothing). 5xx and timeouts are retried only when `idempotent`: for a write they leave the outcome
+        unknown, which the caller reconciles by reading, never by blindly re-sending."""
 
         def retryable(exc: BaseException) -> bool:
             if isinstance(exc, GraphError):
@@ -229,13 +284,126 @@ class GraphClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    response = await self.request(method, path, version=version, body=body, query=query)
+                    response = await self.request(
+                        method,
+                        path,
+                        version=version,
+                        body=body,
+                        query=query,
+                        client_request_id=client_request_id,
+                        writes=writes,
+                    )
                     if response.status >= 400:
                         raise self._error(method, path, response)
         except httpx.TransportError as exc:
             raise GraphUnavailable(
                 method.upper(), self.url(path, version=version), type(exc).__name__
             ) from exc
+        return response
+
+    async def evaluate(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """What-If (`POST /beta/identity/conditionalAccess/evaluate`): a POST, but it changes nothing."""
+        response = await self._send(
+            "POST",
+            "/identity/conditionalAccess/evaluate",
+            version="beta",
+            body=body,
+            query=None,
+            idempotent=True,
+        )
+        return list((response.body or {}).get("value", []))
+
+    # --- audited writes ----------------------------------------------------------------------
+
+    def _audit_context(self) -> AuditContext:
+        if self.audit is None:
+            raise GraphAuditMissing("This GraphClient has no audit context: it cannot write")
+        return self.audit
+
+    async def write(
+        self,
+        method: str,
+        path: str,
+        *,
+        version: str = "v1.0",
+        body: Any = None,
+        target: str = "",
+        action: str = "",
+        before: Any = None,
+    ) -> GraphResponse | None:
+        """One audited write: intent row, request, outcome row. Returns None in dry-run mode.
+
+        Outcomes: 2xx succeeded; 4xx failed (Graph refused: nothing changed); 5xx, timeouts and dropped
+        connections unknown (it may have applied). The GraphError / GraphUnavailable is re-raised after
+        the outcome row is written.
+        """
+        ctx = self._audit_context()
+        cid = str(uuid.uuid4())
+        intent = WriteIntent(
+            method=method.upper(),
+            path=f"/{version}{path}",
+            body=body,
+            target=target,
+            action=action,
+            before=before,
+            client_request_id=cid,
+            dry_run=self.dry_run,
+        )
+        [intent_row] = await _db(record_intents)(ctx, [intent])
+        if self.dry_run:
+            return None
+        try:
+            response = await self._send(
+                method,
+                path,
+                version=version,
+                body=body,
+                query=None,
+                idempotent=False,
+                client_request_id=cid,
+                writes=1,
+            )
+        except GraphError as exc:
+            exc.audit_intent = intent_row
+            outcome = "unknown" if exc.status >= 500 else "failed"
+            await _db(record_outcomes)(
+                ctx,
+                [
+                    WriteOutcome(
+                        intent=intent_row,
+                        outcome=outcome,
+                        http_status=exc.status,
+                        request_id=exc.request_id,
+                        error=f"{exc.code}: {exc.message}",
+                    )
+                ],
+            )
+            raise
+        except (GraphUnavailable, asyncio.CancelledError) as exc:
+            await _db(record_outcomes)(
+                ctx,
+                [
+                    WriteOutcome(
+                        intent=intent_row,
+                        outcome="unknown",
+                        error=f"no answer: {exc!r}"[:500],
+                    )
+                ],
+            )
+            raise
+        crash_point(f"after_write:{action}")
+        await _db(record_outcomes)(
+            ctx,
+            [
+                WriteOutcome(
+                    intent=intent_row,
+                    outcome="succeeded",
+                    http_status=response.status,
+                    request_id=response.request_id,
+                    after=response.body if isinstance(response.body, dict) else None,
+                )
+            ],
+        )
         return response
 
     def _error(self, method: str, path: str, response: GraphResponse) -> GraphError:
@@ -272,20 +440,28 @@ class GraphClient:
     # --- $batch ------------------------------------------------------------------------------
 
     async def batch(self, items: Sequence[BatchItem], *, version: str = "v1.0") -> dict[str, BatchResult]:
-        """Send up to 20 items in one `$batch` once; return each item's own result by id."""
+        """Send up to 20 GETs in one `$batch` once; return each item's own result by id."""
+        if any(item.method.upper() != "GET" for item in items):
+            raise GraphAuditMissing("batches with writes go through GraphClient.batch_writes (audited)")
+        return await self._batch(items, version=version)
+
+    async def _batch(
+        self, items: Sequence[BatchItem], *, version: str, writes: int = 0
+    ) -> dict[str, BatchResult]:
         if not items:
             return {}
         if len(items) > MAX_BATCH_ITEMS:
             raise ValueError(f"A $batch holds at most {MAX_BATCH_ITEMS} requests, got {len(items)}")
         if len({item.id for item in items}) != len(items):
             raise ValueError("$batch item ids must be unique")
-        writes = any(item.method.upper() != "GET" for item in items)
-        response = await self.send(
+        response = await self._send(
             "POST",
             "/$batch",
             version=version,
             body={"requests": [i.as_json() for i in items]},
-            idempotent=not writes,
+            query=None,
+            idempotent=writes == 0,
+            writes=writes,
         )
         results: dict[str, BatchResult] = {}
         for answer in (response.body or {}).get("responses", []):
@@ -321,3 +497,77 @@ class GraphClient:
             if round_number < self.config.max_attempts:
                 await asyncio.sleep(max(waits))
         return settled
+
+    async def batch_writes(
+        self, items: Sequence[BatchItem], *, version: str = "v1.0"
+    ) -> dict[str, BatchResult]:
+        """Up to 20 writes in one `$batch`, audited per item: intents before, outcomes after.
+
+        One attempt: throttled items come back as 429 with their own Retry-After (outcome `failed`, nothing
+        applied) for the caller to send again as new intents. If the whole batch response is lost, every
+        item's outcome is `unknown` and GraphUnavailable is raised. In dry-run mode nothing is sent and
+        every item comes back with status 0.
+        """
+        ctx = self._audit_context()
+        intents = [
+            WriteIntent(
+                method=i.method.upper(),
+                path=f"/{version}{i.url}",
+                body=i.body,
+                target=i.target,
+                action=i.action,
+                before=i.before,
+                client_request_id=i.client_request_id,
+                dry_run=self.dry_run,
+            )
+            for i in items
+        ]
+        rows = await _db(record_intents)(ctx, intents)
+        if self.dry_run:
+            return {i.id: BatchResult(i.id, 0, None) for i in items}
+        try:
+            results = await self._batch(items, version=version, writes=len(items))
+        except (GraphError, GraphUnavailable, asyncio.CancelledError) as exc:
+            status = exc.status if isinstance(exc, GraphError) else None
+            sure_nothing_applied = isinstance(exc, GraphError) and 400 <= exc.status < 500
+            await _db(record_outcomes)(
+                ctx,
+                [
+                    WriteOutcome(
+                        intent=row,
+                        outcome="failed" if sure_nothing_applied else "unknown",
+                        http_status=status,
+                        error=f"batch: {exc!r}"[:500],
+                    )
+                    for row in rows
+                ],
+            )
+            raise
+        crash_point(f"after_write:{items[0].action}" if items else "after_write:")
+        outcomes = []
+        for item, row in zip(items, rows, strict=True):
+            result = results.get(item.id) or BatchResult(item.id, 0, None)
+            if result.ok:
+                outcome = "succeeded"
+            elif result.status == 0 or result.status >= 500:
+                outcome = "unknown"
+            else:
+                outcome = "failed"
+            outcomes.append(
+                WriteOutcome(
+                    intent=row,
+                    outcome=outcome,
+                    http_status=result.status or None,
+                    request_id=_header(result.headers, "request-id") or "",
+                    error="" if result.ok else f"{result.error_code or result.status}",
+                )
+            )
+        await _db(record_outcomes)(ctx, outcomes)
+        for item, row in zip(items, rows, strict=True):
+            results.setdefault(item.id, BatchResult(item.id, 0, None)).intent = row
+        return results
+
+
+def _db(fn):
+    """Run an ORM function from async code (audit rows are written in their own transactions)."""
+    return sync_to_async(fn, thread_sensitive=True)

@@ -28,6 +28,8 @@ class GraphConfig:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 6
+    writes_per_second: float = 18.0
+    ca_requests_per_second: float = 0.95
 
     def __post_init__(self) -> None:
         for name in ("authority_host", "base_url"):
@@ -70,6 +72,8 @@ class GraphConfig:
             connect_timeout=settings.GRAPH_CONNECT_TIMEOUT,
             read_timeout=settings.GRAPH_READ_TIMEOUT,
             max_attempts=settings.GRAPH_MAX_ATTEMPTS,
+            writes_per_second=settings.GRAPH_WRITES_PER_SECOND,
+            ca_requests_per_second=settings.GRAPH_CA_REQUESTS_PER_SECOND,
         )
 
     @property

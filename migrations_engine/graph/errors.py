@@ -9,6 +9,10 @@ class GraphConfigError(Exception):
     """The console's own Graph settings are unusable (no client id, unreadable key, bad URL)."""
 
 
+class GraphAuditMissing(Exception):
+    """A write was attempted outside the audited path (a programming error, never a tenant problem)."""
+
+
 class GraphHostNotAllowed(GraphConfigError):
     """A request would have carried the bearer token to a host outside GRAPH_ALLOWED_HOSTS."""
 

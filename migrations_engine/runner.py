@@ -1,0 +1,182 @@
+"""Claims one run item and takes it through its pipeline from its checkpoint. Owns item status.
+
+Every status change is a compare-and-set update (`filter(pk=…, status=old).update(…)`), so two
+workers can never both run an item, and a finished item cannot be reopened by a stale job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import traceback
+from typing import Any
+
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from migrations_engine.audit import AuditContext, WriteOutcome, record_outcomes
+from migrations_engine.choices import ACTIVE_ITEM_STATUSES, AuditKind, AuditOutcome, ItemStatus, RunStatus
+from migrations_engine.faults import crash_point
+from migrations_engine.graph import GraphClient, GraphConfig
+from migrations_engine.models import AuditEvent, MigrationRun, RunItem
+from migrations_engine.pipeline import steps_for
+from migrations_engine.steps.base import StepContext, StepFailed
+
+logger = logging.getLogger(__name__)
+
+
+def worker_label() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_item(item_pk: int, job_id: str) -> str:
+    """Run one item (the RQ job's body). Returns the item's final status, or "not claimed"."""
+    now = timezone.now()
+    claimed = RunItem.objects.filter(pk=item_pk, rq_job_id=job_id, status__in=ACTIVE_ITEM_STATUSES).update(
+        status=ItemStatus.RUNNING,
+        claimed_by=worker_label(),
+        heartbeat_at=now,
+        started_at=Coalesce("started_at", now),
+    )
+    if not claimed:
+        logger.info("item %s not claimed by job %s (finished, cancelled or re-queued)", item_pk, job_id)
+        return "not claimed"
+    item = RunItem.objects.select_related("run", "tenant", "tenant__break_glass").get(pk=item_pk)
+    run = item.run
+    close_dangling_intents(item)
+    MigrationRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(status=RunStatus.RUNNING)
+    try:
+        status = _run_steps(item, run, job_id)
+    finally:
+        finalize_run(run.pk)
+    return status
+
+
+def _run_steps(item: RunItem, run: MigrationRun, job_id: str) -> str:
+    steps = steps_for(run.mode)
+    audit = AuditContext(actor=run.actor, tenant_id=item.tenant_id, run_id=run.pk, item_id=item.pk)
+    loop = asyncio.new_event_loop()
+    graph = GraphClient(
+        str(item.tenant.tenant_id), GraphConfig.from_settings(), audit=audit, dry_run=run.mode == "plan"
+    )
+    try:
+        loop.run_until_complete(graph.__aenter__())
+        ctx = StepContext(
+            item=item, run=run, tenant=item.tenant, graph=graph, loop=loop, settings=run.options or {}
+        )
+        while item.next_step_index < len(steps):
+            if MigrationRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
+                return _finish(item, job_id, ItemStatus.CANCELLED, reason="Cancelled by staff between steps")
+            index = item.next_step_index
+            step = steps[index]
+            audit.step = step.key
+            _log(item, step.key, step.title, "running")
+            crash_point(f"before_step:{step.key}")
+            try:
+                message = step.run(ctx)
+            except StepFailed as exc:
+                _log(item, step.key, step.title, "failed", exc.reason)
+                return _finish(item, job_id, ItemStatus.FAILED, reason=exc.reason, retryable=exc.retryable)
+            except Exception as exc:  # a bug or an unexpected answer: keep the traceback for a human
+                _log(item, step.key, step.title, "errored", f"{type(exc).__name__}: {exc}")
+                return _finish(
+                    item,
+                    job_id,
+                    ItemStatus.ERRORED,
+                    reason=f"{type(exc).__name__}: {exc}",
+                    tb=traceback.format_exc(),
+                )
+            _log(item, step.key, step.title, "done", message)
+            advanced = RunItem.objects.filter(pk=item.pk, next_step_index=index, rq_job_id=job_id).update(
+                next_step_index=index + 1, step_log=item.step_log, heartbeat_at=timezone.now()
+            )
+            if not advanced:
+                raise RuntimeError(f"item {item.pk} checkpoint moved under this job: another job owns it")
+            item.next_step_index = index + 1
+            crash_point(f"after_step:{step.key}")
+        return _finish(item, job_id, ItemStatus.SUCCEEDED)
+    finally:
+        try:
+            loop.run_until_complete(graph.__aexit__(None, None, None))
+        finally:
+            loop.close()
+
+
+def close_dangling_intents(item: RunItem) -> int:
+    """A worker that died between a Graph write and its outcome row left an intent without an outcome:
+    record it as `unknown`, so the resumed steps reconcile it by reading (check-then-act)."""
+    dangling = list(
+        AuditEvent.objects.filter(item_id=item.pk, kind=AuditKind.GRAPH_WRITE, outcome=AuditOutcome.INTENT)
+        .exclude(outcomes__kind=AuditKind.GRAPH_WRITE)
+        .order_by("seq")
+    )
+    if dangling:
+        ctx = AuditContext(
+            actor=item.run.actor,
+            tenant_id=item.tenant_id,
+            run_id=item.run_id,
+            item_id=item.pk,
+            step=dangling[0].step,
+        )
+        record_outcomes(
+            ctx,
+            [
+                WriteOutcome(
+                    intent=row, outcome="unknown", error="the worker stopped before the outcome was recorded"
+                )
+                for row in dangling
+            ],
+        )
+    return len(dangling)
+
+
+def _log(item: RunItem, key: str, title: str, status: str, message: str = "") -> None:
+    """Record a step's progress in the item's step log (one entry per step, latest attempt wins)."""
+    now = timezone.now().isoformat()
+    entry: dict[str, Any] = next((e for e in item.step_log if e["key"] == key), None) or {}
+    if not entry:
+        item.step_log.append(entry)
+    if status == "running":
+        entry.clear()
+        entry.update(key=key, title=title, status="running", started_at=now, attempt=item.attempt + 1)
+    else:
+        entry.update(key=key, title=title, status=status, finished_at=now, message=message)
+    RunItem.objects.filter(pk=item.pk).update(
+        step_log=item.step_log, current_step=key if status == "running" else ""
+    )
+
+
+def _finish(
+    item: RunItem, job_id: str, status: str, *, reason: str = "", retryable: bool = False, tb: str = ""
+) -> str:
+    RunItem.objects.filter(pk=item.pk, rq_job_id=job_id, status=ItemStatus.RUNNING).update(
+        status=status,
+        failure_reason=reason,
+        retryable=retryable,
+        traceback=tb,
+        current_step="",
+        finished_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+    )
+    logger.info("item %s (%s) %s %s", item.pk, item.tenant, status, reason)
+    return status
+
+
+def finalize_run(run_pk: int) -> str:
+    """Set the run's status from its items (the only place a run's status changes after start)."""
+    items = list(RunItem.objects.filter(run_id=run_pk).values_list("status", flat=True))
+    run = MigrationRun.objects.get(pk=run_pk)
+    if any(s in ACTIVE_ITEM_STATUSES for s in items):
+        status = RunStatus.RUNNING if any(s != ItemStatus.QUEUED for s in items) else run.status
+        MigrationRun.objects.filter(pk=run_pk).exclude(status=status).update(status=status, finished_at=None)
+        return status
+    if run.cancel_requested and any(s == ItemStatus.CANCELLED for s in items):
+        status = RunStatus.CANCELLED
+    elif items and all(s == ItemStatus.SUCCEEDED for s in items):
+        status = RunStatus.SUCCEEDED
+    else:
+        status = RunStatus.FAILED
+    MigrationRun.objects.filter(pk=run_pk).update(status=status, finished_at=timezone.now())
+    return status

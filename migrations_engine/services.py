@@ -1,0 +1,205 @@
+"""State changes for runs: start, cancel, retry, resume, rollback. Callers parse input and call these.
+
+A run is rows first, jobs second: the run and its items are created and committed, then one RQ job
+per item is enqueued on commit with a deterministic id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from migrations_engine.audit import record_staff_action
+from migrations_engine.choices import ACTIVE_ITEM_STATUSES, ItemStatus, RunMode, RunStatus
+from migrations_engine.models import MigrationRun, RunItem
+from tenants.models import CustomerTenant
+
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "settle_seconds": 600,  # verify polls this long for changes to take effect (the article: 5-10 min)
+    "replication_wait_seconds": 60,  # how long a just-created policy may stay invisible
+    "whatif_sample": 3,
+}
+
+
+class RunConflict(Exception):
+    """A tenant already has a run in progress; `existing` is that run."""
+
+    def __init__(self, tenant: CustomerTenant, existing: MigrationRun) -> None:
+        self.tenant = tenant
+        self.existing = existing
+        super().__init__(
+            f"{tenant.primary_domain} already has run {existing.pk} in progress "
+            f"({existing.get_mode_display()}, started by {existing.actor})"
+        )
+
+
+def _actor_name(actor: Any) -> str:
+    return getattr(actor, "username", None) or str(actor)
+
+
+def job_id_for(item: RunItem) -> str:
+    return f"run{item.run_id}-tenant{item.tenant_id}-attempt{item.attempt + 1}"
+
+
+def start_run(
+    *,
+    mode: str,
+    tenants: Iterable[CustomerTenant],
+    actor: Any,
+    pilot_group_id: str | None = None,
+    options: dict[str, Any] | None = None,
+    rollback_of: MigrationRun | None = None,
+) -> MigrationRun:
+    """Create a run with one item per tenant and enqueue them once committed.
+
+    Raises ValidationError for bad input and RunConflict when a tenant is busy (checked here, and
+    enforced by the database's one-active-item-per-tenant constraint when two starts race).
+    """
+    tenants = list(dict.fromkeys(tenants))
+    if mode not in RunMode.values:
+        raise ValidationError(f"Unknown mode {mode!r}; choose one of {', '.join(RunMode.values)}.")
+    if not tenants:
+        raise ValidationError("Choose at least one tenant.")
+    if mode == RunMode.PILOT:
+        try:
+            pilot_group_id = str(uuid.UUID(str(pilot_group_id)))
+        except ValueError as exc:
+            raise ValidationError("Pilot mode needs the pilot group's object id (a GUID).") from exc
+    elif pilot_group_id:
+        raise ValidationError("A pilot group only makes sense in pilot mode.")
+    if (mode == RunMode.ROLLBACK) != (rollback_of is not None):
+        raise ValidationError("Rollback runs are started with rollback_run (they name the run to undo).")
+    unknown = set(options or {}) - set(DEFAULT_OPTIONS)
+    if unknown:
+        raise ValidationError(f"Unknown options: {', '.join(sorted(unknown))}.")
+    merged = {**DEFAULT_OPTIONS, **(options or {})}
+    user = actor if hasattr(actor, "username") else None
+    try:
+        with transaction.atomic():
+            for tenant in tenants:
+                _refuse_if_busy(tenant)
+            run = MigrationRun.objects.create(
+                mode=mode,
+                pilot_group_id=pilot_group_id,
+                options=merged,
+                rollback_of=rollback_of,
+                started_by=user,
+                actor=_actor_name(actor),
+            )
+            for tenant in tenants:
+                item = RunItem(run=run, tenant=tenant)
+                item.rq_job_id = job_id_for(item)
+                with transaction.atomic():
+                    item.save()
+            transaction.on_commit(lambda: _after_start(run))
+    except IntegrityError:
+        for tenant in tenants:
+            _refuse_if_busy(tenant)
+        raise
+    return run
+
+
+def _refuse_if_busy(tenant: CustomerTenant) -> None:
+    busy = (
+        RunItem.objects.filter(tenant=tenant, status__in=ACTIVE_ITEM_STATUSES).select_related("run").first()
+    )
+    if busy is not None:
+        raise RunConflict(tenant, busy.run)
+
+
+def _after_start(run: MigrationRun) -> None:
+    from migrations_engine.jobs import enqueue_items
+
+    for item in run.items.select_related("tenant"):
+        record_staff_action(
+            actor=run.actor,
+            action="run.started",
+            tenant_id=item.tenant_id,
+            run_id=run.pk,
+            detail={"mode": run.mode, "pilot_group_id": str(run.pilot_group_id or "")},
+        )
+    enqueue_items(run.pk)
+
+
+def start_rollback(
+    run: MigrationRun, *, actor: Any, tenants: Iterable[CustomerTenant] | None = None
+) -> MigrationRun:
+    """Roll back `run` for its tenants that have a complete snapshot (or the ones given)."""
+    if run.mode not in (RunMode.PILOT, RunMode.FULL):
+        raise ValidationError(
+            f"Run {run.pk} is a {run.get_mode_display()} run: only pilot and full runs "
+            "changed anything to roll back."
+        )
+    eligible = CustomerTenant.objects.filter(run_items__run=run, run_items__snapshot__complete=True)
+    if tenants is not None:
+        wanted = {t.pk for t in tenants}
+        eligible = eligible.filter(pk__in=wanted)
+    eligible = list(eligible.distinct())
+    if not eligible:
+        raise ValidationError(f"Run {run.pk} took no complete snapshot: there is nothing to roll back.")
+    return start_run(
+        mode=RunMode.ROLLBACK,
+        tenants=eligible,
+        actor=actor,
+        rollback_of=run,
+        options={"settle_seconds": run.options.get("settle_seconds", 600)},
+    )
+
+
+def cancel_run(run: MigrationRun, *, actor: Any) -> int:
+    """Ask the run to stop between steps (cooperative). Returns how many items were still active."""
+    MigrationRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+    active = run.items.filter(status__in=ACTIVE_ITEM_STATUSES).count()
+    for tenant_id in run.items.values_list("tenant_id", flat=True):
+        record_staff_action(
+            actor=_actor_name(actor), action="run.cancelled", tenant_id=tenant_id, run_id=run.pk
+        )
+    return active
+
+
+def requeue_items(run: MigrationRun, *, actor: Any, statuses: Iterable[str], action: str) -> int:
+    """Queue items in `statuses` again under a new deterministic job id; they resume at their checkpoint."""
+    from migrations_engine.jobs import enqueue_items
+
+    count = 0
+    for item in run.items.filter(status__in=list(statuses)):
+        old = item.status
+        new_job = job_id_for(item)
+        if RunItem.objects.filter(pk=item.pk, status=old, attempt=item.attempt).update(
+            status=ItemStatus.QUEUED,
+            rq_job_id=new_job,
+            attempt=F("attempt") + 1,
+            failure_reason="",
+            retryable=False,
+            traceback="",
+            finished_at=None,
+        ):
+            count += 1
+            record_staff_action(
+                actor=_actor_name(actor),
+                action=action,
+                tenant_id=item.tenant_id,
+                run_id=run.pk,
+                detail={"from": old, "job": new_job},
+            )
+    if count:
+        MigrationRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, finished_at=None)
+        transaction.on_commit(lambda: enqueue_items(run.pk))
+    return count
+
+
+def retry_failed(run: MigrationRun, *, actor: Any) -> int:
+    """Run failed and errored items again from where they stopped."""
+    return requeue_items(
+        run, actor=actor, statuses=[ItemStatus.FAILED, ItemStatus.ERRORED], action="run.retried"
+    )
+
+
+def resume_stalled(run: MigrationRun, *, actor: Any) -> int:
+    """Re-queue items left *running* by a worker that died (their job is gone)."""
+    return requeue_items(run, actor=actor, statuses=[ItemStatus.RUNNING], action="run.resumed")

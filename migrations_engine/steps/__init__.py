@@ -1,0 +1,1 @@
+"""The pipeline's steps: small, check-then-act, resumable, dry-run aware."""

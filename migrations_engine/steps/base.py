@@ -1,0 +1,102 @@
+"""What every step gets and may raise."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from django.db.models import F
+from django.utils import timezone
+
+from migrations_engine.graph import GraphClient
+
+T = TypeVar("T")
+POLICY_NAME = "[GRANT] Require MFA all users"
+
+
+class StepFailed(Exception):
+    """An expected failure: the tenant stops here with this reason (shown as *failed*, not a bug).
+
+    `retryable` says whether running the item again may succeed without a human changing anything
+    (throttling exhausted, Graph unreachable, settle time ran out).
+    """
+
+    def __init__(self, reason: str, *, retryable: bool = False) -> None:
+        self.reason = reason
+        self.retryable = retryable
+        super().__init__(reason)
+
+
+@dataclass
+class StepContext:
+    """Everything a step may touch: its tenant, run and item, the Graph client, the checkpoint state."""
+
+    item: Any  # RunItem
+    run: Any  # MigrationRun
+    tenant: Any  # CustomerTenant
+    graph: GraphClient
+    loop: asyncio.AbstractEventLoop
+    settings: dict[str, Any] = field(default_factory=dict)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("migrations_engine.steps"))
+
+    @property
+    def mode(self) -> str:
+        return self.run.mode
+
+    @property
+    def plan(self) -> bool:
+        """Plan mode: steps 1-5 are real, every write is recorded as intended, never sent."""
+        return self.run.mode == "plan"
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self.item.state
+
+    def wait(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run Graph I/O on this job's event loop (one loop and one client per job)."""
+        return self.loop.run_until_complete(coro)
+
+    def save_state(self, **changes: Any) -> None:
+        """Checkpoint: persist state before and after writes so a resumed job knows what happened."""
+        from migrations_engine.models import RunItem
+
+        self.item.state.update(changes)
+        RunItem.objects.filter(pk=self.item.pk).update(state=self.item.state, heartbeat_at=timezone.now())
+
+    def count(self, **increments: int) -> None:
+        from migrations_engine.models import RunItem
+
+        for key, value in increments.items():
+            self.item.counters[key] = self.item.counters.get(key, 0) + value
+        RunItem.objects.filter(pk=self.item.pk).update(counters=self.item.counters)
+
+    def set_counters(self, **values: Any) -> None:
+        from migrations_engine.models import RunItem
+
+        self.item.counters.update(values)
+        RunItem.objects.filter(pk=self.item.pk).update(counters=self.item.counters)
+
+    def diff(self, step: str, change: str, **detail: Any) -> None:
+        """Plan mode: record an intended change a human can read."""
+        from migrations_engine.models import RunItem
+
+        self.item.plan_diff.append({"step": step, "change": change, **detail})
+        RunItem.objects.filter(pk=self.item.pk).update(plan_diff=self.item.plan_diff)
+
+    def heartbeat(self) -> None:
+        from migrations_engine.models import RunItem
+
+        RunItem.objects.filter(pk=self.item.pk).update(heartbeat_at=timezone.now(), attempt=F("attempt"))
+
+
+class Step:
+    """One pipeline step. `run` returns a short line for the step log or raises StepFailed."""
+
+    key: ClassVar[str]
+    title: ClassVar[str]
+
+    def run(self, ctx: StepContext) -> str:
+        raise NotImplementedError

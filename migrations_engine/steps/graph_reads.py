@@ -1,0 +1,69 @@
+"""Small Graph reads the steps share (policies, security defaults, users by name, group members)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from urllib.parse import quote
+
+from migrations_engine.graph import GraphClient, GraphError
+
+POLICIES = "/identity/conditionalAccess/policies"
+SECURITY_DEFAULTS = "/policies/identitySecurityDefaultsEnforcementPolicy"
+
+
+async def security_defaults_on(graph: GraphClient) -> bool:
+    return bool((await graph.get_json(SECURITY_DEFAULTS)).get("isEnabled"))
+
+
+async def list_policies(graph: GraphClient) -> list[dict[str, Any]]:
+    policies: list[dict[str, Any]] = []
+    async for page in graph.iter_pages(POLICIES):
+        policies.extend(page)
+    return policies
+
+
+async def get_policy(graph: GraphClient, policy_id: str, *, wait_seconds: float = 0) -> dict[str, Any] | None:
+    """A policy by id; right after a create Graph may answer 404 for a while (replication lag), so a
+    404 is retried with backoff for up to `wait_seconds` before it counts as gone."""
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.5
+    while True:
+        try:
+            return await graph.get_json(f"{POLICIES}/{quote(policy_id)}")
+        except GraphError as exc:
+            if exc.status != 404:
+                raise
+            if time.monotonic() >= deadline:
+                return None
+        await asyncio.sleep(min(delay, max(0.05, deadline - time.monotonic())))
+        delay = min(delay * 2, 10)
+
+
+async def resolve_user(graph: GraphClient, name: str) -> dict[str, Any] | None:
+    """A user by object id or UPN (None when it does not exist)."""
+    try:
+        return await graph.get_json(
+            f"/users/{quote(name, safe='@')}", query={"$select": "id,userPrincipalName,accountEnabled"}
+        )
+    except GraphError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+async def group_members(graph: GraphClient, group_id: str) -> list[dict[str, Any]] | None:
+    """A group's direct user members (None when the group does not exist)."""
+    members: list[dict[str, Any]] = []
+    try:
+        async for page in graph.iter_pages(
+            f"/groups/{quote(group_id)}/members",
+            query={"$select": "id,userPrincipalName,accountEnabled", "$top": 999},
+        ):
+            members.extend(m for m in page if m.get("@odata.type", "#microsoft.graph.user").endswith(".user"))
+    except GraphError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return members

@@ -1,0 +1,577 @@
+"""The forward pipeline's steps, in order (design section 2)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from migrations_engine.census import USER_SELECT, licence_from_skus
+from migrations_engine.graph import ConsentMissing, GraphError, GraphUnavailable, TokenError, missing_roles
+from migrations_engine.steps import graph_reads as reads
+from migrations_engine.steps import per_user
+from migrations_engine.steps.base import POLICY_NAME, Step, StepContext, StepFailed
+from migrations_engine.steps.policy import (
+    REPORT_ONLY,
+    desired_policy,
+    fixed_conditions,
+    is_candidate,
+    scope_problems,
+)
+from migrations_engine.steps.user_scope import reconcile_unknown_writes, record_outcomes, scoped_changes
+
+
+def _graph_failure(exc: Exception) -> StepFailed:
+    """Graph trouble that outlived our retries: a retryable failure with the request id."""
+    if isinstance(exc, GraphError):
+        retryable = exc.status == 429 or exc.status >= 500
+        return StepFailed(
+            f"Graph answered {exc.status} {exc.code}: {exc.message} (request-id {exc.request_id or '?'})",
+            retryable=retryable,
+        )
+    return StepFailed(str(exc), retryable=True)
+
+
+class VerifyConsent(Step):
+    key = "verify_consent"
+    title = "Verify consent"
+
+    def run(self, ctx: StepContext) -> str:
+        try:
+            token = ctx.wait(ctx.graph.app_token())
+        except ConsentMissing as exc:
+            raise StepFailed(
+                f"Admin consent is not granted (AADSTS{exc.aadsts or '?'}): the customer's admin must consent"
+            ) from exc
+        except TokenError as exc:
+            raise StepFailed(str(exc), retryable=exc.code == "login_unreachable") from exc
+        if token.tenant_id.lower() != str(ctx.tenant.tenant_id).lower():
+            raise StepFailed(f"The token is for tenant {token.tenant_id}, not {ctx.tenant.tenant_id}")
+        missing = missing_roles(token.roles)
+        if missing:
+            raise StepFailed(
+                "Missing permissions: " + ", ".join(missing) + ". Ask the customer to re-consent."
+            )
+        return f"{len(token.roles)} permissions granted"
+
+
+class CheckLicence(Step):
+    key = "check_licence"
+    title = "Check Entra ID P1/P2"
+
+    def run(self, ctx: StepContext) -> str:
+        skus = ctx.wait(ctx.graph.get_json("/subscribedSkus")).get("value", [])
+        tier, plans = licence_from_skus(skus)
+        if tier == "free":
+            raise StepFailed("Entra ID Free: Conditional Access needs Entra ID P1 or P2. Buy P1/P2 first.")
+        ctx.save_state(licence=str(tier), licence_plans=plans)
+        return f"Entra ID {str(tier).upper()} ({', '.join(plans)})"
+
+
+class Census(Step):
+    """Reads SD, CA policies and every user's per-user state, streaming users into the snapshot."""
+
+    key = "census"
+    title = "Census"
+
+    def run(self, ctx: StepContext) -> str:
+        from migrations_engine.models import TenantSnapshot, UserSnapshot
+
+        sd = ctx.wait(reads.security_defaults_on(ctx.graph))
+        if ctx.mode == "pilot" and sd:
+            raise StepFailed(
+                "Pilot refused: security defaults are on. Turning them off for a pilot would leave every "
+                "user outside the pilot without MFA. Run a full migration, or a plan."
+            )
+        policies = ctx.wait(reads.list_policies(ctx.graph))
+        snapshot, _ = TenantSnapshot.objects.get_or_create(item=ctx.item, defaults={"tenant": ctx.tenant})
+        if snapshot.complete:
+            return "snapshot already taken"
+        snapshot.users.all().delete()  # a partial census from a crashed attempt starts again
+        counts: Counter[str] = Counter()
+        pages = ctx.graph.iter_pages("/users", query={"$select": USER_SELECT, "$top": 999})
+        while True:
+            try:
+                page = ctx.wait(pages.__anext__())
+            except StopAsyncIteration:
+                break
+            states = ctx.wait(per_user.read_states(ctx.graph, [u["id"] for u in page]))
+            unreadable = [u.get("userPrincipalName") for u in page if states.get(u["id"]) is None]
+            if unreadable:
+                raise StepFailed(
+                    f"Could not read the per-user MFA state of {len(unreadable)} users "
+                    f"(e.g. {unreadable[0]})",
+                    retryable=True,
+                )
+            UserSnapshot.objects.bulk_create(
+                [
+                    UserSnapshot(
+                        snapshot=snapshot,
+                        user_id=u["id"],
+                        upn=u.get("userPrincipalName") or "",
+                        per_user_state=states[u["id"]] or "",
+                        account_enabled=bool(u.get("accountEnabled", True)),
+                        user_type=u.get("userType") or "",
+                    )
+                    for u in page
+                ]
+            )
+            counts.update(states[u["id"]] for u in page)
+            ctx.heartbeat()
+        snapshot.security_defaults = sd
+        snapshot.policies = policies
+        snapshot.user_count = sum(counts.values())
+        snapshot.save()
+        ctx.set_counters(
+            users_total=snapshot.user_count,
+            per_user_enabled=counts["enabled"],
+            per_user_enforced=counts["enforced"],
+            per_user_disabled=counts["disabled"],
+        )
+        ctx.save_state(security_defaults_before=sd, policy_count_before=len(policies))
+        return (
+            f"{snapshot.user_count} users: {counts['enabled']} enabled, {counts['enforced']} enforced, "
+            f"{counts['disabled']} disabled; security defaults {'on' if sd else 'off'}; "
+            f"{len(policies)} CA policies"
+        )
+
+
+class Snapshot(Step):
+    """Seals the snapshot the census filled: from here on, rollback can restore it."""
+
+    key = "snapshot"
+    title = "Snapshot"
+
+    def run(self, ctx: StepContext) -> str:
+        from migrations_engine.models import TenantSnapshot
+
+        snapshot = TenantSnapshot.objects.get(item=ctx.item)
+        rows = snapshot.users.count()
+        if rows != snapshot.user_count:
+            raise StepFailed(
+                f"Snapshot holds {rows} users, the census counted {snapshot.user_count}", retryable=True
+            )
+        TenantSnapshot.objects.filter(pk=snapshot.pk).update(complete=True)
+        ctx.save_state(snapshot_id=snapshot.pk)
+        return f"{rows} users, security defaults and {len(snapshot.policies)} policies saved"
+
+
+class GuardBreakGlass(Step):
+    """Fail closed: without the configured emergency accounts resolved and enabled, nothing is written."""
+
+    key = "guard_break_glass"
+    title = "Break-glass guard"
+
+    def run(self, ctx: StepContext) -> str:
+        config = getattr(ctx.tenant, "break_glass", None)
+        if config is None or (not config.accounts and not config.group_id):
+            raise StepFailed(
+                "No break-glass accounts are configured for this tenant: add them first. No change was made."
+            )
+        found: dict[str, dict[str, Any]] = {}
+        missing: list[str] = []
+        for name in config.accounts:
+            user = ctx.wait(reads.resolve_user(ctx.graph, name))
+            if user is None:
+                missing.append(name)
+            else:
+                found[user["id"]] = user
+        if config.group_id:
+            members = ctx.wait(reads.group_members(ctx.graph, str(config.group_id)))
+            if members is None:
+                missing.append(f"group {config.group_id}")
+            else:
+                found.update({m["id"]: m for m in members})
+        enabled = [u for u in found.values() if u.get("accountEnabled", True)]
+        disabled = [u.get("userPrincipalName") for u in found.values() if not u.get("accountEnabled", True)]
+        if len(enabled) < config.minimum_count:
+            detail = []
+            if missing:
+                detail.append("not found: " + ", ".join(missing))
+            if disabled:
+                detail.append("disabled: " + ", ".join(disabled))
+            raise StepFailed(
+                f"Only {len(enabled)} break-glass accounts resolve and are enabled; {config.minimum_count} "
+                f"required ({'; '.join(detail) or 'none configured resolve'}). No change was made."
+            )
+        changes: dict[str, Any] = {
+            "break_glass_ids": sorted(found),
+            "break_glass_upns": sorted(u.get("userPrincipalName", "") for u in found.values()),
+            "break_glass_group": str(config.group_id) if config.group_id else None,
+        }
+        if ctx.mode == "pilot":
+            members = ctx.wait(reads.group_members(ctx.graph, str(ctx.run.pilot_group_id)))
+            if members is None:
+                raise StepFailed(f"The pilot group {ctx.run.pilot_group_id} does not exist in this tenant")
+            changes["pilot_member_ids"] = sorted(m["id"] for m in members if m["id"] not in found)
+        ctx.save_state(**changes)
+        note = f"; {len(missing)} configured entries not found" if missing else ""
+        return f"{len(enabled)} break-glass accounts resolved and excluded{note}"
+
+
+class EnsurePolicy(Step):
+    """Create the policy in report-only, or adopt the one equivalent policy; never a second one."""
+
+    key = "ensure_policy"
+    title = "Policy in report-only"
+
+    def run(self, ctx: StepContext) -> str:
+        wait = float(ctx.settings.get("replication_wait_seconds", 60))
+        policy = None
+        if ctx.state.get("policy_id"):
+            policy = ctx.wait(reads.get_policy(ctx.graph, ctx.state["policy_id"], wait_seconds=wait))
+            if policy is None:
+                raise StepFailed(
+                    f"The policy {ctx.state['policy_id']} this run made or adopted is gone; "
+                    "a human should look before anything else is created"
+                )
+        else:
+            policy = self._find_or_create(ctx, wait)
+            if policy is None:  # plan mode
+                return "would create the policy in report-only"
+        problems = scope_problems(policy, ctx)
+        if problems:
+            body = {"conditions": fixed_conditions(policy, ctx)}
+            if ctx.plan:
+                ctx.diff(self.key, "update policy scope", policy=policy.get("displayName"), fixes=problems)
+            else:
+                self._patch(ctx, policy["id"], body, action="policy.update_scope", before=policy)
+        if ctx.plan:
+            return f"would use policy '{policy.get('displayName')}'"
+        return f"policy '{policy.get('displayName')}' ({policy['id']}) in state {policy.get('state')}" + (
+            f"; fixed: {', '.join(problems)}" if problems else ""
+        )
+
+    def _find_or_create(self, ctx: StepContext, wait: float) -> dict[str, Any] | None:
+        candidates = self._candidates(ctx)
+        if not candidates and ctx.state.get("create_attempted"):
+            # A create was sent before and its answer is unknown: the policy may exist but not be
+            # listed yet (replication lag). Wait it out by listing, never by creating again at once.
+            deadline = time.monotonic() + wait
+            while not candidates and time.monotonic() < deadline:
+                time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+                candidates = self._candidates(ctx)
+        if len(candidates) > 1:
+            names = "; ".join(
+                f"'{p.get('displayName')}' ({p.get('id')}, {p.get('state')})" for p in candidates
+            )
+            raise StepFailed(
+                f"{len(candidates)} policies already require MFA for these users: {names}. "
+                "A human must choose which to keep; nothing was changed."
+            )
+        if candidates:
+            policy = candidates[0]
+            if ctx.plan:
+                ctx.diff(
+                    self.key, "adopt existing policy", policy=policy.get("displayName"), id=policy.get("id")
+                )
+                return policy
+            ctx.save_state(
+                policy_id=policy["id"], policy_adopted=True, policy_state_before=policy.get("state")
+            )
+            return policy
+        body = desired_policy(ctx)
+        if ctx.plan:
+            ctx.diff(
+                self.key,
+                "create policy",
+                policy=POLICY_NAME,
+                state=REPORT_ONLY,
+                excludes=len(body["conditions"]["users"]["excludeUsers"]),
+            )
+            ctx.wait(
+                ctx.graph.write("POST", reads.POLICIES, body=body, action="policy.create", target=POLICY_NAME)
+            )
+            return None
+        ctx.save_state(create_attempted=True, create_attempted_at=timezone.now().isoformat())
+        try:
+            response = ctx.wait(
+                ctx.graph.write("POST", reads.POLICIES, body=body, action="policy.create", target=POLICY_NAME)
+            )
+        except (GraphUnavailable, GraphError) as exc:
+            if isinstance(exc, GraphError) and exc.status < 500:
+                raise _graph_failure(exc) from exc
+            raise StepFailed(
+                f"Creating the policy got no clear answer ({exc}); the next attempt lists "
+                "policies (waiting out replication lag) before creating",
+                retryable=True,
+            ) from exc
+        policy = response.body
+        ctx.save_state(policy_id=policy["id"], policy_created=True, policy_state_before=None)
+        return policy
+
+    def _candidates(self, ctx: StepContext) -> list[dict[str, Any]]:
+        return [p for p in ctx.wait(reads.list_policies(ctx.graph)) if is_candidate(p, ctx)]
+
+    def _patch(self, ctx: StepContext, policy_id: str, body: dict, *, action: str, before: Any) -> None:
+        try:
+            ctx.wait(
+                ctx.graph.write(
+                    "PATCH",
+                    f"{reads.POLICIES}/{policy_id}",
+                    body=body,
+                    action=action,
+                    target=policy_id,
+                    before=before,
+                )
+            )
+        except (GraphUnavailable, GraphError) as exc:
+            raise _graph_failure(exc) from exc
+
+
+class BridgeSecurityDefaults(Step):
+    """Security defaults on: cover SD-only users with per-user MFA before SD goes off, so the SD → policy
+    hand-off (two writes, and a crash could fall between them) never leaves anyone without MFA."""
+
+    key = "bridge"
+    title = "Bridge security defaults"
+
+    def run(self, ctx: StepContext) -> str:
+        if not ctx.state.get("security_defaults_before"):
+            return "security defaults are off: nothing to bridge"
+        changes = scoped_changes(ctx, purpose="bridge", only_states={"disabled"}, wanted="enabled")
+        return _apply(ctx, changes, purpose="bridge", verb="covered with per-user MFA for the hand-off")
+
+
+class CutOver(Step):
+    """Security defaults off and the policy on, together; SD back on if the policy cannot be enabled."""
+
+    key = "cut_over"
+    title = "Cut over"
+
+    def run(self, ctx: StepContext) -> str:
+        wait = float(ctx.settings.get("replication_wait_seconds", 60))
+        sd = ctx.wait(reads.security_defaults_on(ctx.graph))
+        if ctx.plan:
+            if sd:
+                ctx.diff(self.key, "turn security defaults off")
+            ctx.diff(self.key, "enable policy", policy=POLICY_NAME)
+            if sd:
+                ctx.wait(
+                    ctx.graph.write(
+                        "PATCH", reads.SECURITY_DEFAULTS, body={"isEnabled": False}, action="sd.disable"
+                    )
+                )
+            ctx.wait(
+                ctx.graph.write(
+                    "PATCH", f"{reads.POLICIES}/(policy)", body={"state": "enabled"}, action="policy.enable"
+                )
+            )
+            return (
+                "would turn security defaults off and enable the policy" if sd else "would enable the policy"
+            )
+        policy_id = ctx.state["policy_id"]
+        policy = ctx.wait(reads.get_policy(ctx.graph, policy_id, wait_seconds=wait))
+        if policy is None:
+            raise StepFailed(f"The policy {policy_id} cannot be read", retryable=True)
+        if policy.get("state") == "enabled" and not sd:
+            return "already cut over"
+        try:
+            if sd:
+                ctx.wait(
+                    ctx.graph.write(
+                        "PATCH",
+                        reads.SECURITY_DEFAULTS,
+                        body={"isEnabled": False},
+                        action="sd.disable",
+                        before={"isEnabled": True},
+                    )
+                )
+                ctx.save_state(sd_turned_off=True)
+        except (GraphUnavailable, GraphError) as exc:
+            raise _graph_failure(exc) from exc
+        try:
+            ctx.wait(
+                ctx.graph.write(
+                    "PATCH",
+                    f"{reads.POLICIES}/{policy_id}",
+                    body={"state": "enabled"},
+                    action="policy.enable",
+                    target=policy_id,
+                    before={"state": policy.get("state")},
+                )
+            )
+        except (GraphUnavailable, GraphError) as exc:
+            readback = ctx.wait(reads.get_policy(ctx.graph, policy_id))
+            if readback is None or readback.get("state") != "enabled":
+                self._compensate(ctx, sd)
+                raise StepFailed(
+                    f"Enabling the policy failed ({exc})"
+                    + ("; security defaults were turned back on" if sd else "")
+                    + ". Per-user MFA is untouched.",
+                    retryable=not (isinstance(exc, GraphError) and 400 <= exc.status < 500),
+                ) from exc
+        deadline = time.monotonic() + wait
+        while True:
+            readback = ctx.wait(reads.get_policy(ctx.graph, policy_id, wait_seconds=wait))
+            if readback and readback.get("state") == "enabled":
+                break
+            if time.monotonic() > deadline:
+                raise StepFailed("The policy does not read back as enabled yet", retryable=True)
+            time.sleep(1)
+        ctx.save_state(policy_enabled_at=timezone.now().isoformat())
+        return "security defaults off and policy enabled" if sd else "policy enabled"
+
+    def _compensate(self, ctx: StepContext, sd_was_on: bool) -> None:
+        if not sd_was_on:
+            return
+        try:
+            ctx.wait(
+                ctx.graph.write(
+                    "PATCH",
+                    reads.SECURITY_DEFAULTS,
+                    body={"isEnabled": True},
+                    action="sd.reenable",
+                    before={"isEnabled": False},
+                )
+            )
+            ctx.save_state(sd_turned_off=False)
+        except (GraphUnavailable, GraphError) as exc:
+            raise StepFailed(
+                f"Enabling the policy failed AND turning security defaults back on failed "
+                f"({exc}). Users covered only by security defaults are still bridged with "
+                "per-user MFA; a human must look now."
+            ) from exc
+
+
+class DisablePerUser(Step):
+    """Per-user MFA off for every user in scope (methods are kept), only once the policy is enforced."""
+
+    key = "disable_per_user"
+    title = "Disable per-user MFA"
+
+    def run(self, ctx: StepContext) -> str:
+        if not ctx.plan:
+            policy = ctx.wait(reads.get_policy(ctx.graph, ctx.state["policy_id"]))
+            problems = [] if policy else ["cannot be read"]
+            if policy and policy.get("state") != "enabled":
+                problems.append(f"state is {policy.get('state')}")
+            if policy:
+                problems += scope_problems(policy, ctx)
+            if problems:
+                raise StepFailed("The policy is not ready, so per-user MFA stays on: " + "; ".join(problems))
+        changes = scoped_changes(
+            ctx, purpose="migrate", only_states={"enabled", "enforced"}, wanted="disabled"
+        )
+        return _apply(ctx, changes, purpose="migrate", verb="per-user MFA disabled")
+
+
+def _apply(ctx: StepContext, changes, *, purpose: str, verb: str) -> str:
+    """Apply changes chunk by chunk, storing each user's outcome; StepFailed if any user failed.
+
+    `changes` must be a lazy iterable: unknown outcomes are settled first, and only then is the list of
+    users still to change read from the database."""
+    if not ctx.plan:
+        reconcile_unknown_writes(ctx, purpose=purpose)
+    done = failed = throttled = 0
+    planned: list[str] = []
+    for chunk in per_user.chunks(changes, per_user.CHUNK):
+        if ctx.plan:
+            planned.extend(c.upn for c in chunk)
+            continue
+        settled = ctx.wait(per_user.apply_changes(ctx.graph, chunk, max_rounds=ctx.graph.config.max_attempts))
+        record_outcomes(ctx, settled, purpose=purpose)
+        done += sum(1 for s in settled if s.status == "succeeded")
+        bad = [s for s in settled if s.status == "failed"]
+        failed += len(bad)
+        throttled += sum(1 for s in bad if s.http_status == 429)
+        ctx.count(
+            **{
+                f"{purpose}_done": sum(1 for s in settled if s.status == "succeeded"),
+                f"{purpose}_failed": len(bad),
+            }
+        )
+        ctx.heartbeat()
+    if ctx.plan:
+        if planned:
+            ctx.diff(purpose, verb, users=len(planned), sample=planned[:20])
+        return f"would change {len(planned)} users ({verb})"
+    if failed:
+        raise StepFailed(
+            f"{failed} users could not be changed ({verb}); see the per-user outcomes. "
+            "Running the item again retries only them.",
+            retryable=throttled == failed,
+        )
+    return f"{done} users {verb}"
+
+
+class Verify(Step):
+    """Poll until the end state holds (or the settle time runs out, naming what is still pending)."""
+
+    key = "verify"
+    title = "Verify"
+
+    def run(self, ctx: StepContext) -> str:
+        if ctx.plan:
+            return "nothing to verify in a plan"
+        settle = float(ctx.settings.get("settle_seconds", 600))
+        deadline = time.monotonic() + settle
+        delay = 1.0
+        while True:
+            pending, verdict = self._check(ctx)
+            if not pending:
+                with transaction.atomic():
+                    ctx.item.verdict = verdict
+                    type(ctx.item).objects.filter(pk=ctx.item.pk).update(verdict=verdict)
+                return verdict
+            if time.monotonic() + delay > deadline:
+                raise StepFailed(
+                    "Not verified within the settle time; still pending: " + "; ".join(pending),
+                    retryable=True,
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 30)
+
+    def _check(self, ctx: StepContext) -> tuple[list[str], str]:
+        from migrations_engine.steps.user_scope import scope_user_ids
+
+        pending: list[str] = []
+        policy = ctx.wait(reads.get_policy(ctx.graph, ctx.state["policy_id"]))
+        if policy is None or policy.get("state") != "enabled":
+            pending.append("policy is not enabled")
+        elif scope_problems(policy, ctx):
+            pending.append("policy: " + ", ".join(scope_problems(policy, ctx)))
+        if ctx.mode == "full" and ctx.wait(reads.security_defaults_on(ctx.graph)):
+            pending.append("security defaults are on")
+        ids = list(scope_user_ids(ctx))
+        states = ctx.wait(per_user.read_states(ctx.graph, ids))
+        still_on = [uid for uid in ids if states.get(uid) != "disabled"]
+        if still_on:
+            pending.append(f"{len(still_on)} users still have per-user MFA on")
+        sample = ids[: int(ctx.settings.get("whatif_sample", 3))]
+        applies = self._what_if(ctx, policy, sample + ctx.state.get("break_glass_ids", []))
+        wrong_sample = [u for u in sample if not applies.get(u)]
+        wrong_bg = [u for u in ctx.state.get("break_glass_ids", []) if applies.get(u)]
+        if wrong_sample:
+            pending.append(f"What-If: policy does not apply to {len(wrong_sample)} sample users")
+        if wrong_bg:
+            pending.append(f"What-If: policy applies to {len(wrong_bg)} break-glass accounts")
+        verdict = (
+            f"Verified: policy enabled for {'the pilot group' if ctx.mode == 'pilot' else 'all users'}, "
+            f"{len(ids)} users without per-user MFA, "
+            f"{len(ctx.state.get('break_glass_ids', []))} break-glass accounts excluded"
+            + ("" if ctx.mode != "full" else ", security defaults off")
+            + f"; What-If checked {len(sample)} users"
+        )
+        return pending, verdict
+
+    def _what_if(self, ctx: StepContext, policy: dict | None, user_ids: list[str]) -> dict[str, bool]:
+        if policy is None:
+            return {}
+        result = {}
+        for uid in user_ids:
+            body = {
+                "signInIdentity": {"@odata.type": "#microsoft.graph.userSignIn", "userId": uid},
+                "signInContext": {
+                    "@odata.type": "#microsoft.graph.applicationContext",
+                    "includeApplications": ["00000002-0000-0ff1-ce00-000000000000"],
+                },
+                "signInConditions": {},
+                "appliedPoliciesOnly": False,
+            }
+            answer = ctx.wait(ctx.graph.evaluate(body))
+            result[uid] = any(p.get("id") == policy["id"] and p.get("policyApplies") for p in answer)
+        return result

@@ -1,0 +1,197 @@
+"""The rollback pipeline: put a tenant back as its snapshot had it, without an MFA gap on the way.
+
+Order: per-user states first (while the policy still covers everyone), then, if security defaults
+were on, bridge SD-only users with per-user MFA, turn the policy back, turn SD on, and un-bridge.
+"""
+
+from __future__ import annotations
+
+from migrations_engine.graph import GraphError, GraphUnavailable
+from migrations_engine.steps import graph_reads as reads
+from migrations_engine.steps import per_user
+from migrations_engine.steps.base import Step, StepContext, StepFailed
+from migrations_engine.steps.migrate import _apply, _graph_failure
+from migrations_engine.steps.per_user import Change
+from migrations_engine.steps.user_scope import _done
+
+
+class LoadSnapshot(Step):
+    key = "load_snapshot"
+    title = "Load snapshot"
+
+    def run(self, ctx: StepContext) -> str:
+        from migrations_engine.models import RunItem
+
+        original = (
+            RunItem.objects.filter(run=ctx.run.rollback_of, tenant=ctx.tenant, snapshot__complete=True)
+            .select_related("snapshot")
+            .first()
+        )
+        if original is None:
+            raise StepFailed(
+                f"Run {ctx.run.rollback_of_id} holds no complete snapshot of this tenant: "
+                "there is nothing to restore"
+            )
+        keep = (
+            "policy_id",
+            "policy_created",
+            "policy_adopted",
+            "policy_state_before",
+            "break_glass_ids",
+            "break_glass_group",
+            "pilot_member_ids",
+        )
+        ctx.save_state(
+            snapshot_id=original.snapshot.pk,
+            original_item_id=original.pk,
+            security_defaults_before=original.snapshot.security_defaults,
+            **{k: original.state[k] for k in keep if k in original.state},
+        )
+        return (
+            f"snapshot of {original.snapshot.taken_at:%Y-%m-%d %H:%M} ({original.snapshot.user_count} users)"
+        )
+
+
+def _restore_changes(ctx: StepContext, *, states: set[str], purpose: str):
+    """Users whose snapshot state is in `states` and whose current state differs from it."""
+    from migrations_engine.models import UserSnapshot
+
+    done = _done(ctx, purpose)
+    rows = UserSnapshot.objects.filter(
+        snapshot_id=ctx.state["snapshot_id"], per_user_state__in=states
+    ).exclude(user_id__in=ctx.state.get("break_glass_ids", []))
+    for chunk in per_user.chunks(rows.values_list("user_id", "upn", "per_user_state").iterator(2000), 400):
+        current = ctx.wait(per_user.read_states(ctx.graph, [c[0] for c in chunk]))
+        for user_id, upn, state in chunk:
+            if user_id not in done and current.get(user_id) != state:
+                yield Change(user_id=user_id, upn=upn, before=current.get(user_id) or "", wanted=state)
+
+
+class RestorePerUser(Step):
+    key = "restore_per_user"
+    title = "Restore per-user MFA"
+
+    def run(self, ctx: StepContext) -> str:
+        changes = _restore_changes(ctx, states={"enabled", "enforced"}, purpose="restore")
+        return _apply(ctx, changes, purpose="restore", verb="per-user MFA restored from the snapshot")
+
+
+class RollbackBridge(Step):
+    key = "bridge"
+    title = "Bridge for security defaults"
+
+    def run(self, ctx: StepContext) -> str:
+        if not ctx.state.get("security_defaults_before"):
+            return "security defaults were off: nothing to bridge"
+        from migrations_engine.models import UserSnapshot
+
+        done = _done(ctx, "bridge")
+        rows = UserSnapshot.objects.filter(
+            snapshot_id=ctx.state["snapshot_id"], per_user_state="disabled"
+        ).exclude(user_id__in=ctx.state.get("break_glass_ids", []))
+        changes = (
+            Change(user_id=u, upn=upn, before="disabled", wanted="enabled")
+            for u, upn in rows.values_list("user_id", "upn").iterator(2000)
+            if u not in done
+        )
+        return _apply(ctx, changes, purpose="bridge", verb="covered with per-user MFA for the hand-off")
+
+
+class RestorePolicy(Step):
+    key = "restore_policy"
+    title = "Turn the policy back"
+
+    def run(self, ctx: StepContext) -> str:
+        policy_id = ctx.state.get("policy_id")
+        if not policy_id:
+            return "the run made or adopted no policy"
+        wanted = "disabled" if ctx.state.get("policy_created") else ctx.state.get("policy_state_before")
+        policy = ctx.wait(reads.get_policy(ctx.graph, policy_id))
+        if policy is None:
+            return "the policy no longer exists"
+        if not wanted or policy.get("state") == wanted:
+            return f"policy already {policy.get('state')}"
+        try:
+            ctx.wait(
+                ctx.graph.write(
+                    "PATCH",
+                    f"{reads.POLICIES}/{policy_id}",
+                    body={"state": wanted},
+                    action="policy.restore_state",
+                    target=policy_id,
+                    before={"state": policy.get("state")},
+                )
+            )
+        except (GraphUnavailable, GraphError) as exc:
+            raise _graph_failure(exc) from exc
+        return f"policy set to {wanted}"
+
+
+class RestoreSecurityDefaults(Step):
+    key = "restore_security_defaults"
+    title = "Security defaults back on"
+
+    def run(self, ctx: StepContext) -> str:
+        if not ctx.state.get("security_defaults_before"):
+            return "security defaults were off before"
+        if ctx.wait(reads.security_defaults_on(ctx.graph)):
+            return "security defaults already on"
+        try:
+            ctx.wait(
+                ctx.graph.write(
+                    "PATCH",
+                    reads.SECURITY_DEFAULTS,
+                    body={"isEnabled": True},
+                    action="sd.restore",
+                    before={"isEnabled": False},
+                )
+            )
+        except (GraphUnavailable, GraphError) as exc:
+            raise _graph_failure(exc) from exc
+        return "security defaults on"
+
+
+class Unbridge(Step):
+    key = "unbridge"
+    title = "Remove the bridge"
+
+    def run(self, ctx: StepContext) -> str:
+        from migrations_engine.models import UserOutcome
+
+        def changes():
+            done = _done(ctx, "unbridge")
+            bridged = UserOutcome.objects.filter(item=ctx.item, purpose="bridge", status="succeeded")
+            for u, upn in bridged.values_list("user_id", "upn").iterator(2000):
+                if u not in done:
+                    yield Change(user_id=u, upn=upn, before="enabled", wanted="disabled")
+
+        return _apply(ctx, changes(), purpose="unbridge", verb="back to disabled as the snapshot had them")
+
+
+class VerifyRollback(Step):
+    key = "verify_rollback"
+    title = "Verify rollback"
+
+    def run(self, ctx: StepContext) -> str:
+        from migrations_engine.models import UserSnapshot
+
+        pending = []
+        rows = list(
+            UserSnapshot.objects.filter(snapshot_id=ctx.state["snapshot_id"])
+            .exclude(user_id__in=ctx.state.get("break_glass_ids", []))
+            .values_list("user_id", "per_user_state")
+        )
+        current = ctx.wait(per_user.read_states(ctx.graph, [u for u, _ in rows]))
+        wrong = [u for u, state in rows if current.get(u) != state]
+        if wrong:
+            pending.append(f"{len(wrong)} users differ from the snapshot")
+        sd = ctx.wait(reads.security_defaults_on(ctx.graph))
+        if sd != bool(ctx.state.get("security_defaults_before")):
+            pending.append(f"security defaults are {'on' if sd else 'off'}")
+        if pending:
+            raise StepFailed("Rollback not complete: " + "; ".join(pending), retryable=True)
+        verdict = (
+            f"Rolled back: {len(rows)} users as in the snapshot, security defaults {'on' if sd else 'off'}"
+        )
+        type(ctx.item).objects.filter(pk=ctx.item.pk).update(verdict=verdict)
+        return verdict

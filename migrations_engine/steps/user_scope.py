@@ -1,0 +1,128 @@
+"""Which users a run touches, and storing what happened to each of them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from migrations_engine.choices import UserOutcomeStatus
+from migrations_engine.steps.base import StepContext
+from migrations_engine.steps.per_user import Change, Settled
+
+
+def _snapshot_users(ctx: StepContext, snapshot_id: int | None = None):
+    from migrations_engine.models import UserSnapshot
+
+    snapshot_id = snapshot_id or ctx.state["snapshot_id"]
+    rows = UserSnapshot.objects.filter(snapshot_id=snapshot_id).exclude(
+        user_id__in=ctx.state.get("break_glass_ids", [])
+    )
+    if ctx.mode == "pilot":
+        rows = rows.filter(user_id__in=ctx.state.get("pilot_member_ids", []))
+    return rows.order_by("pk")
+
+
+def scope_user_ids(ctx: StepContext) -> Iterator[str]:
+    """Every user in scope: all users (or the pilot group's members) except break-glass accounts."""
+    yield from _snapshot_users(ctx).values_list("user_id", flat=True).iterator(chunk_size=2000)
+
+
+def _done(ctx: StepContext, purpose: str) -> set[str]:
+    from migrations_engine.models import UserOutcome
+
+    return set(
+        UserOutcome.objects.filter(
+            item=ctx.item, purpose=purpose, status=UserOutcomeStatus.SUCCEEDED
+        ).values_list("user_id", flat=True)
+    )
+
+
+def scoped_changes(ctx: StepContext, *, purpose: str, only_states: set[str], wanted: str) -> Iterator[Change]:
+    """Changes for in-scope users whose state (as this run left it) is in `only_states`, skipping users
+    this purpose already changed (so a resumed step never repeats a write that took effect)."""
+    done = _done(ctx, purpose)
+    bridged = _done(ctx, "bridge") if purpose == "migrate" else set()
+    for user_id, upn, state in (
+        _snapshot_users(ctx).values_list("user_id", "upn", "per_user_state").iterator(chunk_size=2000)
+    ):
+        current = "enabled" if user_id in bridged else state
+        if user_id in done or current not in only_states:
+            continue
+        yield Change(user_id=user_id, upn=upn, before=current, wanted=wanted)
+
+
+def record_outcomes(ctx: StepContext, settled: list[Settled], *, purpose: str) -> None:
+    """Store each user's outcome (one row per item, purpose and user; a retry updates it)."""
+    from migrations_engine.models import UserOutcome
+
+    UserOutcome.objects.bulk_create(
+        [
+            UserOutcome(
+                item=ctx.item,
+                user_id=s.change.user_id,
+                upn=s.change.upn,
+                before=s.change.before,
+                wanted=s.change.wanted,
+                status=s.status,
+                http_status=s.http_status,
+                error=s.error,
+                purpose=purpose,
+            )
+            for s in settled
+        ],
+        update_conflicts=True,
+        unique_fields=["item", "purpose", "user_id"],
+        update_fields=["status", "http_status", "error", "before", "updated_at"],
+    )
+
+
+STEP_PURPOSE = {
+    "bridge": "bridge",
+    "disable_per_user": "migrate",
+    "restore_per_user": "restore",
+    "unbridge": "unbridge",
+}
+
+
+def reconcile_unknown_writes(ctx: StepContext, *, purpose: str) -> int:
+    """Per-user writes of this step whose outcome is unknown (a lost answer, or a worker that died
+    before recording it): read the users' states and settle them, so nothing is sent twice."""
+    from migrations_engine.audit import record_reconciliation
+    from migrations_engine.choices import AuditKind, AuditOutcome
+    from migrations_engine.models import AuditEvent
+    from migrations_engine.steps.per_user import Change, Settled, read_states
+
+    step = ctx.graph.audit.step if ctx.graph.audit else ""
+    intents = list(
+        AuditEvent.objects.filter(
+            item_id=ctx.item.pk,
+            step=step,
+            action="per_user_mfa.set",
+            outcome=AuditOutcome.INTENT,
+            outcomes__outcome=AuditOutcome.UNKNOWN,
+        )
+        .exclude(outcomes__kind=AuditKind.RECONCILIATION)
+        .distinct()
+    )
+    if not intents:
+        return 0
+    by_user = {}
+    for row in intents:
+        user_id = row.path.split("/users/")[1].split("/")[0]
+        by_user[user_id] = row
+    current = ctx.wait(read_states(ctx.graph, list(by_user)))
+    settled = []
+    for user_id, row in by_user.items():
+        wanted = (row.request_body or {}).get("perUserMfaState")
+        applied = current.get(user_id) == wanted
+        record_reconciliation(
+            ctx.graph.audit,
+            intent=row,
+            outcome="succeeded" if applied else "not_applied",
+            detail={"read_back": current.get(user_id)},
+        )
+        if applied:
+            before = ((row.before or {}).get("perUserMfaState")) or ""
+            settled.append(Settled(Change(user_id, row.target, before, wanted), UserOutcomeStatus.SUCCEEDED))
+    if settled:
+        record_outcomes(ctx, settled, purpose=purpose)
+    return len(intents)
