@@ -36,6 +36,18 @@ async def _json(request: web.Request) -> dict:
     return data
 
 
+async def _json_any(request: web.Request) -> object:
+    """The JSON body, object or array (``{}`` when there is none)."""
+    if not request.can_read_body:
+        return {}
+    try:
+        return await request.json()
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"invalid JSON: {exc}"}), content_type="application/json"
+        ) from exc
+
+
 def _tenant(request: web.Request):
     tenant = request.app[SIM_KEY].state.resolve(request.match_info["tid"])
     if tenant is None:
@@ -134,6 +146,32 @@ async def faults(request: web.Request) -> web.Response:
     except ValueError as exc:
         return _bad(str(exc))
     return web.json_response(tenant.faults.as_dict())
+
+
+async def fault_rules(request: web.Request) -> web.Response:
+    """GET: the rules with their firings; POST ``{"rules": [...], "replace": bool}`` (or a bare array):
+    append (default) or replace; DELETE: remove them all. Every answer is ``{"rules": [...]}``."""
+    tenant = _tenant(request)
+    rules = tenant.fault_rules
+    if request.method == "POST":
+        data = await _json_any(request)
+        if isinstance(data, list):
+            data = {"rules": data}
+        if not isinstance(data, dict) or "rules" not in data:
+            return _bad('expected {"rules": [rule, ...], "replace": false} or a JSON array of rules')
+        unknown = sorted(set(data) - {"rules", "replace"})
+        if unknown:
+            return _bad(f"unknown field(s) {unknown}; expected 'rules' and optionally 'replace'")
+        replace = data.get("replace", False)
+        if not isinstance(replace, bool):
+            return _bad("replace must be a boolean")
+        try:
+            rules.add(data["rules"], replace=replace)
+        except ValueError as exc:
+            return _bad(str(exc))
+    elif request.method == "DELETE":
+        return web.json_response({"deleted": rules.clear(), "rules": []})
+    return web.json_response({"rules": rules.as_list()})
 
 
 async def throttle(request: web.Request) -> web.Response:
@@ -242,6 +280,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{t}/timeline", timeline)
     app.router.add_get(f"{t}/coverage", coverage)
     app.router.add_post(f"{t}/faults", faults)
+    for method in ("GET", "POST", "DELETE"):
+        app.router.add_route(method, f"{t}/fault-rules", fault_rules)
     app.router.add_post(f"{t}/consent", consent)
     app.router.add_post(f"{t}/security-defaults", security_defaults)
     app.router.add_post(f"{t}/policies/{{pid}}", policy_drift)

@@ -79,7 +79,15 @@ class FaultDice:
 # -- fault rules: deterministic, targeted faults ---------------------------------------------------
 RULE_STATUSES = (403, 404, 409, 429, 500, 503, 504)
 RULE_METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
-RULE_KEYS = ("method", "path_contains", "body_contains", "status", "retry_after", "drop_after_commit", "times")
+RULE_KEYS = (
+    "method",
+    "path_contains",
+    "body_contains",
+    "status",
+    "retry_after",
+    "drop_after_commit",
+    "times",
+)
 # The Graph error envelope a rule answers with, per status: (code, message).
 RULE_ERRORS: dict[int, tuple[str, str]] = {
     403: ("Authorization_RequestDenied", "Insufficient privileges to complete the operation."),

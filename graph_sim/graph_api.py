@@ -1,5 +1,6 @@
 """Graph resource handlers and the per-request pipeline (auth -> route -> permission -> throttle ->
-faults -> handler -> log). Paths follow Microsoft Graph v1.0 and beta as documented."""
+fault rules -> random fault knobs -> handler -> log). Paths follow Microsoft Graph v1.0 and beta as
+documented."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from graph_sim.conditional_access import (
     validate_policy,
 )
 from graph_sim.evaluator import WhatIfError, what_if
+from graph_sim.faults import RULE_ERRORS
 from graph_sim.graph_http import GraphRequest, GraphResponse, error
 from graph_sim.state import PER_USER_STATES, SECURITY_DEFAULTS_ID, SSPR_METHODS, Tenant, User
 from graph_sim.throttle import format_retry_after
@@ -825,6 +827,9 @@ async def _run(
         resp = error(req, 429, "TooManyRequests", "Too many requests.", headers)
         resp.throttled = decision.limit
         return resp
+    rule = tenant.fault_rules.match(req.method, _rule_path(req), req.body, route.write)
+    if rule is not None:
+        return _apply_rule(sim, tenant, route, params, req, rule)
     roll = tenant.dice.roll(faults, route.write)
     if roll.timeout:
         await clock.sleep(faults.timeout_hold_s)
@@ -851,6 +856,28 @@ async def _run(
     return resp
 
 
+def _rule_path(req: GraphRequest) -> str:
+    """The path fault rules match against: ``/{version}/{segments}``, decoded, without the query."""
+    return f"/{req.version}/{'/'.join(req.segments)}"
+
+
+def _apply_rule(sim, tenant: Tenant, route: Route, params: dict, req: GraphRequest, rule) -> GraphResponse:
+    """A status rule answers with the Graph error envelope and changes nothing; a drop_after_commit rule
+    runs the handler and, if it succeeded, loses the response (a failed write does not use up a firing)."""
+    if rule.drop_after_commit:
+        resp = route.handler(sim, tenant, req, params)
+        if resp.status < 400:
+            rule.fire()
+            resp.drop, resp.fault, resp.fault_rule = True, "rule", rule.id
+        return resp
+    rule.fire()
+    code, message = RULE_ERRORS[rule.status]
+    headers = {"Retry-After": format_retry_after(rule.retry_after)} if rule.retry_after is not None else {}
+    resp = error(req, rule.status, code, message, headers)
+    resp.fault, resp.fault_rule = "rule", rule.id
+    return resp
+
+
 def _log(sim, req: GraphRequest, tenant, claims: dict, route, resp: GraphResponse) -> None:
     query = "&".join(f"{k}={v}" for k, v in req.query.items())
     sim.state.log.add(
@@ -867,6 +894,7 @@ def _log(sim, req: GraphRequest, tenant, claims: dict, route, resp: GraphRespons
         write_effective=resp.write_effective,
         throttled=resp.throttled,
         fault=resp.fault,
+        fault_rule=resp.fault_rule,
         dropped=resp.drop,
         batch_parent=req.batch_parent,
     )

@@ -47,7 +47,8 @@ class GraphResponse:
     write_effective: bool = False
     drop: bool = False  # commit happened; abort the connection instead of answering
     throttled: str = ""  # the limit that refused the request
-    fault: str = ""  # the injected fault, if any
+    fault: str = ""  # the injected fault, if any ("rule" when a fault rule fired)
+    fault_rule: int | None = None  # id of the fault rule that fired
 
 
 def split_path(path: str) -> list[str]:

@@ -249,6 +249,7 @@ async def _batch(sim: Simulator, req: GraphRequest) -> GraphResponse:
         write_effective=False,
         throttled="",
         fault="",
+        fault_rule=None,
         dropped=resp.drop,
         batch_parent=None,
     )

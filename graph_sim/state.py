@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from graph_sim import clock
-from graph_sim.faults import FaultDice, Faults
+from graph_sim.faults import FaultDice, FaultRules, Faults
 from graph_sim.licences import licence_tier
 
 PER_USER_STATES = ("disabled", "enabled", "enforced")
@@ -147,6 +147,7 @@ class Tenant:
         self.notes = notes
         self.faults = Faults()
         self.dice = FaultDice(seed, tenant_id)
+        self.fault_rules = FaultRules()
         self.timeline: list[Event] = []
         self._reindex()
 
@@ -281,6 +282,7 @@ class Tenant:
         return {
             **self.summary(),
             "faults": self.faults.as_dict(),
+            "fault_rules": self.fault_rules.as_list(),
             "users": [self.user_state(u) for u in self.users],
             "groups": [
                 {"id": g.id, "displayName": g.display_name, "members": list(g.member_ids)}

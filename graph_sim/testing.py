@@ -3,6 +3,7 @@
 with running_simulator(fleet="demo") as sim:
     sim.authority_host, sim.graph_base_url, sim.ca_bundle, sim.fleet
     sim.admin("POST", "/_sim/tenants/contoso.onmicrosoft.com/faults", json={"rate_5xx": 1})
+    sim.add_fault_rules("contoso.onmicrosoft.com", {"method": "PATCH", "path_contains": uid, "status": 403})
     sim.tenant("contoso.onmicrosoft.com").users[0].per_user_state
 """
 
@@ -66,13 +67,25 @@ class SimHandle:
         self.call(self.simulator.reset)
 
     # -- HTTP helpers ------------------------------------------------------------------------------
-    def admin(self, method: str, path: str, json: dict | None = None) -> dict:
+    def admin(self, method: str, path: str, json: dict | list | None = None) -> dict:
         """Call a ``/_sim`` endpoint and return its JSON; raises ``httpx.HTTPStatusError`` on 4xx/5xx."""
         r = self.admin_response(method, path, json=json)
         r.raise_for_status()
         return r.json()
 
-    def admin_response(self, method: str, path: str, json: dict | None = None) -> httpx.Response:
+    def add_fault_rules(self, tenant: str, *rules: dict, replace: bool = False) -> list[dict]:
+        """Append (or with ``replace=True`` replace) a tenant's fault rules; returns all its rules."""
+        body = {"rules": list(rules), "replace": replace}
+        return self.admin("POST", f"/_sim/tenants/{tenant}/fault-rules", json=body)["rules"]
+
+    def fault_rules(self, tenant: str) -> list[dict]:
+        """A tenant's fault rules with ``fired`` and ``remaining`` (``None`` = unlimited)."""
+        return self.admin("GET", f"/_sim/tenants/{tenant}/fault-rules")["rules"]
+
+    def clear_fault_rules(self, tenant: str) -> None:
+        self.admin("DELETE", f"/_sim/tenants/{tenant}/fault-rules")
+
+    def admin_response(self, method: str, path: str, json: dict | list | None = None) -> httpx.Response:
         """The raw ``httpx.Response`` of any request to the simulator (for status-code assertions)."""
         return self.http.request(method, path, json=json)
 

@@ -21,6 +21,7 @@ from migrations_engine.steps.policy import (
     is_candidate,
     scope_problems,
 )
+from migrations_engine.steps.reconcile import reconcile
 from migrations_engine.steps.user_scope import reconcile_unknown_writes, record_outcomes, scoped_changes
 
 
@@ -262,6 +263,11 @@ class EnsurePolicy(Step):
                 f"{len(candidates)} policies already require MFA for these users: {names}. "
                 "A human must choose which to keep; nothing was changed."
             )
+        if ctx.state.get("create_attempted") and not ctx.plan:
+            ours = [p for p in candidates if p.get("displayName") == POLICY_NAME]
+            reconcile(
+                ctx, "policy.create", applied=bool(ours), evidence={"listed": [p.get("id") for p in ours]}
+            )
         if candidates:
             policy = candidates[0]
             if ctx.plan:
@@ -367,6 +373,11 @@ class CutOver(Step):
         policy = ctx.wait(reads.get_policy(ctx.graph, policy_id, wait_seconds=wait))
         if policy is None:
             raise StepFailed(f"The policy {policy_id} cannot be read", retryable=True)
+        # A resumed cut-over: settle what an earlier attempt's unanswered writes did, by reading.
+        reconcile(ctx, "sd.disable", applied=not sd, evidence={"isEnabled": sd})
+        reconcile(ctx, "sd.reenable", applied=sd, evidence={"isEnabled": sd})
+        enabled = policy.get("state") == "enabled"
+        reconcile(ctx, "policy.enable", applied=enabled, evidence={"state": policy.get("state")})
         if policy.get("state") == "enabled" and not sd:
             return "already cut over"
         try:

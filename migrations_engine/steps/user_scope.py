@@ -41,10 +41,13 @@ def scoped_changes(ctx: StepContext, *, purpose: str, only_states: set[str], wan
     this purpose already changed (so a resumed step never repeats a write that took effect)."""
     done = _done(ctx, purpose)
     bridged = _done(ctx, "bridge") if purpose == "migrate" else set()
+    # A plan sends no bridge writes; show the disable step as it will run after the bridge.
+    plan_bridge = ctx.plan and purpose == "migrate" and bool(ctx.state.get("security_defaults_before"))
     for user_id, upn, state in (
         _snapshot_users(ctx).values_list("user_id", "upn", "per_user_state").iterator(chunk_size=2000)
     ):
-        current = "enabled" if user_id in bridged else state
+        bridged_in_plan = plan_bridge and state == "disabled"
+        current = "enabled" if user_id in bridged or bridged_in_plan else state
         if user_id in done or current not in only_states:
             continue
         yield Change(user_id=user_id, upn=upn, before=current, wanted=wanted)

@@ -1,14 +1,22 @@
-"""Helpers for pipeline tests: seed the simulator's fleet, run a run on a real RQ worker, read truth."""
+"""Helpers for pipeline tests: seed the simulator's fleet, run jobs on real rq workers, read the truth."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+from django.conf import settings
 from django.core.management import call_command
+from django.db import connection
 
-from migrations_engine.models import MigrationRun, RunItem
+from migrations_engine.choices import AuditOutcome
+from migrations_engine.models import AuditEvent, MigrationRun, RunItem
 from tenants.models import CustomerTenant
 
+ROOT = Path(__file__).resolve().parents[2]
 FAST = {"settle_seconds": 20, "replication_wait_seconds": 8, "whatif_sample": 3}
 
 
@@ -18,7 +26,7 @@ def seed(sim, tmp_path) -> None:
     call_command("seed_demo", "--fleet", str(fleet_file))
 
 
-def tenant_named(sim, domain_prefix: str) -> CustomerTenant:
+def tenant_named(domain_prefix: str) -> CustomerTenant:
     return CustomerTenant.objects.get(primary_domain__startswith=domain_prefix)
 
 
@@ -29,13 +37,87 @@ def work(queue) -> None:
     SimpleWorker([queue], connection=queue.connection).work(burst=True)
 
 
+def _database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def worker_process(redis_url: str, *, crash_points: str = "", timeout: float = 180) -> int:
+    """A real `manage.py rqworker --burst` process on the test database; returns its exit code.
+
+    With crash points it dies with exit 137 at the named point, as a SIGKILLed worker would.
+    """
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "msp_console.settings",
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": redis_url,
+        "MSP_CRASH_POINTS": crash_points,
+        "LOG_LEVEL": "WARNING",
+    }
+    for name in dir(settings):
+        if name.startswith("GRAPH_"):
+            value = getattr(settings, name)
+            env[name] = ",".join(value) if isinstance(value, list) else str(value)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "rqworker", "default", "--burst", "--worker-class",
+         "rq.worker.SimpleWorker"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    if result.returncode not in (0, 137):
+        raise AssertionError(f"worker exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.returncode
+
+
+def sim_clock(sim) -> float:
+    return sim.admin("GET", "/_sim/health")["clock"]
+
+
 def sim_state(sim, tenant: CustomerTenant) -> dict:
     return sim.admin("GET", f"/_sim/tenants/{tenant.tenant_id}/state")
 
 
-def sim_writes(sim, tenant: CustomerTenant) -> list[dict]:
-    log = sim.admin("GET", f"/_sim/requests?tenant={tenant.tenant_id}&limit=1000000")["requests"]
-    return [r for r in log if r.get("write")]
+def sim_log(sim, tenant: CustomerTenant, since_seq: int = 0) -> list[dict]:
+    return sim.admin("GET", f"/_sim/requests?tenant={tenant.tenant_id}&since_seq={since_seq}&limit=1000000")[
+        "requests"
+    ]
+
+
+def effective_writes(sim, tenant: CustomerTenant) -> list[dict]:
+    """Requests that changed the tenant (a batch's items are logged one by one)."""
+    return [r for r in sim_log(sim, tenant) if r.get("write_effective")]
+
+
+def coverage_gaps(sim, tenant: CustomerTenant, since: float) -> list[dict]:
+    return sim.admin("GET", f"/_sim/tenants/{tenant.tenant_id}/coverage?since={since}")["gaps"]
+
+
+def policies(sim, tenant: CustomerTenant) -> list[dict]:
+    return sim_state(sim, tenant)["policies"]
+
+
+def audit_matches_simulator(sim, tenant: CustomerTenant) -> None:
+    """Every write that took effect has exactly one intent row with its client-request-id, that intent
+    ended succeeded (or unknown and then reconciled as succeeded), and no intent claims a success the
+    simulator did not see."""
+    applied = [r["client_request_id"] for r in effective_writes(sim, tenant)]
+    assert len(applied) == len(set(applied)), "a write took effect twice under one client-request-id"
+    intents = {
+        e.client_request_id: e
+        for e in AuditEvent.objects.filter(tenant=tenant, outcome=AuditOutcome.INTENT).prefetch_related("outcomes")
+    }
+    missing = [cid for cid in applied if cid not in intents]
+    assert not missing, f"{len(missing)} writes took effect without an audit intent"
+    succeeded = set()
+    for cid, intent in intents.items():
+        outcomes = {o.outcome for o in intent.outcomes.all()}
+        results = {o.detail.get("result") for o in intent.outcomes.all() if o.outcome == AuditOutcome.RECONCILED}
+        if "succeeded" in outcomes or "succeeded" in results:
+            succeeded.add(cid)
+        assert outcomes, f"intent {intent.pk} ({intent.action}) has no outcome"
+    assert succeeded == set(applied)
 
 
 def item_of(run: MigrationRun) -> RunItem:
