@@ -41,7 +41,8 @@ def _database_url() -> str:
     db = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{host}/{db['NAME']}"
 
 
 def worker_process(redis_url: str, *, crash_points: str = "", timeout: float = 180) -> int:
@@ -62,12 +63,25 @@ def worker_process(redis_url: str, *, crash_points: str = "", timeout: float = 1
             value = getattr(settings, name)
             env[name] = ",".join(value) if isinstance(value, list) else str(value)
     result = subprocess.run(
-        [sys.executable, "manage.py", "rqworker", "default", "--burst", "--worker-class",
-         "rq.worker.SimpleWorker"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+        [
+            sys.executable,
+            "manage.py",
+            "rqworker",
+            "default",
+            "--burst",
+            "--worker-class",
+            "rq.worker.SimpleWorker",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if result.returncode not in (0, 137):
-        raise AssertionError(f"worker exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"worker exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return result.returncode
 
 
@@ -106,14 +120,18 @@ def audit_matches_simulator(sim, tenant: CustomerTenant) -> None:
     assert len(applied) == len(set(applied)), "a write took effect twice under one client-request-id"
     intents = {
         e.client_request_id: e
-        for e in AuditEvent.objects.filter(tenant=tenant, outcome=AuditOutcome.INTENT).prefetch_related("outcomes")
+        for e in AuditEvent.objects.filter(tenant=tenant, outcome=AuditOutcome.INTENT).prefetch_related(
+            "outcomes"
+        )
     }
     missing = [cid for cid in applied if cid not in intents]
     assert not missing, f"{len(missing)} writes took effect without an audit intent"
     succeeded = set()
     for cid, intent in intents.items():
         outcomes = {o.outcome for o in intent.outcomes.all()}
-        results = {o.detail.get("result") for o in intent.outcomes.all() if o.outcome == AuditOutcome.RECONCILED}
+        results = {
+            o.detail.get("result") for o in intent.outcomes.all() if o.outcome == AuditOutcome.RECONCILED
+        }
         if "succeeded" in outcomes or "succeeded" in results:
             succeeded.add(cid)
         assert outcomes, f"intent {intent.pk} ({intent.action}) has no outcome"

@@ -7,6 +7,7 @@ import pytest
 from migrations_engine.choices import AuditOutcome
 from migrations_engine.models import AuditEvent, UserOutcome
 from migrations_engine.services import RunConflict, start_rollback, start_run
+from tenants.models import BreakGlassConfig
 from tests.migrations_engine.pipeline_helpers import (
     FAST,
     audit_matches_simulator,
@@ -21,7 +22,6 @@ from tests.migrations_engine.pipeline_helpers import (
     tenant_named,
     work,
 )
-from tenants.models import BreakGlassConfig
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -94,7 +94,9 @@ def test_it_plans_without_writing_and_shows_the_diff(fast_graph, tmp_path, queue
     ]
     assert effective_writes(fast_graph, tenant) == []
     changes = [d["change"] for d in item.plan_diff]
-    assert "create policy" in changes and "turn security defaults off" in changes and "enable policy" in changes
+    assert (
+        "create policy" in changes and "turn security defaults off" in changes and "enable policy" in changes
+    )
     disable = next(d for d in item.plan_diff if d["step"] == "migrate")
     state = sim_state(fast_graph, tenant)
     # the plan counts every non-break-glass user that per-user MFA or the bridge would leave enabled
@@ -113,7 +115,9 @@ def test_it_stops_with_zero_writes_when_break_glass_is_missing(fast_graph, tmp_p
     item = item_of(run)
     assert item.status == "failed" and "No change was made" in item.failure_reason
     assert "nobody@contoso.onmicrosoft.com" in item.failure_reason
-    non_get = [r for r in sim_log(fast_graph, tenant) if r["method"] != "GET" and not r["path"].endswith("$batch")]
+    non_get = [
+        r for r in sim_log(fast_graph, tenant) if r["method"] != "GET" and not r["path"].endswith("$batch")
+    ]
     assert non_get == []
     assert not AuditEvent.objects.filter(tenant=tenant, kind="graph_write").exists()
 
