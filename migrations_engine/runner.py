@@ -140,7 +140,7 @@ def _log(item: RunItem, key: str, title: str, status: str, message: str = "") ->
         item.step_log.append(entry)
     if status == "running":
         entry.clear()
-        entry.update(key=key, title=title, status="running", started_at=now, attempt=item.attempt + 1)
+        entry.update(key=key, title=title, status="running", started_at=now, attempt=item.attempt)
     else:
         entry.update(key=key, title=title, status=status, finished_at=now, message=message)
     RunItem.objects.filter(pk=item.pk).update(

@@ -42,8 +42,9 @@ def _actor_name(actor: Any) -> str:
     return getattr(actor, "username", None) or str(actor)
 
 
-def job_id_for(item: RunItem) -> str:
-    return f"run{item.run_id}-tenant{item.tenant_id}-attempt{item.attempt + 1}"
+def job_id_for(item: RunItem, attempt: int) -> str:
+    """Deterministic RQ job id: one per item and attempt (a re-queued item gets the next one)."""
+    return f"run{item.run_id}-tenant{item.tenant_id}-attempt{attempt}"
 
 
 def start_run(
@@ -92,8 +93,8 @@ def start_run(
                 actor=_actor_name(actor),
             )
             for tenant in tenants:
-                item = RunItem(run=run, tenant=tenant)
-                item.rq_job_id = job_id_for(item)
+                item = RunItem(run=run, tenant=tenant, attempt=1)
+                item.rq_job_id = job_id_for(item, 1)
                 with transaction.atomic():
                     item.save()
             transaction.on_commit(lambda: _after_start(run))
@@ -169,7 +170,7 @@ def requeue_items(run: MigrationRun, *, actor: Any, statuses: Iterable[str], act
     count = 0
     for item in run.items.filter(status__in=list(statuses)):
         old = item.status
-        new_job = job_id_for(item)
+        new_job = job_id_for(item, item.attempt + 1)
         if RunItem.objects.filter(pk=item.pk, status=old, attempt=item.attempt).update(
             status=ItemStatus.QUEUED,
             rq_job_id=new_job,

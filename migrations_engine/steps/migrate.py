@@ -300,14 +300,34 @@ class EnsurePolicy(Step):
         except (GraphUnavailable, GraphError) as exc:
             if isinstance(exc, GraphError) and exc.status < 500:
                 raise _graph_failure(exc) from exc
-            raise StepFailed(
-                f"Creating the policy got no clear answer ({exc}); the next attempt lists "
-                "policies (waiting out replication lag) before creating",
-                retryable=True,
-            ) from exc
+            # The create may have applied: find it by listing (waiting out replication lag), never by
+            # creating again.
+            policy = self._wait_for_listed(ctx, wait)
+            reconcile(
+                ctx,
+                "policy.create",
+                applied=policy is not None,
+                evidence={"listed": policy.get("id") if policy else None},
+            )
+            if policy is None:
+                raise StepFailed(
+                    f"Creating the policy got no clear answer ({exc}) and it is not listed"
+                    f" after {wait:.0f} s; the next attempt lists again before creating",
+                    retryable=True,
+                ) from exc
+            ctx.save_state(policy_id=policy["id"], policy_created=True, policy_state_before=None)
+            return policy
         policy = response.body
         ctx.save_state(policy_id=policy["id"], policy_created=True, policy_state_before=None)
         return policy
+
+    def _wait_for_listed(self, ctx: StepContext, wait: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + wait
+        while True:
+            ours = [p for p in self._candidates(ctx) if p.get("displayName") == POLICY_NAME]
+            if ours or time.monotonic() >= deadline:
+                return ours[0] if len(ours) == 1 else None
+            time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
 
     def _candidates(self, ctx: StepContext) -> list[dict[str, Any]]:
         return [p for p in ctx.wait(reads.list_policies(ctx.graph)) if is_candidate(p, ctx)]
@@ -407,7 +427,11 @@ class CutOver(Step):
             )
         except (GraphUnavailable, GraphError) as exc:
             readback = ctx.wait(reads.get_policy(ctx.graph, policy_id))
-            if readback is None or readback.get("state") != "enabled":
+            enabled = readback is not None and readback.get("state") == "enabled"
+            reconcile(
+                ctx, "policy.enable", applied=enabled, evidence={"state": (readback or {}).get("state")}
+            )
+            if not enabled:
                 self._compensate(ctx, sd)
                 raise StepFailed(
                     f"Enabling the policy failed ({exc})"

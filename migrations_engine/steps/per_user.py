@@ -137,7 +137,7 @@ async def apply_changes(graph: GraphClient, changes: list[Change], *, max_rounds
                     await sync_to_async(record_reconciliation, thread_sensitive=True)(
                         graph.audit,
                         intent=result.intent,
-                        outcome="reconciled",
+                        outcome="succeeded" if applied else "not_applied",
                         detail={"applied": applied, "read_back": current.get(change.user_id)},
                     )
                 if applied:

@@ -78,6 +78,8 @@ def worker_process(redis_url: str, *, crash_points: str = "", timeout: float = 1
         text=True,
         timeout=timeout,
     )
+    if os.environ.get("MSP_TEST_WORKER_OUTPUT"):
+        print(result.stdout[-5000:], result.stderr[-5000:])
     if result.returncode not in (0, 137):
         raise AssertionError(
             f"worker exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
