@@ -59,7 +59,7 @@ class RunItem(models.Model):
     status = models.CharField(max_length=10, choices=ItemStatus, default=ItemStatus.QUEUED)
     next_step_index = models.PositiveSmallIntegerField(default=0)
     current_step = models.CharField(max_length=40, blank=True)
-    attempt = models.PositiveIntegerField(default=1, help_text="Which job attempt owns it (re-queues add one)")
+    attempt = models.PositiveIntegerField(default=1, help_text="Which job attempt owns it")
     rq_job_id = models.CharField(max_length=100, blank=True)
     step_log = models.JSONField(default=list, blank=True)
     counters = models.JSONField(default=dict, blank=True)

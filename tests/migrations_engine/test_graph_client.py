@@ -11,6 +11,7 @@ from migrations_engine.graph import (
     REQUIRED_ROLES,
     BatchItem,
     ConsentMissing,
+    GraphAuditMissing,
     GraphClient,
     GraphConfig,
     GraphError,
@@ -146,20 +147,51 @@ def test_it_waits_out_throttling_and_then_succeeds(fresh_graph):
     assert statuses.count(200) == 5 and 429 in statuses
 
 
-def test_it_never_resends_a_write_that_failed_with_5xx(fresh_graph):
+@pytest.mark.django_db(transaction=True)
+def test_it_never_resends_a_write_that_failed_with_5xx_and_audits_it_as_unknown(fresh_graph):
+    from migrations_engine.audit import AuditContext
+    from migrations_engine.models import AuditEvent
+    from tenants.services import add_tenant
+
     entry = fleet_tenant(fresh_graph, full_consent)
+    tenant = add_tenant(tenant_id=entry["tenant_id"], domain=entry["domain"], display_name="T", actor="test")
     fresh_graph.admin("POST", f"/_sim/tenants/{entry['tenant_id']}/faults", json={"rate_5xx": 1.0})
 
     async def go():
-        async with GraphClient(entry["tenant_id"]) as client:
-            await client.send(
-                "PATCH", "/policies/identitySecurityDefaultsEnforcementPolicy", body={"isEnabled": True}
+        audit = AuditContext(actor="test", tenant_id=tenant.pk, step="probe")
+        async with GraphClient(entry["tenant_id"], audit=audit) as client:
+            await client.write(
+                "PATCH",
+                "/policies/identitySecurityDefaultsEnforcementPolicy",
+                body={"isEnabled": True},
+                action="sd.enable",
             )
 
     with pytest.raises(GraphError) as caught:
         run(go())
     assert caught.value.status >= 500 and caught.value.request_id
     assert len(requests_for(fresh_graph, entry["tenant_id"], "PATCH", "identitySecurity")) == 1
+    outcomes = list(
+        AuditEvent.objects.filter(tenant=tenant).values_list("outcome", flat=True).order_by("seq")
+    )
+    assert outcomes == ["intent", "unknown"]
+
+
+def test_it_refuses_writes_outside_the_audited_path(demo_graph):
+    entry = fleet_tenant(demo_graph, full_consent)
+
+    async def unaudited_send():
+        async with GraphClient(entry["tenant_id"]) as client:
+            await client.send("PATCH", "/policies/identitySecurityDefaultsEnforcementPolicy", body={})
+
+    async def no_audit_context():
+        async with GraphClient(entry["tenant_id"]) as client:
+            await client.write("PATCH", "/policies/identitySecurityDefaultsEnforcementPolicy", body={})
+
+    for attempt in (unaudited_send, no_audit_context):
+        with pytest.raises(GraphAuditMissing):
+            run(attempt())
+    assert requests_for(demo_graph, entry["tenant_id"], "PATCH") == []
 
 
 def test_it_gives_up_on_a_silent_graph_with_a_clear_error(settings, fresh_graph):
