@@ -71,8 +71,12 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # Wait for a lock instead of failing at once: web, workers and the scheduler share the file.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Web, workers and the scheduler share the file: wait for the lock instead of failing, take it at
+    # BEGIN (a deferred transaction that later writes gets "database is locked" without waiting), and let
+    # readers go on while one process writes (WAL).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=30, transaction_mode="IMMEDIATE", init_command="PRAGMA journal_mode=WAL;"
+    )
     # Tests run real worker processes, which must see the test database: keep it in a file.
     DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_SQLITE_PATH", str(BASE_DIR / ".test-db.sqlite3"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

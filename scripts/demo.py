@@ -108,7 +108,12 @@ def _run(args, procs: Processes) -> int:
     print("Starting the web console, an RQ worker and rq-scheduler ...", flush=True)
     py = sys.executable
     procs.start("web", [py, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], env=env)
-    procs.start("worker", [py, "manage.py", "rqworker", "default", "--name", f"demo-{os.getpid()}"], env=env)
+    for n in (1, 2):
+        procs.start(
+            f"worker{n}",
+            [py, "manage.py", "rqworker", "default", "--name", f"demo-{os.getpid()}-{n}"],
+            env=env,
+        )
     procs.start("scheduler", [py, "manage.py", "rqscheduler", "--interval", "5"], env=env)
     wait_for_http(f"http://127.0.0.1:{port}/login/")
 
@@ -117,6 +122,20 @@ def _run(args, procs: Processes) -> int:
         manage(env, "census", "--all")
     except subprocess.CalledProcessError:
         print("Some tenants could not be read (see the Notes column).")
+
+    ready = ",".join(
+        t["domain"]
+        for t in fleet["tenants"]
+        if t["consent_granted"]
+        and t["licence"] != "Free"
+        and "Policy.ReadWrite.AuthenticationMethod" in t["roles"]
+    )
+    print("\nA plan, then a full migration, of the consented P1/P2 demo tenants:", flush=True)
+    for mode in ("plan", "full"):
+        try:
+            manage(env, "start_run", "--mode", mode, "--tenants", ready, "--wait", "--actor", "demo")
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(f"the {mode} run did not succeed (see above)") from exc
 
     dead = procs.check_alive()
     if dead:

@@ -69,6 +69,16 @@ def check_demo(env: dict[str, str], fleet: dict, port: int) -> list[str]:
         if t.users_total is not None and t.users_total != entry["user_count"]:
             problems.append(f"{name}: {t.users_total} users counted, fleet has {entry['user_count']}")
 
+    from migrations_engine.models import MigrationRun
+
+    full = MigrationRun.objects.filter(mode="full").first()
+    if full is None or full.status != "succeeded":
+        problems.append("the full demo run did not succeed")
+    else:
+        for item in full.items.select_related("tenant"):
+            if not item.verdict.startswith("Verified"):
+                problems.append(f"{item.tenant.primary_domain}: not verified ({item.failure_reason})")
+
     p2 = next((t for t in tenants.values() if t.licence == "p2"), None)
     if p2 is None:
         problems.append("no P2 tenant to run a census job for")

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Q
 
 from migrations_engine.audit import verify_chain
 from migrations_engine.models import AuditEvent
 from migrations_engine.models.audit import FLEET_CHAIN
-from tenants.models import CustomerTenant
+from tenants.lookup import find_tenant
 
 
 def chain_for_option(wanted: str | None) -> tuple[str | None, int | None]:
@@ -23,15 +20,10 @@ def chain_for_option(wanted: str | None) -> tuple[str | None, int | None]:
     wanted = wanted.strip()
     if wanted.lower() == FLEET_CHAIN:
         return FLEET_CHAIN, None
-    match = Q(primary_domain__iexact=wanted)
-    try:
-        match |= Q(tenant_id=uuid.UUID(wanted))
-    except ValueError:
-        pass
-    found = CustomerTenant.objects.filter(match).values_list("tenant_id", "pk").first()
-    if found is None:
+    tenant = find_tenant(wanted)
+    if tenant is None:
         raise CommandError(f"No customer tenant with id or domain {wanted!r}")
-    return str(found[0]), found[1]
+    return str(tenant.tenant_id), tenant.pk
 
 
 class Command(BaseCommand):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import uuid
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Q
 from tqdm import tqdm
 
 from migrations_engine.census import CensusResult, take_census
 from migrations_engine.graph import GraphClient, GraphConfig, GraphConfigError
+from tenants.lookup import find_tenant
 from tenants.models import CustomerTenant
 from tenants.services import record_census
 from tenants.table import census_rows, render_table
@@ -62,12 +61,7 @@ class Command(BaseCommand):
             return tenants
         tenants = []
         for wanted in options["tenant"]:
-            match = Q(primary_domain__iexact=wanted.strip())
-            try:
-                match |= Q(tenant_id=uuid.UUID(wanted.strip()))
-            except ValueError:
-                pass
-            tenant = CustomerTenant.objects.filter(match).first()
+            tenant = find_tenant(wanted)
             if tenant is None:
                 raise CommandError(f"No customer tenant with id or domain {wanted!r}")
             tenants.append(tenant)
