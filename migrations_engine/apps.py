@@ -6,3 +6,6 @@ class MigrationsEngineConfig(AppConfig):
 
     name = "migrations_engine"
     verbose_name = "Migration engine"
+
+    def ready(self) -> None:
+        from migrations_engine import checks  # noqa: F401 - registers the system checks
