@@ -63,4 +63,3 @@ class UserOutcomeStatus(models.TextChoices):
     SKIPPED = "skipped", "Already in the wanted state"
     FAILED = "failed", "Failed"
     UNKNOWN = "unknown", "Outcome unknown"
-    PLANNED = "planned", "Would change (plan)"

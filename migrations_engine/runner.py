@@ -19,10 +19,10 @@ from django.utils import timezone
 from migrations_engine.audit import AuditContext, WriteOutcome, record_outcomes
 from migrations_engine.choices import ACTIVE_ITEM_STATUSES, AuditKind, AuditOutcome, ItemStatus, RunStatus
 from migrations_engine.faults import crash_point
-from migrations_engine.graph import GraphClient, GraphConfig
+from migrations_engine.graph import GraphClient, GraphConfig, GraphError, GraphUnavailable, TokenError
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem
 from migrations_engine.pipeline import steps_for
-from migrations_engine.steps.base import StepContext, StepFailed
+from migrations_engine.steps.base import StepContext, StepFailed, graph_failure
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,13 @@ def _run_steps(item: RunItem, run: MigrationRun, job_id: str) -> str:
             crash_point(f"before_step:{step.key}")
             try:
                 message = step.run(ctx)
+            except (GraphError, GraphUnavailable, TokenError) as exc:
+                # Graph or login trouble that outlived the client's retries: expected, not a bug.
+                failure = graph_failure(exc)
+                _log(item, step.key, step.title, "failed", failure.reason)
+                return _finish(
+                    item, job_id, ItemStatus.FAILED, reason=failure.reason, retryable=failure.retryable
+                )
             except StepFailed as exc:
                 _log(item, step.key, step.title, "failed", exc.reason)
                 return _finish(item, job_id, ItemStatus.FAILED, reason=exc.reason, retryable=exc.retryable)

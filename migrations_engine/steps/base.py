@@ -30,6 +30,27 @@ class StepFailed(Exception):
         super().__init__(reason)
 
 
+def graph_failure(exc: Exception) -> StepFailed:
+    """Graph or login trouble that outlived the client's retries, as a failure a human can read.
+
+    Throttling, 5xx and no answer are retryable; a 4xx means Graph refused and a retry alone won't help.
+    """
+    from migrations_engine.graph import ConsentMissing, GraphError, TokenError
+
+    if isinstance(exc, ConsentMissing):
+        return StepFailed(
+            f"Consent is gone (AADSTS{exc.aadsts or '?'}): the customer's admin must consent again"
+        )
+    if isinstance(exc, TokenError):
+        return StepFailed(str(exc), retryable=exc.code == "login_unreachable")
+    if isinstance(exc, GraphError):
+        return StepFailed(
+            f"Graph answered {exc.status} {exc.code}: {exc.message} (request-id {exc.request_id or '?'})",
+            retryable=exc.status == 429 or exc.status >= 500,
+        )
+    return StepFailed(str(exc), retryable=True)
+
+
 @dataclass
 class StepContext:
     """Everything a step may touch: its tenant, run and item, the Graph client, the checkpoint state."""

@@ -13,7 +13,7 @@ from migrations_engine.census import USER_SELECT, licence_from_skus
 from migrations_engine.graph import ConsentMissing, GraphError, GraphUnavailable, TokenError, missing_roles
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps import per_user
-from migrations_engine.steps.base import POLICY_NAME, Step, StepContext, StepFailed
+from migrations_engine.steps.base import POLICY_NAME, Step, StepContext, StepFailed, graph_failure
 from migrations_engine.steps.policy import (
     REPORT_ONLY,
     desired_policy,
@@ -23,17 +23,6 @@ from migrations_engine.steps.policy import (
 )
 from migrations_engine.steps.reconcile import reconcile
 from migrations_engine.steps.user_scope import reconcile_unknown_writes, record_outcomes, scoped_changes
-
-
-def _graph_failure(exc: Exception) -> StepFailed:
-    """Graph trouble that outlived our retries: a retryable failure with the request id."""
-    if isinstance(exc, GraphError):
-        retryable = exc.status == 429 or exc.status >= 500
-        return StepFailed(
-            f"Graph answered {exc.status} {exc.code}: {exc.message} (request-id {exc.request_id or '?'})",
-            retryable=retryable,
-        )
-    return StepFailed(str(exc), retryable=True)
 
 
 class VerifyConsent(Step):
@@ -299,7 +288,7 @@ class EnsurePolicy(Step):
             )
         except (GraphUnavailable, GraphError) as exc:
             if isinstance(exc, GraphError) and exc.status < 500:
-                raise _graph_failure(exc) from exc
+                raise graph_failure(exc) from exc
             # The create may have applied: find it by listing (waiting out replication lag), never by
             # creating again.
             policy = self._wait_for_listed(ctx, wait)
@@ -345,7 +334,7 @@ class EnsurePolicy(Step):
                 )
             )
         except (GraphUnavailable, GraphError) as exc:
-            raise _graph_failure(exc) from exc
+            raise graph_failure(exc) from exc
 
 
 class BridgeSecurityDefaults(Step):
@@ -413,7 +402,7 @@ class CutOver(Step):
                 )
                 ctx.save_state(sd_turned_off=True)
         except (GraphUnavailable, GraphError) as exc:
-            raise _graph_failure(exc) from exc
+            raise graph_failure(exc) from exc
         try:
             ctx.wait(
                 ctx.graph.write(

@@ -71,7 +71,10 @@ async def read_states(graph: GraphClient, user_ids: list[str]) -> dict[str, str 
 
 
 async def apply_changes(graph: GraphClient, changes: list[Change], *, max_rounds: int) -> list[Settled]:
-    """Apply up to a few hundred changes; returns one Settled per change."""
+    """Apply up to a few hundred changes; returns one Settled per change. (Plans never call this: a plan
+    lists the users it would change instead of recording a dry-run row per user.)"""
+    if graph.dry_run:
+        raise ValueError("apply_changes sends writes; a plan records its per-user changes as a diff")
     pending = {c.user_id: c for c in changes}
     settled: dict[str, Settled] = {}
     gate = asyncio.Semaphore(BATCHES_IN_FLIGHT)
@@ -107,9 +110,6 @@ async def apply_changes(graph: GraphClient, changes: list[Change], *, max_rounds
     for round_number in range(1, max_rounds + 1):
         if not pending:
             break
-        if graph.dry_run:
-            await asyncio.gather(*(send(b) for b in chunks(pending.values(), BATCH)))
-            return [Settled(c, UserOutcomeStatus.PLANNED) for c in changes]
         answers: dict[str, tuple[int, str, object]] = {}
         for part in await asyncio.gather(*(send(b) for b in chunks(list(pending.values()), BATCH))):
             answers.update(part)

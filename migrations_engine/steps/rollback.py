@@ -9,8 +9,8 @@ from __future__ import annotations
 from migrations_engine.graph import GraphError, GraphUnavailable
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps import per_user
-from migrations_engine.steps.base import Step, StepContext, StepFailed
-from migrations_engine.steps.migrate import _apply, _graph_failure
+from migrations_engine.steps.base import Step, StepContext, StepFailed, graph_failure
+from migrations_engine.steps.migrate import _apply
 from migrations_engine.steps.per_user import Change
 from migrations_engine.steps.user_scope import _done
 
@@ -123,7 +123,7 @@ class RestorePolicy(Step):
                 )
             )
         except (GraphUnavailable, GraphError) as exc:
-            raise _graph_failure(exc) from exc
+            raise graph_failure(exc) from exc
         return f"policy set to {wanted}"
 
 
@@ -147,7 +147,7 @@ class RestoreSecurityDefaults(Step):
                 )
             )
         except (GraphUnavailable, GraphError) as exc:
-            raise _graph_failure(exc) from exc
+            raise graph_failure(exc) from exc
         return "security defaults on"
 
 

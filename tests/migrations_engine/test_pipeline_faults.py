@@ -237,3 +237,18 @@ def test_two_concurrent_starts_for_one_tenant_make_one_run(fast_graph, tmp_path,
     assert len(runs) == 1 and len(conflicts) == 1
     assert conflicts[0].existing.pk == runs[0].pk
     assert RunItem.objects.filter(tenant=tenant, status__in=["queued", "running"]).count() == 1
+
+
+def test_it_fails_with_the_graph_error_not_a_traceback_when_graph_refuses_a_read(fast_graph, tmp_path, queue):
+    seed(fast_graph, tmp_path)
+    tenant = tenant_named("woodgrove")
+    fast_graph.add_fault_rules(
+        str(tenant.tenant_id), {"method": "GET", "path_contains": "/v1.0/users", "status": 403, "times": 0}
+    )
+    run = start_run(mode="full", tenants=[tenant], actor="test", options=FAST)
+    work(queue)
+    item = item_of(run)
+    assert item.status == "failed" and not item.traceback
+    assert "403 Authorization_RequestDenied" in item.failure_reason and "request-id" in item.failure_reason
+    assert not item.retryable
+    assert effective_writes(fast_graph, tenant) == []
