@@ -6,14 +6,13 @@ import time
 from collections import Counter
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from migrations_engine.census import USER_SELECT, licence_from_skus
 from migrations_engine.graph import ConsentMissing, GraphError, GraphUnavailable, TokenError, missing_roles
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps import per_user
-from migrations_engine.steps.base import POLICY_NAME, Step, StepContext, StepFailed, graph_failure
+from migrations_engine.steps.base import POLICY_NAME, Step, StepContext, StepFailed
 from migrations_engine.steps.policy import (
     REPORT_ONLY,
     desired_policy,
@@ -22,7 +21,13 @@ from migrations_engine.steps.policy import (
     scope_problems,
 )
 from migrations_engine.steps.reconcile import reconcile
-from migrations_engine.steps.user_scope import reconcile_unknown_writes, record_outcomes, scoped_changes
+from migrations_engine.steps.user_scope import (
+    reconcile_unknown_writes,
+    record_outcomes,
+    scope_user_ids,
+    scoped_changes,
+)
+from migrations_engine.steps.writes import patch_policy, set_security_defaults
 
 
 class VerifyConsent(Step):
@@ -228,7 +233,7 @@ class EnsurePolicy(Step):
             if ctx.plan:
                 ctx.diff(self.key, "update policy scope", policy=policy.get("displayName"), fixes=problems)
             else:
-                self._patch(ctx, policy["id"], body, action="policy.update_scope", before=policy)
+                patch_policy(ctx, policy["id"], body, action="policy.update_scope", before=policy)
         if ctx.plan:
             return f"would use policy '{policy.get('displayName')}'"
         return f"policy '{policy.get('displayName')}' ({policy['id']}) in state {policy.get('state')}" + (
@@ -288,7 +293,7 @@ class EnsurePolicy(Step):
             )
         except (GraphUnavailable, GraphError) as exc:
             if isinstance(exc, GraphError) and exc.status < 500:
-                raise graph_failure(exc) from exc
+                raise  # Graph refused the create: nothing was made; the runner reports it
             # The create may have applied: find it by listing (waiting out replication lag), never by
             # creating again.
             policy = self._wait_for_listed(ctx, wait)
@@ -320,21 +325,6 @@ class EnsurePolicy(Step):
 
     def _candidates(self, ctx: StepContext) -> list[dict[str, Any]]:
         return [p for p in ctx.wait(reads.list_policies(ctx.graph)) if is_candidate(p, ctx)]
-
-    def _patch(self, ctx: StepContext, policy_id: str, body: dict, *, action: str, before: Any) -> None:
-        try:
-            ctx.wait(
-                ctx.graph.write(
-                    "PATCH",
-                    f"{reads.POLICIES}/{policy_id}",
-                    body=body,
-                    action=action,
-                    target=policy_id,
-                    before=before,
-                )
-            )
-        except (GraphUnavailable, GraphError) as exc:
-            raise graph_failure(exc) from exc
 
 
 class BridgeSecurityDefaults(Step):
@@ -389,30 +379,16 @@ class CutOver(Step):
         reconcile(ctx, "policy.enable", applied=enabled, evidence={"state": policy.get("state")})
         if policy.get("state") == "enabled" and not sd:
             return "already cut over"
+        if sd:
+            set_security_defaults(ctx, False, action="sd.disable")
+            ctx.save_state(sd_turned_off=True)
         try:
-            if sd:
-                ctx.wait(
-                    ctx.graph.write(
-                        "PATCH",
-                        reads.SECURITY_DEFAULTS,
-                        body={"isEnabled": False},
-                        action="sd.disable",
-                        before={"isEnabled": True},
-                    )
-                )
-                ctx.save_state(sd_turned_off=True)
-        except (GraphUnavailable, GraphError) as exc:
-            raise graph_failure(exc) from exc
-        try:
-            ctx.wait(
-                ctx.graph.write(
-                    "PATCH",
-                    f"{reads.POLICIES}/{policy_id}",
-                    body={"state": "enabled"},
-                    action="policy.enable",
-                    target=policy_id,
-                    before={"state": policy.get("state")},
-                )
+            patch_policy(
+                ctx,
+                policy_id,
+                {"state": "enabled"},
+                action="policy.enable",
+                before={"state": policy.get("state")},
             )
         except (GraphUnavailable, GraphError) as exc:
             readback = ctx.wait(reads.get_policy(ctx.graph, policy_id))
@@ -443,15 +419,7 @@ class CutOver(Step):
         if not sd_was_on:
             return
         try:
-            ctx.wait(
-                ctx.graph.write(
-                    "PATCH",
-                    reads.SECURITY_DEFAULTS,
-                    body={"isEnabled": True},
-                    action="sd.reenable",
-                    before={"isEnabled": False},
-                )
-            )
+            set_security_defaults(ctx, True, action="sd.reenable")
             ctx.save_state(sd_turned_off=False)
         except (GraphUnavailable, GraphError) as exc:
             raise StepFailed(
@@ -537,9 +505,8 @@ class Verify(Step):
         while True:
             pending, verdict = self._check(ctx)
             if not pending:
-                with transaction.atomic():
-                    ctx.item.verdict = verdict
-                    type(ctx.item).objects.filter(pk=ctx.item.pk).update(verdict=verdict)
+                ctx.item.verdict = verdict
+                type(ctx.item).objects.filter(pk=ctx.item.pk).update(verdict=verdict)
                 return verdict
             if time.monotonic() + delay > deadline:
                 raise StepFailed(
@@ -550,8 +517,6 @@ class Verify(Step):
             delay = min(delay * 2, 30)
 
     def _check(self, ctx: StepContext) -> tuple[list[str], str]:
-        from migrations_engine.steps.user_scope import scope_user_ids
-
         pending: list[str] = []
         policy = ctx.wait(reads.get_policy(ctx.graph, ctx.state["policy_id"]))
         if policy is None or policy.get("state") != "enabled":

@@ -6,13 +6,13 @@ were on, bridge SD-only users with per-user MFA, turn the policy back, turn SD o
 
 from __future__ import annotations
 
-from migrations_engine.graph import GraphError, GraphUnavailable
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps import per_user
-from migrations_engine.steps.base import Step, StepContext, StepFailed, graph_failure
+from migrations_engine.steps.base import Step, StepContext, StepFailed
 from migrations_engine.steps.migrate import _apply
 from migrations_engine.steps.per_user import Change
 from migrations_engine.steps.user_scope import _done
+from migrations_engine.steps.writes import patch_policy, set_security_defaults
 
 
 class LoadSnapshot(Step):
@@ -111,19 +111,13 @@ class RestorePolicy(Step):
             return "the policy no longer exists"
         if not wanted or policy.get("state") == wanted:
             return f"policy already {policy.get('state')}"
-        try:
-            ctx.wait(
-                ctx.graph.write(
-                    "PATCH",
-                    f"{reads.POLICIES}/{policy_id}",
-                    body={"state": wanted},
-                    action="policy.restore_state",
-                    target=policy_id,
-                    before={"state": policy.get("state")},
-                )
-            )
-        except (GraphUnavailable, GraphError) as exc:
-            raise graph_failure(exc) from exc
+        patch_policy(
+            ctx,
+            policy_id,
+            {"state": wanted},
+            action="policy.restore_state",
+            before={"state": policy.get("state")},
+        )
         return f"policy set to {wanted}"
 
 
@@ -136,18 +130,7 @@ class RestoreSecurityDefaults(Step):
             return "security defaults were off before"
         if ctx.wait(reads.security_defaults_on(ctx.graph)):
             return "security defaults already on"
-        try:
-            ctx.wait(
-                ctx.graph.write(
-                    "PATCH",
-                    reads.SECURITY_DEFAULTS,
-                    body={"isEnabled": True},
-                    action="sd.restore",
-                    before={"isEnabled": False},
-                )
-            )
-        except (GraphUnavailable, GraphError) as exc:
-            raise graph_failure(exc) from exc
+        set_security_defaults(ctx, True, action="sd.restore")
         return "security defaults on"
 
 
