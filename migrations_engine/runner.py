@@ -13,6 +13,8 @@ import socket
 import traceback
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.db import connections
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -107,6 +109,8 @@ def _run_steps(item: RunItem, run: MigrationRun, job_id: str) -> str:
     finally:
         try:
             loop.run_until_complete(graph.__aexit__(None, None, None))
+            # The audit rows were written from asgiref's shared thread: close its database connection.
+            loop.run_until_complete(sync_to_async(connections.close_all, thread_sensitive=True)())
         finally:
             loop.close()
 
