@@ -1,9 +1,10 @@
 """URL routes: the admin-style console lives at the site root."""
 
-from django.contrib import admin
 from django.urls import include, path
+
+from msp_console.admin_site import site
 
 urlpatterns = [
     path("django-rq/", include("django_rq.urls")),
-    path("", admin.site.urls),
+    path("", site.urls),
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.html import format_html
 
+from msp_console.admin_site import site
+from tenants.access import visible_tenants
 from tenants.models import BreakGlassConfig, CustomerTenant, TenantConsent
 
 
@@ -29,7 +31,7 @@ class BreakGlassInline(admin.StackedInline):
     extra = 0
 
 
-@admin.register(CustomerTenant)
+@admin.register(CustomerTenant, site=site)
 class CustomerTenantAdmin(admin.ModelAdmin):
     list_display = (
         "display_name",
@@ -74,6 +76,9 @@ class CustomerTenantAdmin(admin.ModelAdmin):
     )
     inlines = (ConsentInline, BreakGlassInline)
     list_select_related = ("consent",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(pk__in=visible_tenants(request.user).values("pk"))
 
     @admin.display(description="Security defaults", boolean=True, ordering="security_defaults")
     def sd_display(self, obj: CustomerTenant) -> bool | None:

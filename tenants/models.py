@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -129,3 +130,40 @@ class BreakGlassConfig(models.Model):
         self.accounts = cleaned
         if not cleaned and not self.group_id:
             raise ValidationError("Name at least one break-glass account or a break-glass group.")
+
+
+class TenantGrant(models.Model):
+    """Lets one staff user, or every member of one group (a team), see and act on one tenant.
+
+    Deny by default: a staff user sees only tenants granted to them or their groups (superusers see all).
+    """
+
+    tenant = models.ForeignKey(CustomerTenant, on_delete=models.CASCADE, related_name="grants")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="tenant_grants",
+    )
+    group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.CASCADE, related_name="tenant_grants"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, group__isnull=True)
+                | models.Q(user__isnull=True, group__isnull=False),
+                name="%(app_label)s_%(class)s_user_or_group",
+                violation_error_message="Grant a tenant to a user or to a group, not both.",
+            ),
+            models.UniqueConstraint(fields=["tenant", "user"], name="%(app_label)s_%(class)s_once_per_user"),
+            models.UniqueConstraint(
+                fields=["tenant", "group"], name="%(app_label)s_%(class)s_once_per_group"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user or self.group} → {self.tenant.primary_domain}"

@@ -1,0 +1,11 @@
+"""Custom admin views of the console, mounted by `ConsoleSite.get_urls` before the ModelAdmin URLs."""
+
+from __future__ import annotations
+
+
+def extra_urls(site) -> list:
+    """Each app contributes its custom views (wrapped in `site.admin_view`: login, staff, no cache)."""
+    from migrations_engine import console as engine_console
+    from tenants import console as tenants_console
+
+    return tenants_console.urls(site) + engine_console.urls(site)
