@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ BATCHES_IN_FLIGHT = 4
 USER_SELECT = "id,userPrincipalName,displayName,accountEnabled,userType"
 
 ProgressCallback = Callable[[int], None]
+UserSink = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 
 @dataclass
@@ -109,9 +110,13 @@ def _policy_summary(policy: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def take_census(client: GraphClient, progress: ProgressCallback | None = None) -> CensusResult:
+async def take_census(
+    client: GraphClient, progress: ProgressCallback | None = None, sink: UserSink | None = None
+) -> CensusResult:
     """Read everything the census needs from one tenant. Never raises for expected tenant problems:
-    missing consent, missing permissions and Free licences come back as a status and a message."""
+    missing consent, missing permissions and Free licences come back as a status and a message.
+
+    `sink`, when given, is awaited with each page of per-user report rows (see `_user_row`)."""
     result = CensusResult()
     try:
         token = await client.app_token()
@@ -129,7 +134,7 @@ async def take_census(client: GraphClient, progress: ProgressCallback | None = N
     result.missing_roles = missing_roles(token.roles)
     have = set(token.roles)
     try:
-        await _census_body(client, result, have, progress)
+        await _census_body(client, result, have, progress, sink)
     except (GraphError, GraphUnavailable) as exc:
         result.status = CensusStatus.ERROR
         result.message = str(exc)
@@ -145,7 +150,11 @@ async def take_census(client: GraphClient, progress: ProgressCallback | None = N
 
 
 async def _census_body(
-    client: GraphClient, result: CensusResult, have: set[str], progress: ProgressCallback | None
+    client: GraphClient,
+    result: CensusResult,
+    have: set[str],
+    progress: ProgressCallback | None,
+    sink: UserSink | None,
 ) -> None:
     if "Organization.Read.All" in have:
         skus = await client.get_json("/subscribedSkus")
@@ -162,19 +171,34 @@ async def _census_body(
         result.mfa_policy_state = best_policy_state(policies)
         result.policies = [_policy_summary(p) for p in policies]
 
-    if "User.Read.All" in have:
-        await _count_users(client, result, read_states="Policy.Read.All" in have, progress=progress)
-
+    registration: dict[str, dict[str, Any]] = {}
     if "AuditLog.Read.All" in have:
-        await _count_registration(client, result)
+        registration = await _count_registration(client, result)
+
+    if "User.Read.All" in have:
+        await _count_users(
+            client,
+            result,
+            read_states="Policy.Read.All" in have,
+            progress=progress,
+            registration=registration,
+            sink=sink,
+        )
 
 
 async def _count_users(
-    client: GraphClient, result: CensusResult, *, read_states: bool, progress: ProgressCallback | None
+    client: GraphClient,
+    result: CensusResult,
+    *,
+    read_states: bool,
+    progress: ProgressCallback | None,
+    registration: dict[str, dict[str, Any]],
+    sink: UserSink | None,
 ) -> None:
     states: Counter[str] = Counter()
     total = 0
     in_flight = asyncio.Semaphore(BATCHES_IN_FLIGHT)
+    page_states: dict[str, str] = {}
 
     async def read_chunk(users: list[dict[str, Any]]) -> None:
         items = [
@@ -185,21 +209,27 @@ async def _count_users(
             answers = await client.batch_reads(items, version="beta")
         for item in items:
             answer = answers[item.id]
+            user_id = users[int(item.id)]["id"]
             if answer.ok and isinstance(answer.body, dict):
                 state = str(answer.body.get("perUserMfaState", ""))
-                states[state if state in PER_USER_STATES else "unknown"] += 1
+                state = state if state in PER_USER_STATES else "unknown"
             else:
-                states["unreadable"] += 1
+                state = "unreadable"
+            states[state] += 1
+            page_states[user_id] = state
         if progress:
             progress(len(users))
 
     query = {"$select": USER_SELECT, "$top": 999}
     async for page in client.iter_pages("/users", query=query):
         total += len(page)
+        page_states.clear()
         if read_states:
             await asyncio.gather(*(read_chunk(page[i : i + 20]) for i in range(0, len(page), 20)))
         elif progress:
             progress(len(page))
+        if sink is not None:
+            await sink([_user_row(u, page_states.get(u["id"], ""), registration.get(u["id"])) for u in page])
     result.users_total = total
     if read_states:
         result.per_user = {state: states.get(state, 0) for state in PER_USER_STATES}
@@ -209,19 +239,38 @@ async def _count_users(
                 result.notes.append(f"{states[odd]} users' per-user MFA state was {odd}")
 
 
-async def _count_registration(client: GraphClient, result: CensusResult) -> None:
-    registered = known = 0
+def _user_row(user: dict[str, Any], state: str, registration: dict[str, Any] | None) -> dict[str, Any]:
+    """One user of the census report (what the PowerShell MFA-status exports hold)."""
+    return {
+        "user_id": user["id"],
+        "upn": user.get("userPrincipalName") or "",
+        "display_name": user.get("displayName") or "",
+        "user_type": user.get("userType") or "",
+        "account_enabled": bool(user.get("accountEnabled", True)),
+        "per_user_state": state,
+        "mfa_registered": None if registration is None else bool(registration.get("isMfaRegistered")),
+        "methods": list((registration or {}).get("methodsRegistered") or []),
+    }
+
+
+async def _count_registration(client: GraphClient, result: CensusResult) -> dict[str, dict[str, Any]]:
+    """Registration by user id (kept for the per-user report), and the counts on `result`."""
+    by_user: dict[str, dict[str, Any]] = {}
     try:
         async for page in client.iter_pages(
             "/reports/authenticationMethods/userRegistrationDetails",
-            query={"$select": "id,isMfaRegistered", "$top": 999},
+            query={"$select": "id,isMfaRegistered,methodsRegistered", "$top": 999},
         ):
-            known += len(page)
-            registered += sum(1 for row in page if row.get("isMfaRegistered"))
+            for row in page:
+                by_user[row["id"]] = {
+                    "isMfaRegistered": row.get("isMfaRegistered"),
+                    "methodsRegistered": row.get("methodsRegistered") or [],
+                }
     except GraphError as exc:
         if exc.code == "Authentication_RequestFromNonPremiumTenantOrB2CTenant":
             result.notes.append("Registration report needs Entra ID P1/P2")
-            return
+            return {}
         raise
-    result.mfa_registered = registered
-    result.registration_known = known
+    result.mfa_registered = sum(1 for r in by_user.values() if r["isMfaRegistered"])
+    result.registration_known = len(by_user)
+    return by_user

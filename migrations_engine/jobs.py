@@ -47,9 +47,10 @@ def census_tenant(tenant_pk: int, actor: str = "system") -> str:
     from rq import get_current_job
 
     from tenants.models import CustomerTenant
-    from tenants.services import record_census
+    from tenants.services import CensusWriter, record_census
 
     tenant = CustomerTenant.objects.get(pk=tenant_pk)
+    writer = CensusWriter(tenant)
     job = get_current_job()
 
     def progress(n: int) -> None:
@@ -59,10 +60,10 @@ def census_tenant(tenant_pk: int, actor: str = "system") -> str:
 
     async def run():
         async with GraphClient(str(tenant.tenant_id), GraphConfig.from_settings()) as client:
-            return await take_census(client, progress=progress)
+            return await take_census(client, progress=progress, sink=writer.awrite)
 
     result = asyncio.run(run())
-    record_census(tenant, result, actor=actor)
+    record_census(tenant, result, actor=actor, writer=writer)
     return result.status
 
 

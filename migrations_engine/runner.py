@@ -25,6 +25,7 @@ from migrations_engine.graph import GraphClient, GraphConfig, GraphError, GraphU
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem
 from migrations_engine.pipeline import steps_for
 from migrations_engine.steps.base import StepContext, StepFailed, graph_failure
+from tenants.access import can_access
 
 logger = logging.getLogger(__name__)
 
@@ -36,18 +37,31 @@ def worker_label() -> str:
 def run_item(item_pk: int, job_id: str) -> str:
     """Run one item (the RQ job's body). Returns the item's final status, or "not claimed"."""
     now = timezone.now()
-    claimed = RunItem.objects.filter(pk=item_pk, rq_job_id=job_id, status__in=ACTIVE_ITEM_STATUSES).update(
-        status=ItemStatus.RUNNING,
-        claimed_by=worker_label(),
-        heartbeat_at=now,
-        started_at=Coalesce("started_at", now),
+    claimed = (
+        RunItem.objects.filter(pk=item_pk, rq_job_id=job_id, status__in=ACTIVE_ITEM_STATUSES)
+        # A stray job must not bypass the second staff member's approval.
+        .exclude(run__status=RunStatus.AWAITING_APPROVAL)
+        .update(
+            status=ItemStatus.RUNNING,
+            claimed_by=worker_label(),
+            heartbeat_at=now,
+            started_at=Coalesce("started_at", now),
+        )
     )
     if not claimed:
         logger.info("item %s not claimed by job %s (finished, cancelled or re-queued)", item_pk, job_id)
         return "not claimed"
-    item = RunItem.objects.select_related("run", "tenant", "tenant__break_glass").get(pk=item_pk)
+    item = RunItem.objects.select_related("run", "run__started_by", "tenant", "tenant__break_glass").get(
+        pk=item_pk
+    )
     run = item.run
     close_dangling_intents(item)
+    if run.started_by_id and not can_access(run.started_by, item.tenant):
+        # Access is checked again when the job runs: a grant revoked after the start stops it here.
+        reason = f"{run.started_by} started this run but lost access to this tenant: nothing was done"
+        _finish(item, job_id, ItemStatus.FAILED, reason=reason)
+        finalize_run(run.pk)
+        return ItemStatus.FAILED
     MigrationRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(status=RunStatus.RUNNING)
     try:
         status = _run_steps(item, run, job_id)
@@ -179,6 +193,8 @@ def finalize_run(run_pk: int) -> str:
     """Set the run's status from its items (the only place a run's status changes after start)."""
     items = list(RunItem.objects.filter(run_id=run_pk).values_list("status", flat=True))
     run = MigrationRun.objects.get(pk=run_pk)
+    if run.status == RunStatus.AWAITING_APPROVAL:
+        return run.status  # nothing of it has run; approval or cancel moves it on
     if any(s in ACTIVE_ITEM_STATUSES for s in items):
         status = RunStatus.RUNNING if any(s != ItemStatus.QUEUED for s in items) else run.status
         MigrationRun.objects.filter(pk=run_pk).exclude(status=status).update(status=status, finished_at=None)

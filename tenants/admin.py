@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import StreamingHttpResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from msp_console.admin_site import site
-from tenants.access import visible_tenants
-from tenants.models import BreakGlassConfig, CustomerTenant, TenantConsent
+from tenants import fleet_actions
+from tenants.access import get_tenant_for_user, visible_tenants
+from tenants.census_report import census_csv_rows
+from tenants.fleet import MIGRATION_STATES, migration_state, with_latest_run
+from tenants.models import BreakGlassConfig, CensusUser, CustomerTenant, TenantConsent
 
 
 class ConsentInline(admin.StackedInline):
@@ -31,24 +36,51 @@ class BreakGlassInline(admin.StackedInline):
     extra = 0
 
 
+class MigrationStateFilter(admin.SimpleListFilter):
+    """Filter the fleet by each tenant's migration state (from its latest run)."""
+
+    title = "migration state"
+    parameter_name = "migration"
+
+    def lookups(self, request, model_admin):
+        return list(MIGRATION_STATES.items())
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        keep = [t.pk for t in queryset if migration_state(t.last_run_mode, t.last_run_status) == value]
+        return queryset.filter(pk__in=keep)
+
+
 @admin.register(CustomerTenant, site=site)
 class CustomerTenantAdmin(admin.ModelAdmin):
+    """The MSP's home page: one row per customer tenant, with what the last census and run found."""
+
     list_display = (
         "display_name",
         "primary_domain",
         "licence",
         "sd_display",
-        "mfa_policy_state",
-        "users_total",
         "per_user_enabled",
         "per_user_enforced",
         "per_user_disabled",
         "registered_display",
+        "mfa_policy_state",
+        "migration_display",
+        "last_run_display",
+        "drift_detected",
         "consent_display",
-        "census_status",
-        "census_at",
     )
-    list_filter = ("licence", "security_defaults", "mfa_policy_state", "census_status", "consent__status")
+    list_filter = (
+        "licence",
+        "security_defaults",
+        "mfa_policy_state",
+        MigrationStateFilter,
+        "consent__status",
+        "census_status",
+        "drift_detected",
+    )
     search_fields = ("display_name", "primary_domain", "tenant_id", "notes")
     readonly_fields = (
         "census_status",
@@ -66,19 +98,50 @@ class CustomerTenantAdmin(admin.ModelAdmin):
         "mfa_registered",
         "registration_known",
         "census_detail",
+        "drift_detected",
         "created_at",
         "updated_at",
     )
     fieldsets = (
         (None, {"fields": ("display_name", "primary_domain", "tenant_id", "notes")}),
-        ("Last census", {"fields": readonly_fields[:-2]}),
-        ("Record", {"fields": ("created_at", "updated_at")}),
+        ("Last census", {"fields": readonly_fields[:-3]}),
+        ("Record", {"fields": ("drift_detected", "created_at", "updated_at")}),
     )
     inlines = (ConsentInline, BreakGlassInline)
     list_select_related = ("consent",)
+    actions = fleet_actions.ACTIONS
+    change_form_template = "admin/tenants/customertenant/change_form.html"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).filter(pk__in=visible_tenants(request.user).values("pk"))
+        visible = super().get_queryset(request).filter(pk__in=visible_tenants(request.user).values("pk"))
+        return with_latest_run(visible)
+
+    def get_urls(self):
+        extra = [
+            path(
+                "census.csv",
+                self.admin_site.admin_view(self.fleet_census_csv),
+                name="tenants_fleet_census_csv",
+            ),
+            path(
+                "<int:pk>/census.csv",
+                self.admin_site.admin_view(self.tenant_census_csv),
+                name="tenants_tenant_census_csv",
+            ),
+        ]
+        return extra + super().get_urls()
+
+    def fleet_census_csv(self, request):
+        """Every visible tenant's per-user census in one CSV."""
+        return _csv_response(census_csv_rows(list(self.get_queryset(request))), "fleet-census.csv")
+
+    def tenant_census_csv(self, request, pk):
+        tenant = get_tenant_for_user(request.user, pk)
+        return _csv_response(census_csv_rows([tenant]), f"{tenant.primary_domain}-census.csv")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        tenant = get_tenant_for_user(request.user, object_id)
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **_detail(tenant)})
 
     @admin.display(description="Security defaults", boolean=True, ordering="security_defaults")
     def sd_display(self, obj: CustomerTenant) -> bool | None:
@@ -88,6 +151,17 @@ class CustomerTenantAdmin(admin.ModelAdmin):
     def registered_display(self, obj: CustomerTenant) -> str:
         pct = obj.mfa_registered_pct
         return "—" if pct is None else f"{pct:.0f} %"
+
+    @admin.display(description="Migration")
+    def migration_display(self, obj: CustomerTenant) -> str:
+        return MIGRATION_STATES[migration_state(obj.last_run_mode, obj.last_run_status)]
+
+    @admin.display(description="Last run", ordering="last_run_id")
+    def last_run_display(self, obj: CustomerTenant) -> str:
+        if not obj.last_run_id:
+            return "—"
+        url = reverse("admin:migrations_engine_migrationrun_change", args=[obj.last_run_id])
+        return format_html('<a href="{}">Run {} ({})</a>', url, obj.last_run_id, obj.last_run_mode)
 
     @admin.display(description="Consent", ordering="consent__status")
     def consent_display(self, obj: CustomerTenant) -> str:
@@ -102,3 +176,28 @@ class CustomerTenantAdmin(admin.ModelAdmin):
                 len(consent.missing_roles),
             )
         return consent.get_status_display()
+
+
+def _csv_response(rows, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(rows, content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _detail(tenant: CustomerTenant) -> dict:
+    """The tenant page's sections below the form: registration gaps, snapshot, runs, audit trail."""
+    from migrations_engine.models import AuditEvent, RunItem, TenantSnapshot
+
+    unregistered = CensusUser.objects.filter(
+        tenant=tenant, generation=tenant.census_generation, mfa_registered=False
+    ).order_by("upn")
+    return {
+        "unregistered_users": unregistered[:50],
+        "unregistered_count": unregistered.count(),
+        "snapshot": TenantSnapshot.objects.filter(tenant=tenant, complete=True).order_by("-taken_at").first(),
+        "run_items": RunItem.objects.filter(tenant=tenant)
+        .select_related("run")
+        .order_by("-run__created_at")[:20],
+        "audit_rows": AuditEvent.objects.filter(tenant=tenant).order_by("-seq")[:25],
+        "census_csv_url": reverse("admin:tenants_tenant_census_csv", args=[tenant.pk]),
+    }

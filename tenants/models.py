@@ -46,6 +46,8 @@ class CustomerTenant(models.Model):
         null=True, blank=True, help_text="Users in the registration report (the % denominator)"
     )
     census_detail = models.JSONField(default=dict, blank=True, help_text="Policies and notes from the census")
+    census_generation = models.PositiveIntegerField(default=0, help_text="Which CensusUser rows are current")
+    drift_detected = models.BooleanField(default=False, help_text="Set by the drift watch")
 
     class Meta:
         ordering = ["display_name"]
@@ -167,3 +169,75 @@ class TenantGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user or self.group} → {self.tenant.primary_domain}"
+
+
+class CensusUser(models.Model):
+    """One user as the last census saw them: the per-user MFA report MSPs otherwise build in PowerShell.
+
+    Rows of a census in progress carry the next generation; the tenant's `census_generation` names the
+    complete set, so a census that fails half-way leaves the previous report in place.
+    """
+
+    tenant = models.ForeignKey(CustomerTenant, on_delete=models.CASCADE, related_name="census_users")
+    generation = models.PositiveIntegerField()
+    user_id = models.CharField(max_length=64)
+    upn = models.CharField(max_length=320)
+    display_name = models.CharField(max_length=256, blank=True)
+    user_type = models.CharField(max_length=20, blank=True)
+    account_enabled = models.BooleanField(default=True)
+    per_user_state = models.CharField(max_length=20, blank=True)
+    mfa_registered = models.BooleanField(null=True)
+    methods = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "generation", "user_id"], name="%(app_label)s_%(class)s_once_per_census"
+            ),
+        ]
+        indexes = [
+            # the tenant page's "users not registered" and the CSV export, per tenant and generation
+            models.Index(fields=["tenant", "generation", "mfa_registered"], name="tenants_censususer_report"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.upn}: {self.per_user_state}"
+
+
+def _consent_state_expiry():
+    """When a consent state made now expires (CONSENT_STATE_TTL_SECONDS, one hour by default)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    return timezone.now() + timedelta(seconds=getattr(settings, "CONSENT_STATE_TTL_SECONDS", 3600))
+
+
+class ConsentRequest(models.Model):
+    """One admin-consent link handed out by a staff user: the `state` the consent callback must bring back.
+
+    Only the SHA-256 of the state is stored (a database reader cannot forge a callback). A state is
+    single-use (`used_at`, set by compare-and-set), expires, and is bound to the staff user and to the
+    session it was made in, so a link that leaks cannot be completed from another browser.
+    """
+
+    tenant = models.ForeignKey(CustomerTenant, on_delete=models.CASCADE, related_name="consent_requests")
+    staff = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    state_hash = models.CharField(max_length=64, help_text="SHA-256 (hex) of the state sent to Microsoft")
+    session_key_hash = models.CharField(max_length=64, help_text="SHA-256 (hex) of the staff session key")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(default=_consent_state_expiry)
+    used_at = models.DateTimeField(null=True, blank=True)
+    result = models.CharField(max_length=1000, blank=True, help_text='"granted", "partial: …", "refused: …"')
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["state_hash"],
+                name="%(app_label)s_%(class)s_unique_state",
+                violation_error_message="This consent state is already in use.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Consent request for {self.tenant.primary_domain} by {self.staff}"

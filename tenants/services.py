@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from migrations_engine.census import CensusResult
 from tenants.choices import CensusStatus, ConsentStatus
-from tenants.models import BreakGlassConfig, CustomerTenant, TenantConsent
+from tenants.models import BreakGlassConfig, CensusUser, CustomerTenant, TenantConsent
 from tenants.validators import parse_tenant_id, validate_domain, validate_upn
 
 logger = logging.getLogger(__name__)
@@ -84,8 +84,37 @@ def _consent_status(result: CensusResult) -> str:
     return ConsentStatus.PARTIAL if result.missing_roles else ConsentStatus.GRANTED
 
 
+class CensusWriter:
+    """Writes a census's per-user rows as the tenant's next generation while the census streams.
+
+    `record_census` makes them current (and drops the older ones) when the census read users;
+    otherwise they are dropped and the previous report stays.
+    """
+
+    def __init__(self, tenant: CustomerTenant) -> None:
+        self.tenant = tenant
+        self.generation = tenant.census_generation + 1
+        self.rows = 0
+        CensusUser.objects.filter(tenant=tenant, generation__gte=self.generation).delete()
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        CensusUser.objects.bulk_create(
+            [CensusUser(tenant=self.tenant, generation=self.generation, **row) for row in rows],
+            batch_size=1000,
+        )
+        self.rows += len(rows)
+
+    async def awrite(self, rows: list[dict[str, Any]]) -> None:
+        """The census's async sink."""
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(self.write, thread_sensitive=True)(rows)
+
+
 @transaction.atomic
-def record_census(tenant: CustomerTenant, result: CensusResult, *, actor: Actor) -> CustomerTenant:
+def record_census(
+    tenant: CustomerTenant, result: CensusResult, *, actor: Actor, writer: CensusWriter | None = None
+) -> CustomerTenant:
     """Store a census on the tenant (summary columns + detail) and what it showed about consent."""
     now = timezone.now()
     tenant = CustomerTenant.objects.select_for_update().get(pk=tenant.pk)
@@ -110,6 +139,12 @@ def record_census(tenant: CustomerTenant, result: CensusResult, *, actor: Actor)
         "notes": result.notes,
         "missing_roles": result.missing_roles,
     }
+    if writer is not None:
+        if result.users_total is not None and writer.rows == result.users_total:
+            tenant.census_generation = writer.generation
+            CensusUser.objects.filter(tenant=tenant, generation__lt=writer.generation).delete()
+        else:
+            CensusUser.objects.filter(tenant=tenant, generation=writer.generation).delete()
     tenant.save()
 
     consent, _ = TenantConsent.objects.get_or_create(tenant=tenant)

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # the census writes users from a second thread
 
 
 def test_it_shows_each_tenants_census_in_the_changelist(client, demo_graph, tmp_path):

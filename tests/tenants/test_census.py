@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from migrations_engine.graph import REQUIRED_ROLES
 from tenants.models import CustomerTenant
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # the census writes users from a second thread
 
 
 def seed(sim, tmp_path):

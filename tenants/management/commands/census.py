@@ -12,7 +12,7 @@ from migrations_engine.census import CensusResult, take_census
 from migrations_engine.graph import GraphClient, GraphConfig, GraphConfigError
 from tenants.lookup import find_tenant
 from tenants.models import CustomerTenant
-from tenants.services import record_census
+from tenants.services import CensusWriter, record_census
 from tenants.table import census_rows, render_table
 
 
@@ -35,6 +35,7 @@ class Command(BaseCommand):
         except GraphConfigError as exc:
             raise CommandError(f"Graph is not configured: {exc}") from exc
 
+        writers = [CensusWriter(t) for t in tenants]
         bar = tqdm(
             total=None,
             unit=" users",
@@ -43,11 +44,14 @@ class Command(BaseCommand):
             disable=options["no_progress"],
         )
         try:
-            results = asyncio.run(_census_all(config, tenants, options["concurrency"], bar.update))
+            results = asyncio.run(_census_all(config, tenants, writers, options["concurrency"], bar.update))
         finally:
             bar.close()
 
-        stored = [record_census(t, r, actor="cli") for t, r in zip(tenants, results, strict=True)]
+        stored = [
+            record_census(t, r, actor="cli", writer=w)
+            for t, r, w in zip(tenants, results, writers, strict=True)
+        ]
         self.stdout.write(render_table(census_rows(stored)))
         failed = [t for t in stored if t.census_status == "error"]
         if failed:
@@ -68,11 +72,11 @@ class Command(BaseCommand):
         return tenants
 
 
-async def _census_all(config, tenants, concurrency, progress) -> list[CensusResult]:
+async def _census_all(config, tenants, writers, concurrency, progress) -> list[CensusResult]:
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(tenant: CustomerTenant) -> CensusResult:
+    async def one(tenant: CustomerTenant, writer: CensusWriter) -> CensusResult:
         async with gate, GraphClient(str(tenant.tenant_id), config) as client:
-            return await take_census(client, progress=progress)
+            return await take_census(client, progress=progress, sink=writer.awrite)
 
-    return await asyncio.gather(*(one(t) for t in tenants))
+    return await asyncio.gather(*(one(t, w) for t, w in zip(tenants, writers, strict=True)))

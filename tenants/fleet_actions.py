@@ -1,0 +1,209 @@
+"""The fleet changelist's actions. Each is a POST from the changelist; the first POST shows a page
+saying what will happen to how many tenants and users, the second (with `confirm`) does it."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Sum
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from migrations_engine.jobs import enqueue_census
+from migrations_engine.models import MigrationRun, RunItem
+from migrations_engine.services import RunConflict, start_rollback, start_run
+
+MODES = {
+    "plan": (
+        "Plan (dry run)",
+        "reads each tenant and records what a migration would change. Nothing is written.",
+    ),
+    "pilot": (
+        "Start pilot",
+        "includes only the pilot group in a new policy and disables per-user MFA for its "
+        "members only. Everyone else keeps per-user MFA.",
+    ),
+    "full": (
+        "Start full migration",
+        "creates or adopts the MFA policy (report-only first), turns security "
+        "defaults off and the policy on together, then disables per-user MFA for every user except "
+        "break-glass accounts. Registered methods are kept.",
+    ),
+}
+
+
+def _confirm(
+    modeladmin, request, queryset, *, action: str, title: str, explain: str, extra: dict | None = None
+):
+    totals = queryset.aggregate(
+        users=Sum("users_total"),
+        enabled=Sum("per_user_enabled"),
+        enforced=Sum("per_user_enforced"),
+        disabled=Sum("per_user_disabled"),
+    )
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "explain": explain,
+        "action": action,
+        "tenants": queryset,
+        "totals": totals,
+        "opts": modeladmin.model._meta,
+        "action_checkbox_name": "_selected_action",
+        **(extra or {}),
+    }
+    return TemplateResponse(request, "admin/tenants/confirm_action.html", context)
+
+
+def _run_url(run: MigrationRun) -> str:
+    return reverse("admin:migrations_engine_migrationrun_change", args=[run.pk])
+
+
+def _start(modeladmin, request, queryset, mode: str, **kwargs):
+    try:
+        run = start_run(mode=mode, tenants=list(queryset), actor=request.user, **kwargs)
+    except RunConflict as exc:
+        modeladmin.message_user(request, f"{exc}. Nothing was started.", messages.ERROR)
+        return HttpResponseRedirect(_run_url(exc.existing))
+    except ValidationError as exc:
+        modeladmin.message_user(request, "; ".join(exc.messages), messages.ERROR)
+        return None
+    modeladmin.message_user(request, f"Run {run.pk} started for {queryset.count()} tenants.")
+    return HttpResponseRedirect(_run_url(run))
+
+
+def census(modeladmin, request, queryset):
+    """Queue a census of each selected tenant (read-only)."""
+    if "confirm" not in request.POST:
+        return _confirm(
+            modeladmin,
+            request,
+            queryset,
+            action="census",
+            title="Run a census",
+            explain="reads licences, security defaults, policies and every user's per-user MFA "
+            "state and registration. Nothing is written.",
+        )
+    for tenant in queryset:
+        enqueue_census(tenant.pk, actor=request.user.get_username())
+    modeladmin.message_user(request, f"Census queued for {queryset.count()} tenants.")
+    return None
+
+
+census.short_description = "Run a census"
+
+
+def _mode_action(mode: str):
+    def action(modeladmin, request, queryset):
+        title, explain = MODES[mode]
+        if "confirm" not in request.POST:
+            return _confirm(
+                modeladmin, request, queryset, action=action.__name__, title=title, explain=explain
+            )
+        return _start(modeladmin, request, queryset, mode)
+
+    action.__name__ = f"start_{mode}"
+    action.short_description = MODES[mode][0]
+    return action
+
+
+start_plan = _mode_action("plan")
+start_full = _mode_action("full")
+
+
+def start_pilot(modeladmin, request, queryset):
+    """A pilot for one tenant: its pilot group is named on the confirmation page."""
+    title, explain = MODES["pilot"]
+    if queryset.count() != 1:
+        modeladmin.message_user(
+            request,
+            "Choose exactly one tenant for a pilot: the pilot group belongs to that tenant.",
+            messages.ERROR,
+        )
+        return None
+    group = request.POST.get("pilot_group_id", "").strip()
+    error = ""
+    if "confirm" in request.POST:
+        try:
+            uuid.UUID(group)
+        except ValueError:
+            error = "Enter the pilot group's object id (a GUID from Entra ID > Groups)."
+        else:
+            return _start(modeladmin, request, queryset, "pilot", pilot_group_id=group)
+    return _confirm(
+        modeladmin,
+        request,
+        queryset,
+        action="start_pilot",
+        title=title,
+        explain=explain,
+        extra={"ask_pilot_group": True, "pilot_group_id": group, "form_error": error},
+    )
+
+
+start_pilot.short_description = "Start pilot"
+
+
+def rollback(modeladmin, request, queryset):
+    """Roll each selected tenant back to the snapshot of its latest pilot or full run."""
+    latest: dict[int, list] = {}
+    skipped = []
+    for tenant in queryset:
+        item = (
+            RunItem.objects.filter(tenant=tenant, run__mode__in=["pilot", "full"], snapshot__complete=True)
+            .select_related("run")
+            .order_by("-run__created_at")
+            .first()
+        )
+        if item is None:
+            skipped.append(tenant.primary_domain)
+        else:
+            latest.setdefault(item.run_id, []).append(tenant)
+    if "confirm" not in request.POST:
+        explain = (
+            "restores every user's per-user MFA state and security defaults from the snapshot of the "
+            "tenant's latest pilot or full run, and turns that run's policy back."
+        )
+        if skipped:
+            explain += f" Not rolled back (no snapshot): {', '.join(skipped)}."
+        return _confirm(modeladmin, request, queryset, action="rollback", title="Roll back", explain=explain)
+    started = []
+    for run_id, tenants in latest.items():
+        try:
+            started.append(
+                start_rollback(MigrationRun.objects.get(pk=run_id), actor=request.user, tenants=tenants)
+            )
+        except (RunConflict, ValidationError) as exc:
+            text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            modeladmin.message_user(request, text, messages.ERROR)
+    if started:
+        modeladmin.message_user(request, f"Rollback started: runs {', '.join(str(r.pk) for r in started)}.")
+        if len(started) == 1:
+            return HttpResponseRedirect(_run_url(started[0]))
+    if skipped:
+        modeladmin.message_user(
+            request, f"No snapshot to restore for {', '.join(skipped)}.", messages.WARNING
+        )
+    return None
+
+
+rollback.short_description = "Roll back"
+
+
+def export_census(modeladmin, request, queryset):
+    """The selected tenants' per-user census as one CSV."""
+    from django.http import StreamingHttpResponse
+
+    from tenants.census_report import census_csv_rows
+
+    response = StreamingHttpResponse(census_csv_rows(list(queryset)), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="census.csv"'
+    return response
+
+
+export_census.short_description = "Export census (CSV)"
+
+ACTIONS = [census, start_plan, start_pilot, start_full, rollback, export_census]
