@@ -123,8 +123,13 @@ GRAPH_WRITES_PER_SECOND = env_float("GRAPH_WRITES_PER_SECOND", 18.0)
 GRAPH_CA_REQUESTS_PER_SECOND = env_float("GRAPH_CA_REQUESTS_PER_SECOND", 0.95)
 # How often a throttled or failed read is tried before the step gives up (retryable failure).
 GRAPH_MAX_ATTEMPTS = env_int("GRAPH_MAX_ATTEMPTS", 6)
+# Second-staff approval: a full run waits (status "awaiting_approval", nothing enqueued) until a staff
+# member other than the one who started it approves it.
+RUN_APPROVAL_REQUIRED = env_bool("RUN_APPROVAL_REQUIRED", "False")
 # Where the admin-consent callback lands (the customer's admin is sent back here).
 CONSENT_REDIRECT_URI = env_str("CONSENT_REDIRECT_URI", f"{SITE_URL}/consent/callback/")
+# How long an admin-consent link (its single-use state) stays valid, in seconds.
+CONSENT_STATE_TTL_SECONDS = env_int("CONSENT_STATE_TTL_SECONDS", 3600)
 
 LOGGING = {
     "version": 1,

@@ -11,6 +11,7 @@ from msp_console.admin_site import site
 from tenants import fleet_actions
 from tenants.access import get_tenant_for_user, visible_tenants
 from tenants.census_report import census_csv_rows
+from tenants.consent_admin import recheck_consent_action
 from tenants.fleet import MIGRATION_STATES, migration_state, with_latest_run
 from tenants.models import BreakGlassConfig, CensusUser, CustomerTenant, TenantConsent
 
@@ -109,7 +110,7 @@ class CustomerTenantAdmin(admin.ModelAdmin):
     )
     inlines = (ConsentInline, BreakGlassInline)
     list_select_related = ("consent",)
-    actions = fleet_actions.ACTIONS
+    actions = [*fleet_actions.ACTIONS, recheck_consent_action]
     change_form_template = "admin/tenants/customertenant/change_form.html"
 
     def get_queryset(self, request):

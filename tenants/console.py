@@ -1,8 +1,134 @@
-"""Custom console views of this app (those a changelist cannot serve)."""
+"""Custom console views of this app (those a changelist cannot serve): onboarding and admin consent.
+
+Each view parses input, calls one service in `tenants.consent`, and renders. A consent URL carries its
+state in clear, and only the state's hash is stored, so the URL is kept in the staff session it is bound
+to, for the link page to show again.
+"""
 
 from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from migrations_engine.graph.permissions import REQUIRED_ROLES
+from tenants.access import get_tenant_for_user
+from tenants.consent import ConsentRefused, complete_consent, new_consent_link, onboard_customer
+
+_SESSION_LINKS = "tenants.consent_links"  # {tenant pk: consent URL} made in this session
+
+
+class AddCustomerForm(forms.Form):
+    """What staff type to onboard a customer."""
+
+    text = forms.CharField(
+        label="Tenant id or domain",
+        max_length=253,
+        help_text="The customer's Entra tenant id (a GUID) or one of its domains (contoso.onmicrosoft.com).",
+    )
+    display_name = forms.CharField(label="Display name", max_length=200)
+    domain = forms.CharField(
+        label="Primary domain",
+        max_length=253,
+        required=False,
+        help_text="Only when you give a tenant id: the tenant's primary domain.",
+    )
+
+
+def _remember_link(request, tenant_pk: int, url: str) -> None:
+    links = dict(request.session.get(_SESSION_LINKS, {}))
+    links[str(tenant_pk)] = url
+    request.session[_SESSION_LINKS] = links
+
+
+def _forget_link(request, tenant_pk: int) -> None:
+    links = dict(request.session.get(_SESSION_LINKS, {}))
+    if links.pop(str(tenant_pk), None) is not None:
+        request.session[_SESSION_LINKS] = links
+
+
+def _roles_in_words(roles) -> list[tuple[str, str]]:
+    return [(role, REQUIRED_ROLES.get(role, "")) for role in roles]
+
+
+@require_http_methods(["GET", "POST"])
+def add_customer_view(request, site):
+    """The "Add customer" form; a valid POST onboards the tenant and redirects to its consent link."""
+    if not request.user.has_perm("tenants.add_customertenant"):
+        raise PermissionDenied
+    form = AddCustomerForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            tenant, url = onboard_customer(
+                text=form.cleaned_data["text"],
+                display_name=form.cleaned_data["display_name"],
+                domain=form.cleaned_data["domain"],
+                actor=request.user,
+                request=request,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            _remember_link(request, tenant.pk, url)
+            return HttpResponseRedirect(reverse("admin:tenants_consent_link", args=[tenant.pk]))
+    context = {**site.each_context(request), "title": "Add customer", "form": form}
+    return TemplateResponse(request, "tenants/add_customer.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def consent_link_view(request, pk, site):
+    """The consent link to send (or open), what it asks for, and where the tenant's consent stands."""
+    tenant = get_tenant_for_user(request.user, pk)
+    if request.method == "POST":
+        _remember_link(request, tenant.pk, new_consent_link(tenant, actor=request.user, request=request))
+        return HttpResponseRedirect(reverse("admin:tenants_consent_link", args=[tenant.pk]))
+    consent = getattr(tenant, "consent", None)
+    context = {
+        **site.each_context(request),
+        "title": f"Admin consent for {tenant.display_name}",
+        "tenant": tenant,
+        "consent": consent,
+        "consent_url": request.session.get(_SESSION_LINKS, {}).get(str(tenant.pk), ""),
+        "permissions": _roles_in_words(REQUIRED_ROLES),
+        "missing": _roles_in_words(consent.missing_roles if consent else []),
+    }
+    return TemplateResponse(request, "tenants/consent_link.html", context)
+
+
+@require_GET
+def consent_callback_view(request, site):
+    """Where the customer's admin lands after the consent page: success, partial, or why it is refused."""
+    context = {**site.each_context(request), "title": "Admin consent"}
+    try:
+        tenant = complete_consent(request=request, params=request.GET)
+    except ConsentRefused as exc:
+        context["refused"] = exc.message
+        return TemplateResponse(request, "tenants/consent_result.html", context, status=400)
+    _forget_link(request, tenant.pk)
+    context.update(
+        tenant=tenant, consent=tenant.consent, missing=_roles_in_words(tenant.consent.missing_roles)
+    )
+    return TemplateResponse(request, "tenants/consent_result.html", context)
 
 
 def urls(site) -> list:
     """URL patterns mounted at the console's root, each wrapped in `site.admin_view`."""
-    return []
+    extra = {"site": site}
+    return [
+        path("customers/add/", site.admin_view(add_customer_view), extra, name="tenants_onboard"),
+        path(
+            "customers/<int:pk>/consent-link/",
+            site.admin_view(consent_link_view),
+            extra,
+            name="tenants_consent_link",
+        ),
+        path(
+            "consent/callback/",
+            site.admin_view(consent_callback_view),
+            extra,
+            name="tenants_consent_callback",
+        ),
+    ]

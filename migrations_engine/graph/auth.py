@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -74,6 +75,15 @@ def _msal_app(config: GraphConfig, tenant: str) -> msal.ConfidentialClientApplic
     return app
 
 
+def forget_tokens(config: GraphConfig, tenant: str) -> None:
+    """Drop the cached msal app (and its tokens) of a tenant, so the next token comes from the login
+    service: consent may just have changed. (msal refuses `force_refresh` for client credentials.)"""
+    authority = config.authority(tenant)
+    with _apps_lock:
+        for key in [key for key in _apps if key[0] == authority]:
+            del _apps[key]
+
+
 def decode_claims(access_token: str) -> dict:
     """The token's claims. Signature checking is Graph's job; the console only reads `tid` and `roles`."""
     return jwt.decode(access_token, options={"verify_signature": False})
@@ -100,6 +110,39 @@ def acquire_app_token(config: GraphConfig, tenant: str) -> AppToken:
         app_id=str(claims.get("appid") or claims.get("azp") or ""),
         roles=tuple(claims.get("roles") or ()),
     )
+
+
+def resolve_tenant_id(config: GraphConfig, tenant: str) -> str:
+    """The GUID of `tenant` (a GUID or any verified domain), read from the login service's OIDC metadata.
+
+    Raises TokenError: code "invalid_tenant" (AADSTS90002) when no tenant uses that name,
+    "login_unreachable" when the login service does not answer, "invalid_metadata" when it answers nonsense.
+    """
+    url = f"{config.authority(tenant)}/v2.0/.well-known/openid-configuration"
+    try:
+        with _http_session(config) as session:
+            response = session.get(url)
+    except requests.RequestException as exc:
+        raise TokenError(tenant, "login_unreachable", f"{type(exc).__name__}: {exc}") from exc
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    if response.status_code != 200:
+        codes = body.get("error_codes") or []
+        aadsts = int(codes[0]) if codes and str(codes[0]).isdigit() else None
+        code = "invalid_tenant" if aadsts == 90002 or response.status_code in (400, 404) else "login_error"
+        description = str(body.get("error_description") or f"HTTP {response.status_code}")
+        raise TokenError(tenant, code, description, aadsts)
+    for key in ("issuer", "token_endpoint"):
+        for segment in urlsplit(str(body.get(key, ""))).path.split("/"):
+            try:
+                return str(uuid.UUID(segment))
+            except ValueError:
+                continue
+    raise TokenError(tenant, "invalid_metadata", "The OpenID configuration names no tenant id.")
 
 
 class TenantTokenProvider(AccessTokenProvider):
