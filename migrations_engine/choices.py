@@ -33,8 +33,9 @@ class RunMode(models.TextChoices):
 
 
 class RunStatus(models.TextChoices):
-    """A run's status, set by the finalizer from its items."""
+    """A run's status, set by the finalizer from its items (and by approval while it waits for one)."""
 
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
     PENDING = "pending", "Pending"
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"

@@ -1,8 +1,349 @@
-"""Custom console views of this app (those a changelist cannot serve)."""
+"""Custom console views of this app (those a changelist cannot serve): a run's live progress and its
+buttons (cancel, retry failed, resume stalled, roll back, approve), and the audit chains' verification.
+
+Every view fetches its run through `get_run_for_user`, so access scoping is never forgotten: a run with
+no tenant the user may see is a 404, and an action touching a tenant the user may not act on is a 403.
+Actions are POST only (405 otherwise), CSRF-checked by `site.admin_view`, and call one service each.
+"""
 
 from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from migrations_engine import services
+from migrations_engine.audit import verify_chain
+from migrations_engine.choices import ACTIVE_ITEM_STATUSES, ItemStatus, RunMode, RunStatus, UserOutcomeStatus
+from migrations_engine.models import AuditChainHead, AuditEvent, MigrationRun, RunItem, UserOutcome
+from migrations_engine.pipeline import steps_for
+from tenants.access import visible_tenants
+
+# A running item whose heartbeat is older than this has probably lost its worker: offer "Resume stalled".
+STALLED_AFTER = datetime.timedelta(minutes=5)
+FAILED_USERS_SHOWN = 100
+FINISHED_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
 def urls(site) -> list:
     """URL patterns mounted at the console's root, each wrapped in `site.admin_view`."""
-    return []
+    return [
+        path(
+            "runs/<int:pk>/progress.json",
+            site.admin_view(run_progress),
+            name="migrations_engine_run_progress",
+        ),
+        path("runs/<int:pk>/cancel/", site.admin_view(cancel_run), name="migrations_engine_run_cancel"),
+        path("runs/<int:pk>/retry/", site.admin_view(retry_failed), name="migrations_engine_run_retry"),
+        path("runs/<int:pk>/resume/", site.admin_view(resume_stalled), name="migrations_engine_run_resume"),
+        path("runs/<int:pk>/rollback/", site.admin_view(roll_back), name="migrations_engine_run_rollback"),
+        path("runs/<int:pk>/approve/", site.admin_view(approve_run), name="migrations_engine_run_approve"),
+        path("audit/verify/", site.admin_view(verify_chains), name="migrations_engine_audit_verify"),
+    ]
+
+
+# --- access ----------------------------------------------------------------------------------------
+
+
+def get_run_for_user(user, pk) -> MigrationRun:
+    """The run if it touches a tenant `user` may see and they may view runs; 404 otherwise."""
+    if not user.has_perm("migrations_engine.view_migrationrun"):
+        raise PermissionDenied
+    visible_items = RunItem.objects.filter(tenant__in=visible_tenants(user).values("pk"))
+    run = (
+        MigrationRun.objects.filter(pk=pk, pk__in=visible_items.values("run_id"))
+        .select_related("started_by", "approved_by", "rollback_of")
+        .first()
+    )
+    if run is None:
+        raise Http404("No such run")
+    return run
+
+
+def may_act_on_all(user, tenant_ids: Iterable[int]) -> bool:
+    """True when `user` may act on every one of these tenants."""
+    wanted = set(tenant_ids)
+    seen = set(visible_tenants(user).filter(pk__in=wanted).values_list("pk", flat=True))
+    return wanted <= seen
+
+
+def _require_all(user, tenant_ids: Iterable[int]) -> None:
+    if not may_act_on_all(user, tenant_ids):
+        raise PermissionDenied("This action touches a tenant you may not act on.")
+
+
+def _rollback_tenant_ids(run: MigrationRun) -> list[int]:
+    return list(
+        run.items.filter(snapshot__complete=True).values_list("tenant_id", flat=True).order_by("tenant_id")
+    )
+
+
+# --- what the run page and its progress endpoint show ---------------------------------------------
+
+
+def timeline(item: RunItem, steps) -> list[dict[str, str]]:
+    """Every step of the item's pipeline: done, running, failed / errored (with the reason) or pending."""
+    log = {entry.get("key"): entry for entry in item.step_log or []}
+    rows = []
+    for number, step in enumerate(steps, start=1):
+        entry = log.get(step.key) or {}
+        rows.append(
+            {
+                "number": number,
+                "key": step.key,
+                "title": step.title,
+                "state": entry.get("status", "pending"),
+                "message": entry.get("message", ""),
+            }
+        )
+    return rows
+
+
+def _item_data(item: RunItem, steps) -> dict[str, Any]:
+    return {
+        "id": item.pk,
+        "tenant_id": item.tenant_id,
+        "tenant": item.tenant.primary_domain,
+        "tenant_name": item.tenant.display_name,
+        "status": item.status,
+        "status_display": item.get_status_display(),
+        "current_step": item.current_step,
+        "steps_done": min(item.next_step_index, len(steps)),
+        "steps_total": len(steps),
+        "verdict": item.verdict,
+        "failure_reason": item.failure_reason,
+        "retryable": item.retryable,
+        "counters": item.counters or {},
+        "timeline": timeline(item, steps),
+    }
+
+
+def _visible_items(run: MigrationRun, user):
+    return (
+        run.items.filter(tenant__in=visible_tenants(user).values("pk"))
+        .select_related("tenant")
+        .order_by("tenant__display_name", "pk")
+    )
+
+
+def progress_payload(run: MigrationRun, user) -> dict[str, Any]:
+    """What the page's script needs to redraw: the run's status and each visible item's progress."""
+    steps = steps_for(run.mode)
+    items = [_item_data(item, steps) for item in _visible_items(run, user)]
+    return {
+        "run": {
+            "id": run.pk,
+            "mode": run.mode,
+            "status": run.status,
+            "status_display": run.get_status_display(),
+            "cancel_requested": run.cancel_requested,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        },
+        "active": any(item["status"] in ACTIVE_ITEM_STATUSES for item in items),
+        "items": items,
+    }
+
+
+def run_page_context(run: MigrationRun, user) -> dict[str, Any]:
+    """Everything the run page renders, with which buttons apply for this user."""
+    steps = steps_for(run.mode)
+    items = list(_visible_items(run, user))
+    failed_counts = dict(
+        UserOutcome.objects.filter(item__in=[i.pk for i in items], status=UserOutcomeStatus.FAILED)
+        .values_list("item_id")
+        .annotate(n=Count("id"))
+        .values_list("item_id", "n")
+    )
+    rows = []
+    for item in items:
+        data = _item_data(item, steps)
+        data["plan_diff"] = [
+            {**entry, "sample_text": ", ".join(str(s) for s in entry.get("sample") or [])}
+            for entry in item.plan_diff or []
+        ]
+        data["failed_users_count"] = failed_counts.get(item.pk, 0)
+        data["failed_users"] = (
+            list(
+                UserOutcome.objects.filter(item=item, status=UserOutcomeStatus.FAILED).order_by(
+                    "purpose", "upn"
+                )[:FAILED_USERS_SHOWN]
+            )
+            if data["failed_users_count"]
+            else []
+        )
+        data["failed_users_more"] = max(0, data["failed_users_count"] - FAILED_USERS_SHOWN)
+        rows.append(data)
+
+    all_statuses = list(run.items.values_list("status", "heartbeat_at"))
+    all_tenants = list(run.items.values_list("tenant_id", flat=True))
+    acts = may_act_on_all(user, all_tenants)
+    awaiting = run.status == RunStatus.AWAITING_APPROVAL
+    stale_before = timezone.now() - STALLED_AFTER
+    any_active = any(status in ACTIVE_ITEM_STATUSES for status, _ in all_statuses)
+    is_starter = (
+        run.started_by_id is not None and run.started_by_id == user.pk
+    ) or run.actor == user.username
+    rollback_ids = _rollback_tenant_ids(run) if run.mode in (RunMode.PILOT, RunMode.FULL) else []
+    return {
+        "run": run,
+        "items": rows,
+        "steps": steps,
+        "hidden_items": len(all_tenants) - len(rows),
+        "active": any(r["status"] in ACTIVE_ITEM_STATUSES for r in rows),
+        "awaiting_approval": awaiting,
+        "is_starter": is_starter,
+        "can_cancel": acts and any_active and not run.cancel_requested,
+        "can_retry": acts
+        and not awaiting
+        and any(status in (ItemStatus.FAILED, ItemStatus.ERRORED) for status, _ in all_statuses),
+        "can_resume": acts
+        and any(
+            status == ItemStatus.RUNNING and (beat is None or beat < stale_before)
+            for status, beat in all_statuses
+        ),
+        "can_rollback": acts and not any_active and bool(rollback_ids) and may_act_on_all(user, rollback_ids),
+        "can_approve": acts and awaiting and not is_starter,
+        "progress_url": reverse("admin:migrations_engine_run_progress", args=[run.pk]),
+        "audit_url": reverse("admin:migrations_engine_auditevent_changelist") + f"?run={run.pk}",
+    }
+
+
+@require_GET
+def run_progress(request: HttpRequest, pk: int) -> JsonResponse:
+    """`runs/<pk>/progress.json`: the run's status and each visible item's step timeline."""
+    run = get_run_for_user(request.user, pk)
+    return JsonResponse(progress_payload(run, request.user))
+
+
+# --- the buttons -----------------------------------------------------------------------------------
+
+
+def _back(run: MigrationRun) -> HttpResponseRedirect:
+    return HttpResponseRedirect(reverse("admin:migrations_engine_migrationrun_change", args=[run.pk]))
+
+
+def _run_action(
+    request: HttpRequest, pk: int, tenants: Callable[[MigrationRun], Iterable[int]], act: Callable
+) -> HttpResponse:
+    run = get_run_for_user(request.user, pk)
+    _require_all(request.user, tenants(run))
+    try:
+        return act(run) or _back(run)
+    except (ValidationError, services.RunConflict) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", None) or [str(exc)]))
+        return _back(run)
+
+
+def _all_tenants(run: MigrationRun) -> list[int]:
+    return list(run.items.values_list("tenant_id", flat=True))
+
+
+@require_POST
+def cancel_run(request: HttpRequest, pk: int) -> HttpResponse:
+    """Cancel a run: each tenant stops at its next step (a run awaiting approval is cancelled at once)."""
+
+    def act(run):
+        count = services.cancel_run(run, actor=request.user)
+        messages.success(request, f"Cancel requested for run {run.pk}: {count} tenant(s) will stop.")
+
+    return _run_action(request, pk, _all_tenants, act)
+
+
+@require_POST
+def retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
+    """Queue the run's failed and errored tenants again; they resume at their checkpoint."""
+
+    def act(run):
+        count = services.retry_failed(run, actor=request.user)
+        messages.success(request, f"{count} failed tenant(s) of run {run.pk} queued again.")
+
+    return _run_action(request, pk, _all_tenants, act)
+
+
+@require_POST
+def resume_stalled(request: HttpRequest, pk: int) -> HttpResponse:
+    """Re-queue tenants left running by a worker that died; they resume at their checkpoint."""
+
+    def act(run):
+        count = services.resume_stalled(run, actor=request.user)
+        messages.success(request, f"{count} stalled tenant(s) of run {run.pk} queued again.")
+
+    return _run_action(request, pk, _all_tenants, act)
+
+
+@require_POST
+def roll_back(request: HttpRequest, pk: int) -> HttpResponse:
+    """Start a rollback run for the run's tenants that have a complete snapshot."""
+
+    def act(run):
+        rollback = services.start_rollback(run, actor=request.user)
+        messages.success(request, f"Rollback run {rollback.pk} started for run {run.pk}.")
+        return _back(rollback)
+
+    return _run_action(request, pk, _rollback_tenant_ids, act)
+
+
+@require_POST
+def approve_run(request: HttpRequest, pk: int) -> HttpResponse:
+    """A second staff member approves a full run awaiting approval; it is then queued."""
+
+    def act(run):
+        services.approve_run(run, actor=request.user)
+        messages.success(request, f"Run {run.pk} approved and queued.")
+
+    return _run_action(request, pk, _all_tenants, act)
+
+
+# --- the audit chains ------------------------------------------------------------------------------
+
+
+@require_GET
+def verify_chains(request: HttpRequest) -> TemplateResponse:
+    """Recompute each audit chain the user may see and show OK or its first broken row.
+
+    Staff see their tenants' chains; the fleet chain (rows without a tenant) only superusers.
+    """
+    from msp_console.admin_site import site
+
+    user = request.user
+    if not user.has_perm("migrations_engine.view_auditevent"):
+        raise PermissionDenied
+    tenants = {str(t.tenant_id): t for t in visible_tenants(user)}
+    heads = AuditChainHead.objects.filter(chain__in=list(tenants)).order_by("chain")
+    if user.is_superuser:
+        heads = AuditChainHead.objects.order_by("chain")
+    rows = []
+    for head in heads:
+        problems = verify_chain(head.chain)
+        problem = problems[0] if problems else None
+        rows.append(
+            {
+                "chain": head.chain,
+                "tenant": tenants.get(head.chain),
+                "rows": head.seq,
+                "problem": problem,
+                "row_url": (
+                    reverse("admin:migrations_engine_auditevent_change", args=[problem.event_id])
+                    if problem
+                    and problem.event_id
+                    and AuditEvent.objects.filter(pk=problem.event_id).exists()
+                    else ""
+                ),
+            }
+        )
+    context = {
+        **site.each_context(request),
+        "title": "Verify audit chains",
+        "rows": rows,
+        "broken": sum(1 for r in rows if r["problem"]),
+    }
+    return TemplateResponse(request, "migrations_engine/verify_chains.html", context)

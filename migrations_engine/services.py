@@ -1,4 +1,4 @@
-"""State changes for runs: start, cancel, retry, resume, rollback. Callers parse input and call these.
+"""State changes for runs: start, approve, cancel, retry, resume, roll back. Callers parse input, call one.
 
 A run is rows first, jobs second: the run and its items are created and committed, then one RQ job
 per item is enqueued on commit with a deterministic id.
@@ -10,13 +10,16 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from migrations_engine.audit import record_staff_action
 from migrations_engine.choices import ACTIVE_ITEM_STATUSES, ItemStatus, RunMode, RunStatus
 from migrations_engine.models import MigrationRun, RunItem
+from tenants.access import can_access
 from tenants.models import CustomerTenant
 
 DEFAULT_OPTIONS: dict[str, Any] = {
@@ -58,6 +61,8 @@ def start_run(
 ) -> MigrationRun:
     """Create a run with one item per tenant and enqueue them once committed.
 
+    With `RUN_APPROVAL_REQUIRED`, a full run is created `awaiting_approval` and nothing is enqueued
+    until `approve_run`; its items are queued already, so its tenants stay reserved meanwhile.
     Raises ValidationError for bad input and RunConflict when a tenant is busy (checked here, and
     enforced by the database's one-active-item-per-tenant constraint when two starts race).
     """
@@ -80,6 +85,7 @@ def start_run(
         raise ValidationError(f"Unknown options: {', '.join(sorted(unknown))}.")
     merged = {**DEFAULT_OPTIONS, **(options or {})}
     user = actor if hasattr(actor, "username") else None
+    needs_approval = mode == RunMode.FULL and settings.RUN_APPROVAL_REQUIRED
     try:
         with transaction.atomic():
             for tenant in tenants:
@@ -91,6 +97,7 @@ def start_run(
                 rollback_of=rollback_of,
                 started_by=user,
                 actor=_actor_name(actor),
+                status=RunStatus.AWAITING_APPROVAL if needs_approval else RunStatus.PENDING,
             )
             for tenant in tenants:
                 item = RunItem(run=run, tenant=tenant, attempt=1)
@@ -116,15 +123,64 @@ def _refuse_if_busy(tenant: CustomerTenant) -> None:
 def _after_start(run: MigrationRun) -> None:
     from migrations_engine.jobs import enqueue_items
 
+    awaiting = run.status == RunStatus.AWAITING_APPROVAL
     for item in run.items.select_related("tenant"):
         record_staff_action(
             actor=run.actor,
             action="run.started",
             tenant_id=item.tenant_id,
             run_id=run.pk,
-            detail={"mode": run.mode, "pilot_group_id": str(run.pilot_group_id or "")},
+            detail={
+                "mode": run.mode,
+                "pilot_group_id": str(run.pilot_group_id or ""),
+                "awaiting_approval": awaiting,
+            },
         )
-    enqueue_items(run.pk)
+    if not awaiting:
+        enqueue_items(run.pk)
+
+
+def approve_run(run: MigrationRun, *, actor: Any) -> MigrationRun:
+    """A second staff member approves a run awaiting approval: it becomes pending and is enqueued.
+
+    Refused (ValidationError) when the run is not awaiting approval or the approver started it;
+    PermissionDenied when the approver may not act on every one of its tenants.
+    """
+    from migrations_engine.jobs import enqueue_items
+
+    run.refresh_from_db()
+    if run.status != RunStatus.AWAITING_APPROVAL:
+        raise ValidationError(f"Run {run.pk} is {run.get_status_display().lower()}, not awaiting approval.")
+    if not hasattr(actor, "username"):
+        raise ValidationError("A run is approved by a staff member, not by a process.")
+    if (run.started_by_id is not None and run.started_by_id == actor.pk) or run.actor == actor.username:
+        raise ValidationError(
+            f"You started run {run.pk}: a second staff member must approve it, not the one who started it."
+        )
+    tenant_ids = list(run.items.values_list("tenant_id", flat=True))
+    if not all(can_access(actor, tenant_id) for tenant_id in tenant_ids):
+        raise PermissionDenied(f"You may not act on every tenant of run {run.pk}, so you cannot approve it.")
+    now = timezone.now()
+    # Compare-and-set: a concurrent cancel or second approval cannot both win.
+    if not MigrationRun.objects.filter(pk=run.pk, status=RunStatus.AWAITING_APPROVAL).update(
+        status=RunStatus.PENDING, approved_by=actor, approved_at=now
+    ):
+        raise ValidationError(f"Run {run.pk} is no longer awaiting approval.")
+    run.refresh_from_db()
+
+    def after_approval() -> None:
+        for tenant_id in tenant_ids:
+            record_staff_action(
+                actor=_actor_name(actor),
+                action="run.approved",
+                tenant_id=tenant_id,
+                run_id=run.pk,
+                detail={"mode": run.mode, "started_by": run.actor},
+            )
+        enqueue_items(run.pk)
+
+    transaction.on_commit(after_approval)
+    return run
 
 
 def start_rollback(
@@ -153,9 +209,24 @@ def start_rollback(
 
 
 def cancel_run(run: MigrationRun, *, actor: Any) -> int:
-    """Ask the run to stop between steps (cooperative). Returns how many items were still active."""
-    MigrationRun.objects.filter(pk=run.pk).update(cancel_requested=True)
-    active = run.items.filter(status__in=ACTIVE_ITEM_STATUSES).count()
+    """Ask the run to stop between steps (cooperative). Returns how many items were still active.
+
+    A run still awaiting approval never ran: it and its items are cancelled at once, which frees its
+    tenants for another run.
+    """
+    now = timezone.now()
+    if MigrationRun.objects.filter(pk=run.pk, status=RunStatus.AWAITING_APPROVAL).update(
+        status=RunStatus.CANCELLED, cancel_requested=True, finished_at=now
+    ):
+        # No job was ever enqueued for these items, so no runner owns them: they end here.
+        active = RunItem.objects.filter(run_id=run.pk, status=ItemStatus.QUEUED).update(
+            status=ItemStatus.CANCELLED,
+            failure_reason="Cancelled before it was approved",
+            finished_at=now,
+        )
+    else:
+        MigrationRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+        active = run.items.filter(status__in=ACTIVE_ITEM_STATUSES).count()
     for tenant_id in run.items.values_list("tenant_id", flat=True):
         record_staff_action(
             actor=_actor_name(actor), action="run.cancelled", tenant_id=tenant_id, run_id=run.pk

@@ -14,6 +14,15 @@ class ConsoleSite(admin.AdminSite):
     site_title = "MSP MFA console"
     index_title = "Dashboard"
 
+    index_template = "migrations_engine/dashboard.html"
+
+    def index(self, request, extra_context=None):
+        """The dashboard (fleet totals and charts of the tenants the user may see), then the app list."""
+        from migrations_engine.dashboard import dashboard_context
+
+        context = {**dashboard_context(request.user), **(extra_context or {})}
+        return super().index(request, extra_context=context)
+
     def get_urls(self):
         from msp_console.console_urls import extra_urls
 
@@ -23,3 +32,40 @@ class ConsoleSite(admin.AdminSite):
 site = ConsoleSite(name="admin")
 site.register(User, UserAdmin)
 site.register(Group, GroupAdmin)
+
+
+class JobQueuesAdmin(admin.ModelAdmin):
+    """django-rq's dashboard in the app list, superusers only. Its pages live at /django-rq/ (guarded in
+    `msp_console.urls`); registering the model here also lets their breadcrumbs resolve on this site."""
+
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        from django.core.exceptions import PermissionDenied
+        from django.shortcuts import redirect
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return redirect("django_rq:home")
+
+
+def _register_job_queues() -> None:
+    from django_rq.models import Dashboard
+
+    site.register(Dashboard, JobQueuesAdmin)
+
+
+_register_job_queues()

@@ -18,11 +18,12 @@ from migrations_engine.choices import (
 class MigrationRun(models.Model):
     """A request to take a set of tenants through the pipeline in one mode.
 
-    The finalizer sets `status` from the items; staff never edit it.
+    The finalizer sets `status` from the items; staff never edit it. With `RUN_APPROVAL_REQUIRED` a
+    full run starts `awaiting_approval` and is enqueued only once a second staff member approves it.
     """
 
     mode = models.CharField(max_length=10, choices=RunMode)
-    status = models.CharField(max_length=10, choices=RunStatus, default=RunStatus.PENDING)
+    status = models.CharField(max_length=20, choices=RunStatus, default=RunStatus.PENDING)
     pilot_group_id = models.UUIDField(null=True, blank=True, help_text="Pilot mode: the group in scope")
     options = models.JSONField(default=dict, blank=True)
     rollback_of = models.ForeignKey(
@@ -33,6 +34,10 @@ class MigrationRun(models.Model):
     )
     actor = models.CharField(max_length=150, help_text="Who started it: a username or a process label")
     cancel_requested = models.BooleanField(default=False)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

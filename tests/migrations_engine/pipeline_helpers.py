@@ -45,11 +45,8 @@ def _database_url() -> str:
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{host}/{db['NAME']}"
 
 
-def worker_process(redis_url: str, *, crash_points: str = "", timeout: float = 180) -> int:
-    """A real `manage.py rqworker --burst` process on the test database; returns its exit code.
-
-    With crash points it dies with exit 137 at the named point, as a SIGKILLed worker would.
-    """
+def worker_env(redis_url: str, *, crash_points: str = "") -> dict[str, str]:
+    """The environment of a worker process that shares this test's database, Redis and simulator."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "msp_console.settings",
@@ -62,6 +59,15 @@ def worker_process(redis_url: str, *, crash_points: str = "", timeout: float = 1
         if name.startswith("GRAPH_"):
             value = getattr(settings, name)
             env[name] = ",".join(value) if isinstance(value, list) else str(value)
+    return env
+
+
+def worker_process(redis_url: str, *, crash_points: str = "", timeout: float = 180) -> int:
+    """A real `manage.py rqworker --burst` process on the test database; returns its exit code.
+
+    With crash points it dies with exit 137 at the named point, as a SIGKILLed worker would.
+    """
+    env = worker_env(redis_url, crash_points=crash_points)
     result = subprocess.run(
         [
             sys.executable,

@@ -1,28 +1,22 @@
 """`manage.py export_audit`: stream audit rows as CSV or JSON lines, filtered by tenant, time and run.
 
-Rows are read with a server-side cursor in chunks and written one by one, so memory stays flat however
-many rows match. `request_body` was redacted when the row was written; nothing else is secret. The
-export itself is recorded as a staff action ("audit.exported").
+Rows are read with a server-side cursor in chunks and written one by one by `audit_export` (which the
+console's export shares), so memory stays flat however many rows match. `request_body` was redacted
+when the row was written; nothing else is secret. The export itself is recorded as a staff action
+("audit.exported").
 """
 
 from __future__ import annotations
 
-import csv
 import datetime
-import json
-from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import dateparse, timezone
 
 from migrations_engine.audit import record_staff_action
+from migrations_engine.audit_export import COLUMNS, FORMATS, write_rows
 from migrations_engine.management.commands.verify_audit import chain_for_option
 from migrations_engine.models import AuditEvent
-from migrations_engine.models.audit import EVIDENCE_FIELDS, canonical_json
-
-FORMATS = ("csv", "jsonl")
-COLUMNS = ("id", *EVIDENCE_FIELDS, "prev_hash", "row_hash")
-JSON_COLUMNS = {"request_body", "before", "after", "detail"}
 
 
 def parse_moment(option: str, value: str | None) -> datetime.datetime | None:
@@ -39,20 +33,6 @@ def parse_moment(option: str, value: str | None) -> datetime.datetime | None:
     if moment is None:
         raise CommandError(f"{option} {value!r} is not an ISO date or datetime (e.g. 2025-01-31T12:00:00Z)")
     return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
-
-
-def _csv_cell(column: str, value: Any) -> Any:
-    if value is None:
-        return ""
-    if column in JSON_COLUMNS:
-        return canonical_json(value)
-    if isinstance(value, datetime.datetime):
-        return value.isoformat()
-    return value
-
-
-def _json_value(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime.datetime) else value
 
 
 class Command(BaseCommand):
@@ -99,7 +79,7 @@ class Command(BaseCommand):
         else:
             out = self.stdout
         try:
-            count = self._write(out, fmt, rows)
+            count = write_rows(out, fmt, rows)
         finally:
             if options["output"]:
                 out.close()
@@ -112,18 +92,3 @@ class Command(BaseCommand):
             detail={"format": fmt, "rows": count, "filters": filters, "output": options["output"] or "-"},
         )
         self.stderr.write(f"{count} audit rows exported as {fmt}")
-
-    def _write(self, out, fmt: str, rows) -> int:
-        count = 0
-        if fmt == "csv":
-            writer = csv.writer(out)
-            writer.writerow(COLUMNS)
-            for row in rows:
-                writer.writerow([_csv_cell(c, v) for c, v in zip(COLUMNS, row, strict=True)])
-                count += 1
-        else:
-            for row in rows:
-                record = {c: _json_value(v) for c, v in zip(COLUMNS, row, strict=True)}
-                out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-                count += 1
-        return count
