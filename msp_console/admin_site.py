@@ -13,6 +13,8 @@ class ConsoleSite(admin.AdminSite):
     site_header = "MSP MFA console"
     site_title = "MSP MFA console"
     index_title = "Dashboard"
+    # The fleet list is wide (census, policy, migration and consent columns): give it the whole page.
+    enable_nav_sidebar = False
 
     index_template = "migrations_engine/dashboard.html"
 

@@ -11,6 +11,7 @@ from msp_console.admin_site import site
 from tenants import fleet_actions
 from tenants.access import get_tenant_for_user, visible_tenants
 from tenants.census_report import census_csv_rows
+from tenants.choices import ConsentStatus
 from tenants.consent_admin import recheck_consent_action
 from tenants.fleet import MIGRATION_STATES, migration_state, with_latest_run
 from tenants.models import BreakGlassConfig, CensusUser, CustomerTenant, TenantConsent
@@ -54,6 +55,19 @@ class MigrationStateFilter(admin.SimpleListFilter):
         return queryset.filter(pk__in=keep)
 
 
+class ConsentFilter(admin.SimpleListFilter):
+    """Filter the fleet by where each tenant's admin consent stands."""
+
+    title = "consent"
+    parameter_name = "consent"
+
+    def lookups(self, request, model_admin):
+        return ConsentStatus.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(consent__status=self.value()) if self.value() else queryset
+
+
 @admin.register(CustomerTenant, site=site)
 class CustomerTenantAdmin(admin.ModelAdmin):
     """The MSP's home page: one row per customer tenant, with what the last census and run found."""
@@ -78,7 +92,7 @@ class CustomerTenantAdmin(admin.ModelAdmin):
         "security_defaults",
         "mfa_policy_state",
         MigrationStateFilter,
-        "consent__status",
+        ConsentFilter,
         "census_status",
         "drift_detected",
     )

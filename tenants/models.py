@@ -38,9 +38,15 @@ class CustomerTenant(models.Model):
     ca_policy_count = models.PositiveIntegerField(null=True, blank=True)
     mfa_policy_state = models.CharField(max_length=40, choices=PolicyState, default=PolicyState.NONE)
     users_total = models.PositiveIntegerField(null=True, blank=True)
-    per_user_enabled = models.PositiveIntegerField(null=True, blank=True)
-    per_user_enforced = models.PositiveIntegerField(null=True, blank=True)
-    per_user_disabled = models.PositiveIntegerField(null=True, blank=True)
+    per_user_enabled = models.PositiveIntegerField(
+        "Enabled", null=True, blank=True, help_text="Users in this per-user MFA state"
+    )
+    per_user_enforced = models.PositiveIntegerField(
+        "Enforced", null=True, blank=True, help_text="Users in this per-user MFA state"
+    )
+    per_user_disabled = models.PositiveIntegerField(
+        "Disabled", null=True, blank=True, help_text="Users in this per-user MFA state"
+    )
     mfa_registered = models.PositiveIntegerField(null=True, blank=True)
     registration_known = models.PositiveIntegerField(
         null=True, blank=True, help_text="Users in the registration report (the % denominator)"

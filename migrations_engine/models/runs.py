@@ -49,7 +49,7 @@ class MigrationRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Run {self.pk} ({self.get_mode_display()}, {self.get_status_display()})"
+        return f"Run {self.pk} ({self.get_mode_display()})"
 
 
 class RunItem(models.Model):

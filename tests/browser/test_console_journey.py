@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 
 import pytest
 from django.contrib.auth.models import User
@@ -17,6 +18,13 @@ from migrations_engine.models import AuditEvent
 from tenants.models import CustomerTenant, TenantConsent
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def snap(page, name: str) -> None:
+    """With MSP_SCREENSHOTS=DIR, keep a picture of each stage (for looking at the console by eye)."""
+    folder = os.environ.get("MSP_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)
 
 
 def select_and_act(page, base: str, domain: str, action: str) -> None:
@@ -60,6 +68,7 @@ def test_an_engineer_onboards_runs_a_pilot_and_exports_the_audit(
     page.goto(consent_url)
     page.click("#accept")
     page.wait_for_selector("#consent-granted")
+    snap(page, "consent-granted")
     tenant = CustomerTenant.objects.get(tenant_id=newcomer["tenant_id"])
     assert TenantConsent.objects.get(tenant=tenant).status == "granted"
 
@@ -88,6 +97,11 @@ def test_an_engineer_onboards_runs_a_pilot_and_exports_the_audit(
     page.wait_for_selector('[data-item-status="succeeded"]', timeout=90_000)
     page.wait_for_selector("text=Verified")
     assert page.url == url_before  # followed live, no navigation
+    snap(page, "run-page")
+    page.goto(f"{base}/")
+    snap(page, "dashboard")
+    page.goto(f"{base}/tenants/customertenant/")
+    snap(page, "fleet")
 
     # Export the audit log of Contoso and check the file's rows.
     page.goto(f"{base}/migrations_engine/auditevent/?tenant__id__exact={contoso.pk}")
