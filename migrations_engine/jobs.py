@@ -42,6 +42,17 @@ def enqueue_census(tenant_pk: int, *, actor: str = "system") -> Job:
     )
 
 
+def _actor_may_act(actor: str, tenant) -> bool:
+    """Jobs re-check access when they run: a staff actor must still be granted the tenant. Process
+    actors ("cli", "scheduler", "demo") are not staff users and are not scoped."""
+    from django.contrib.auth import get_user_model
+
+    from tenants.access import can_access
+
+    user = get_user_model().objects.filter(username=actor).first()
+    return user is None or can_access(user, tenant)
+
+
 def census_tenant(tenant_pk: int, actor: str = "system") -> str:
     """RQ job: census one tenant and store it. Returns the census status."""
     from rq import get_current_job
@@ -50,6 +61,8 @@ def census_tenant(tenant_pk: int, actor: str = "system") -> str:
     from tenants.services import CensusWriter, record_census
 
     tenant = CustomerTenant.objects.get(pk=tenant_pk)
+    if not _actor_may_act(actor, tenant):
+        return "refused: the staff member who asked for this census no longer has access to the tenant"
     writer = CensusWriter(tenant)
     job = get_current_job()
 

@@ -158,3 +158,33 @@ def test_actions_need_post_and_csrf(fast_graph, tmp_path, queue):
     assert not MigrationRun.objects.exists()
     assert CustomerTenant.objects.count() == 7
     call_command("check")
+
+
+def test_it_exports_the_selected_tenants_audit_log(client, staff, fast_graph, tmp_path, queue):
+    from migrations_engine.models import AuditEvent
+
+    seed(fast_graph, tmp_path)
+    woodgrove = tenant_named("woodgrove")
+    act(client, "start_full", [woodgrove], confirm="yes")
+    work(queue)
+    expected = AuditEvent.objects.filter(tenant=woodgrove).count()
+    response = act(client, "export_audit", [woodgrove])
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert len(rows) == expected > 0
+    assert {r["chain"] for r in rows} == {str(woodgrove.tenant_id)}
+    assert AuditEvent.objects.filter(tenant=woodgrove, action="audit.exported").count() == 1
+
+
+def test_a_census_job_refuses_when_the_askers_grant_was_revoked(fast_graph, tmp_path, queue):
+    seed(fast_graph, tmp_path)
+    woodgrove = tenant_named("woodgrove")
+    carol = staff_user("carol")
+    grant = TenantGrant.objects.create(tenant=woodgrove, user=carol)
+    client = Client()
+    client.force_login(carol)
+    act(client, "census", [woodgrove], confirm="yes")
+    grant.delete()
+    work(queue)
+    woodgrove.refresh_from_db()
+    assert woodgrove.census_status == "never"
+    assert fast_graph.admin("GET", f"/_sim/requests?tenant={woodgrove.tenant_id}")["requests"] == []
