@@ -73,7 +73,10 @@ def census_tenant(tenant_pk: int, actor: str = "system") -> str:
 
     async def run():
         async with GraphClient(str(tenant.tenant_id), GraphConfig.from_settings()) as client:
-            return await take_census(client, progress=progress, sink=writer.awrite)
+            try:
+                return await take_census(client, progress=progress, sink=writer.awrite)
+            finally:
+                await writer.aclose()
 
     result = asyncio.run(run())
     record_census(tenant, result, actor=actor, writer=writer)

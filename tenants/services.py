@@ -110,6 +110,14 @@ class CensusWriter:
 
         await sync_to_async(self.write, thread_sensitive=True)(rows)
 
+    @staticmethod
+    async def aclose() -> None:
+        """Close the database connection of the thread the sink wrote from (call once, at the end)."""
+        from asgiref.sync import sync_to_async
+        from django.db import connections
+
+        await sync_to_async(connections.close_all, thread_sensitive=True)()
+
 
 @transaction.atomic
 def record_census(

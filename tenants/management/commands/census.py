@@ -79,4 +79,7 @@ async def _census_all(config, tenants, writers, concurrency, progress) -> list[C
         async with gate, GraphClient(str(tenant.tenant_id), config) as client:
             return await take_census(client, progress=progress, sink=writer.awrite)
 
-    return await asyncio.gather(*(one(t, w) for t, w in zip(tenants, writers, strict=True)))
+    try:
+        return await asyncio.gather(*(one(t, w) for t, w in zip(tenants, writers, strict=True)))
+    finally:
+        await CensusWriter.aclose()
