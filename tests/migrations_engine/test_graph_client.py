@@ -6,6 +6,8 @@ import asyncio
 import time
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 
 from migrations_engine.graph import (
     REQUIRED_ROLES,
@@ -169,6 +171,8 @@ def test_it_never_resends_a_write_that_failed_with_5xx_and_audits_it_as_unknown(
 
     with pytest.raises(GraphError) as caught:
         run(go())
+    # The audit rows were written from asgiref's thread: close its connection as the runner does.
+    run(sync_to_async(connections.close_all, thread_sensitive=True)())
     assert caught.value.status >= 500 and caught.value.request_id
     assert len(requests_for(fresh_graph, entry["tenant_id"], "PATCH", "identitySecurity")) == 1
     outcomes = list(
