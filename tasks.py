@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""The project's two commands, on a fresh machine with only Python 3.11+:
+"""The project's commands, on a fresh machine with only Python 3.11+:
 
     python3 tasks.py demo [--once]   set everything up and run the console on the demo fleet
     python3 tasks.py test [ARGS]     run the whole test suite (ARGS go to pytest)
+    python3 tasks.py reliability [--trials N]
+                                     the long crash and Redis-loss trials, then a table of figures
 
-Both first create `.venv` and install the pinned dependencies (again only when pyproject.toml or
+Each first creates `.venv` and installs the pinned dependencies (again only when pyproject.toml or
 constraints.txt changed), then re-run themselves inside it.
 """
 
@@ -58,7 +60,7 @@ def in_venv() -> bool:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 1 or argv[0] not in {"demo", "test"}:
+    if len(argv) < 1 or argv[0] not in {"demo", "test", "reliability"}:
         print(__doc__)
         return 2
     if not in_venv():
@@ -70,6 +72,10 @@ def main(argv: list[str]) -> int:
         from scripts.demo import main as demo_main
 
         return demo_main(argv[1:])
+    if argv[0] == "reliability":
+        from scripts.reliability import main as reliability_main
+
+        return reliability_main(argv[1:])
     from scripts.run_tests import main as test_main
 
     return test_main(argv[1:])

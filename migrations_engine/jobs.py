@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import django_rq
+from redis.exceptions import LockError
 from rq import Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -88,25 +89,27 @@ def ping() -> str:
     return "pong"
 
 
-def enqueue_items(run_pk: int) -> int:
-    """Enqueue every queued item of a run under its deterministic job id (a job already queued or
-    running under that id is left alone). Called on commit by the run services."""
-    from migrations_engine.choices import ItemStatus
-    from migrations_engine.models import RunItem
+ALIVE_JOB_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
+
+def enqueue_item(item_pk: int, job_id: str, *, replace_started: bool = False) -> bool:
+    """Enqueue one item's job under its deterministic id, unless a job under that id is alive.
+
+    Returns True when a job was enqueued. A short Redis lock per job id keeps two callers (the run
+    services on commit and the sweeper) from pushing the same id twice, which would let two workers run
+    one item. `replace_started` (the sweeper, for a job whose worker is known dead) replaces a job that
+    is still marked started.
+    """
     queue = django_rq.get_queue("default")
-    count = 0
-    for item_pk, job_id in RunItem.objects.filter(run_id=run_pk, status=ItemStatus.QUEUED).values_list(
-        "pk", "rq_job_id"
-    ):
+    lock = queue.connection.lock(f"msp:enqueue:{job_id}", timeout=30, blocking_timeout=10)
+    if not lock.acquire():
+        return False
+    try:
         try:
             existing = Job.fetch(job_id, connection=queue.connection)
-            if existing.get_status(refresh=True) in {
-                JobStatus.QUEUED,
-                JobStatus.STARTED,
-                JobStatus.SCHEDULED,
-            }:
-                continue
+            status = existing.get_status(refresh=True)
+            if status in ALIVE_JOB_STATUSES and not (replace_started and status == JobStatus.STARTED):
+                return False
             existing.delete()
         except NoSuchJobError:
             pass
@@ -120,8 +123,35 @@ def enqueue_items(run_pk: int) -> int:
             result_ttl=7 * 86400,
             failure_ttl=30 * 86400,
         )
-        count += 1
+        return True
+    finally:
+        try:
+            lock.release()
+        except LockError:  # it expired meanwhile: nothing to release
+            pass
+
+
+def enqueue_items(run_pk: int) -> int:
+    """Enqueue every queued item of a run under its deterministic job id (a job already queued or
+    running under that id is left alone). Called on commit by the run services."""
+    from migrations_engine.choices import ItemStatus
+    from migrations_engine.models import RunItem
+
+    count = 0
+    for item_pk, job_id in RunItem.objects.filter(run_id=run_pk, status=ItemStatus.QUEUED).values_list(
+        "pk", "rq_job_id"
+    ):
+        count += enqueue_item(item_pk, job_id)
     return count
+
+
+def sweep_runs_job(stale_minutes: float = 5.0) -> str:
+    """RQ job (repeated by rq-scheduler, see `sweeper.ensure_scheduled`): reconcile items with Redis."""
+    from datetime import timedelta
+
+    from migrations_engine.sweeper import sweep
+
+    return sweep(stale_after=timedelta(minutes=stale_minutes), actor="sweeper").summary()
 
 
 def run_item_job(item_pk: int, job_id: str) -> str:

@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_rq",
+    "msp_console",
     "tenants",
     "migrations_engine",
 ]
@@ -130,6 +131,32 @@ RUN_APPROVAL_REQUIRED = env_bool("RUN_APPROVAL_REQUIRED", "False")
 CONSENT_REDIRECT_URI = env_str("CONSENT_REDIRECT_URI", f"{SITE_URL}/consent/callback/")
 # How long an admin-consent link (its single-use state) stays valid, in seconds.
 CONSENT_STATE_TTL_SECONDS = env_int("CONSENT_STATE_TTL_SECONDS", 3600)
+
+# --- Production hardening ------------------------------------------------------------------------
+# With DEBUG off every default below is the safe one (`manage.py check --deploy` is clean); each can
+# still be set from the environment, e.g. SECURE_SSL_REDIRECT=False when a proxy already redirects.
+# PRODUCTION is DEBUG as configured: the system checks (msp_console/checks.py) read it, because Django's
+# test runner forces DEBUG off at run time and a test database is not a production deployment.
+PRODUCTION = not DEBUG
+_PRODUCTION = str(PRODUCTION)
+# Behind a TLS-terminating proxy (the docker stack's), trust its X-Forwarded-Proto header. Only set it
+# when the proxy always overwrites that header: otherwise a client could claim https itself.
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", "False")
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _PRODUCTION)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _PRODUCTION)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", _PRODUCTION)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+# Production settings pointing at the Graph simulator on loopback are refused by a system check
+# (msp_console.E001) unless this says it is on purpose (a staging stack, a demo).
+ALLOW_SIMULATOR = env_bool("ALLOW_SIMULATOR", "False")
 
 LOGGING = {
     "version": 1,

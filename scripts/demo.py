@@ -105,6 +105,8 @@ def _run(args, procs: Processes) -> int:
         password,
     )
 
+    manage(env, "schedule_sweeper")  # rq-scheduler runs the run sweeper every 60 s
+
     print("Starting the web console, an RQ worker and rq-scheduler ...", flush=True)
     py = sys.executable
     procs.start("web", [py, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], env=env)

@@ -1,4 +1,4 @@
-"""Custom console views of this app (those a changelist cannot serve): onboarding and admin consent.
+"""Custom console views of this app (those a changelist cannot serve): onboarding, CSV import, admin consent.
 
 Each view parses input, calls one service in `tenants.consent`, and renders. A consent URL carries its
 state in clear, and only the state's hash is stored, so the URL is kept in the staff session it is bound
@@ -8,6 +8,7 @@ to, for the link page to show again.
 from __future__ import annotations
 
 from django import forms
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -17,6 +18,14 @@ from django.views.decorators.http import require_GET, require_http_methods
 from migrations_engine.graph.permissions import REQUIRED_ROLES
 from tenants.access import get_tenant_for_user
 from tenants.consent import ConsentRefused, complete_consent, new_consent_link, onboard_customer
+from tenants.importing import (
+    COLUMNS,
+    MAX_FILE_BYTES,
+    ImportRefused,
+    RowError,
+    import_tenants,
+    parse_tenant_csv,
+)
 
 _SESSION_LINKS = "tenants.consent_links"  # {tenant pk: consent URL} made in this session
 
@@ -114,11 +123,63 @@ def consent_callback_view(request, site):
     return TemplateResponse(request, "tenants/consent_result.html", context)
 
 
+class ImportTenantsForm(forms.Form):
+    """A CSV file of customer tenants to add, all or none."""
+
+    file = forms.FileField(label="CSV file", help_text="UTF-8, with the header " + ",".join(COLUMNS))
+    dry_run = forms.BooleanField(label="Only check the file", required=False)
+
+
+@require_http_methods(["GET", "POST"])
+def import_tenants_view(request, site):
+    """Upload a CSV of tenants: every row is checked first; any bad row and nothing is imported."""
+    if not request.user.has_perm("tenants.add_customertenant"):
+        raise PermissionDenied
+    form = ImportTenantsForm(request.POST or None, request.FILES or None)
+    errors: list[RowError] = []
+    checked = None
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        if upload.size > MAX_FILE_BYTES:
+            errors = [RowError(0, f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB.")]
+        else:
+            plan = parse_tenant_csv(upload.read())
+            errors = plan.errors
+            if not errors and form.cleaned_data["dry_run"]:
+                checked = len(plan.rows)
+            elif not errors:
+                try:
+                    tenants = import_tenants(plan, actor=request.user, grant_to=request.user)
+                except ImportRefused as exc:
+                    errors = exc.errors
+                else:
+                    messages.success(
+                        request,
+                        f"{len(tenants)} customer tenants imported. Send each its admin-consent link from "
+                        "its consent page.",
+                    )
+                    return HttpResponseRedirect(reverse("admin:tenants_customertenant_changelist"))
+        status = 400 if errors else 200
+    elif request.method == "POST":
+        status = 400
+    context = {
+        **site.each_context(request),
+        "title": "Import customers",
+        "form": form,
+        "errors": errors,
+        "checked": checked,
+        "columns": COLUMNS,
+    }
+    return TemplateResponse(request, "tenants/import_tenants.html", context, status=status)
+
+
 def urls(site) -> list:
     """URL patterns mounted at the console's root, each wrapped in `site.admin_view`."""
     extra = {"site": site}
     return [
         path("customers/add/", site.admin_view(add_customer_view), extra, name="tenants_onboard"),
+        path("customers/import/", site.admin_view(import_tenants_view), extra, name="tenants_import"),
         path(
             "customers/<int:pk>/consent-link/",
             site.admin_view(consent_link_view),

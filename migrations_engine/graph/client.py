@@ -528,6 +528,8 @@ class GraphClient:
         try:
             results = await self._batch(items, version=version, writes=len(items))
         except (GraphError, GraphUnavailable, asyncio.CancelledError) as exc:
+            # The caller settles unknown outcomes by reading and must record that against these intents.
+            exc.audit_intents = rows
             status = exc.status if isinstance(exc, GraphError) else None
             sure_nothing_applied = isinstance(exc, GraphError) and 400 <= exc.status < 500
             await _db(record_outcomes)(

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from migrations_engine.census import USER_SELECT, licence_from_skus
+from migrations_engine.census import PER_USER_STATES, USER_SELECT, licence_from_skus
 from migrations_engine.graph import ConsentMissing, GraphError, GraphUnavailable, TokenError, missing_roles
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps import per_user
@@ -101,13 +101,16 @@ class Census(Step):
                     f"(e.g. {unreadable[0]})",
                     retryable=True,
                 )
+            # A state this console does not know (Graph's "unknownFutureValue", or one added later) is kept
+            # as "unknown": such users are never written (see DisablePerUser).
+            states = {uid: (st if st in PER_USER_STATES else "unknown") for uid, st in states.items()}
             UserSnapshot.objects.bulk_create(
                 [
                     UserSnapshot(
                         snapshot=snapshot,
                         user_id=u["id"],
                         upn=u.get("userPrincipalName") or "",
-                        per_user_state=states[u["id"]] or "",
+                        per_user_state=states[u["id"]],
                         account_enabled=bool(u.get("accountEnabled", True)),
                         user_type=u.get("userType") or "",
                     )
@@ -127,9 +130,10 @@ class Census(Step):
             per_user_disabled=counts["disabled"],
         )
         ctx.save_state(security_defaults_before=sd, policy_count_before=len(policies))
+        unknown = f", {counts['unknown']} in an unknown state (left as they are)" if counts["unknown"] else ""
         return (
             f"{snapshot.user_count} users: {counts['enabled']} enabled, {counts['enforced']} enforced, "
-            f"{counts['disabled']} disabled; security defaults {'on' if sd else 'off'}; "
+            f"{counts['disabled']} disabled{unknown}; security defaults {'on' if sd else 'off'}; "
             f"{len(policies)} CA policies"
         )
 
@@ -228,6 +232,9 @@ class EnsurePolicy(Step):
             if policy is None:  # plan mode
                 return "would create the policy in report-only"
         problems = scope_problems(policy, ctx)
+        if not ctx.plan:
+            # A scope fix whose answer was lost (the worker died) is settled by what the read shows.
+            reconcile(ctx, "policy.update_scope", applied=not problems, evidence={"scope_problems": problems})
         if problems:
             body = {"conditions": fixed_conditions(policy, ctx)}
             if ctx.plan:
@@ -337,6 +344,14 @@ class BridgeSecurityDefaults(Step):
     def run(self, ctx: StepContext) -> str:
         if not ctx.state.get("security_defaults_before"):
             return "security defaults are off: nothing to bridge"
+        unknown = sum(1 for _ in scope_user_ids(ctx, per_user_state="unknown"))
+        if unknown:
+            # The bridge cannot cover a user whose state it does not understand (see DisablePerUser), and
+            # a crash between turning security defaults off and the policy on could leave them uncovered.
+            raise StepFailed(
+                f"{unknown} users have a per-user MFA state this console does not know, so they cannot be "
+                "bridged: security defaults stay on. Check those users in the census CSV."
+            )
         changes = scoped_changes(ctx, purpose="bridge", only_states={"disabled"}, wanted="enabled")
         return _apply(ctx, changes, purpose="bridge", verb="covered with per-user MFA for the hand-off")
 
@@ -430,7 +445,13 @@ class CutOver(Step):
 
 
 class DisablePerUser(Step):
-    """Per-user MFA off for every user in scope (methods are kept), only once the policy is enforced."""
+    """Per-user MFA off for every user in scope (methods are kept), only once the policy is enforced.
+
+    A user whose per-user state the census could not name ("unknown": Graph's `unknownFutureValue`, or a
+    state added after this code) is left as it is: writing `disabled` would replace a state we cannot
+    read back into the snapshot, so a rollback could not restore it. Leaving it never removes MFA (the
+    policy covers the user either way); Verify names those users instead of waiting for them.
+    """
 
     key = "disable_per_user"
     title = "Disable per-user MFA"
@@ -526,8 +547,9 @@ class Verify(Step):
         if ctx.mode == "full" and ctx.wait(reads.security_defaults_on(ctx.graph)):
             pending.append("security defaults are on")
         ids = list(scope_user_ids(ctx))
+        left_alone = set(scope_user_ids(ctx, per_user_state="unknown"))
         states = ctx.wait(per_user.read_states(ctx.graph, ids))
-        still_on = [uid for uid in ids if states.get(uid) != "disabled"]
+        still_on = [uid for uid in ids if uid not in left_alone and states.get(uid) != "disabled"]
         if still_on:
             pending.append(f"{len(still_on)} users still have per-user MFA on")
         sample = ids[: int(ctx.settings.get("whatif_sample", 3))]
@@ -544,6 +566,11 @@ class Verify(Step):
             f"{len(ctx.state.get('break_glass_ids', []))} break-glass accounts excluded"
             + ("" if ctx.mode != "full" else ", security defaults off")
             + f"; What-If checked {len(sample)} users"
+            + (
+                f"; {len(left_alone)} users in an unknown per-user MFA state were left as they are"
+                if left_alone
+                else ""
+            )
         )
         return pending, verdict
 

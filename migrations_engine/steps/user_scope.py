@@ -21,9 +21,13 @@ def _snapshot_users(ctx: StepContext, snapshot_id: int | None = None):
     return rows.order_by("pk")
 
 
-def scope_user_ids(ctx: StepContext) -> Iterator[str]:
-    """Every user in scope: all users (or the pilot group's members) except break-glass accounts."""
-    yield from _snapshot_users(ctx).values_list("user_id", flat=True).iterator(chunk_size=2000)
+def scope_user_ids(ctx: StepContext, *, per_user_state: str | None = None) -> Iterator[str]:
+    """Every user in scope: all users (or the pilot group's members) except break-glass accounts;
+    with `per_user_state`, only those the snapshot saw in that state."""
+    rows = _snapshot_users(ctx)
+    if per_user_state is not None:
+        rows = rows.filter(per_user_state=per_user_state)
+    yield from rows.values_list("user_id", flat=True).iterator(chunk_size=2000)
 
 
 def _done(ctx: StepContext, purpose: str) -> set[str]:
