@@ -234,6 +234,22 @@ def cancel_run(run: MigrationRun, *, actor: Any) -> int:
     return active
 
 
+def move_to_next_attempt(item: RunItem, *, from_status: str, **match: Any) -> str | None:
+    """Compare-and-set an item from `from_status` back to queued under the next attempt's job id (a job
+    of the old attempt can no longer claim it). Returns the new job id, or None if the item moved on."""
+    new_job = job_id_for(item, item.attempt + 1)
+    moved = RunItem.objects.filter(pk=item.pk, status=from_status, attempt=item.attempt, **match).update(
+        status=ItemStatus.QUEUED,
+        rq_job_id=new_job,
+        attempt=F("attempt") + 1,
+        failure_reason="",
+        retryable=False,
+        traceback="",
+        finished_at=None,
+    )
+    return new_job if moved else None
+
+
 def requeue_items(run: MigrationRun, *, actor: Any, statuses: Iterable[str], action: str) -> int:
     """Queue items in `statuses` again under a new deterministic job id; they resume at their checkpoint."""
     from migrations_engine.jobs import enqueue_items
@@ -241,16 +257,8 @@ def requeue_items(run: MigrationRun, *, actor: Any, statuses: Iterable[str], act
     count = 0
     for item in run.items.filter(status__in=list(statuses)):
         old = item.status
-        new_job = job_id_for(item, item.attempt + 1)
-        if RunItem.objects.filter(pk=item.pk, status=old, attempt=item.attempt).update(
-            status=ItemStatus.QUEUED,
-            rq_job_id=new_job,
-            attempt=F("attempt") + 1,
-            failure_reason="",
-            retryable=False,
-            traceback="",
-            finished_at=None,
-        ):
+        new_job = move_to_next_attempt(item, from_status=old)
+        if new_job:
             count += 1
             record_staff_action(
                 actor=_actor_name(actor),

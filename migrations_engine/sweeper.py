@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import django_rq
-from django.db.models import F
 from django.utils import timezone
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -38,7 +37,7 @@ from migrations_engine.audit import record_staff_action
 from migrations_engine.choices import ItemStatus, RunStatus
 from migrations_engine.jobs import ALIVE_JOB_STATUSES, enqueue_item
 from migrations_engine.models import MigrationRun, RunItem
-from migrations_engine.services import job_id_for
+from migrations_engine.services import move_to_next_attempt
 
 logger = logging.getLogger(__name__)
 
@@ -201,19 +200,8 @@ def _action(item: RunItem, action: str, reason: str, job_id: str) -> SweepAction
 def _requeue_running(item: RunItem, *, reason: str, actor: str) -> SweepAction | None:
     """`services.requeue_items` for one running item: compare-and-set to queued under the next
     attempt's job id (a stale job of the old attempt can no longer claim it), then enqueue."""
-    new_job = job_id_for(item, item.attempt + 1)
-    moved = RunItem.objects.filter(
-        pk=item.pk, status=ItemStatus.RUNNING, attempt=item.attempt, rq_job_id=item.rq_job_id
-    ).update(
-        status=ItemStatus.QUEUED,
-        rq_job_id=new_job,
-        attempt=F("attempt") + 1,
-        failure_reason="",
-        retryable=False,
-        traceback="",
-        finished_at=None,
-    )
-    if not moved:
+    new_job = move_to_next_attempt(item, from_status=ItemStatus.RUNNING, rq_job_id=item.rq_job_id)
+    if not new_job:
         return None
     record_staff_action(
         actor=actor,
