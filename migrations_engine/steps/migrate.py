@@ -523,8 +523,17 @@ class Verify(Step):
         settle = float(ctx.settings.get("settle_seconds", 600))
         deadline = time.monotonic() + settle
         delay = 1.0
+        redone = 0
         while True:
-            pending, verdict = self._check(ctx)
+            pending, verdict, stragglers = self._check(ctx)
+            policy_ready = not any(p.startswith("polic") for p in pending)
+            if stragglers and policy_ready and redone < self.MAX_REDO:
+                # Per-user MFA came back on after the disable step: a write Graph applied after we had
+                # given up on it (a late bridge write), or an admin. The policy is enforced, so turn it
+                # off again (check-then-act, audited) rather than wait for what will never happen.
+                redone += 1
+                self._disable_again(ctx, stragglers)
+                continue
             if not pending:
                 ctx.item.verdict = verdict
                 type(ctx.item).objects.filter(pk=ctx.item.pk).update(verdict=verdict)
@@ -537,7 +546,22 @@ class Verify(Step):
             time.sleep(delay)
             delay = min(delay * 2, 30)
 
-    def _check(self, ctx: StepContext) -> tuple[list[str], str]:
+    MAX_REDO = 3
+
+    def _disable_again(self, ctx: StepContext, stragglers: dict[str, str]) -> None:
+        from migrations_engine.models import UserSnapshot
+
+        upns = dict(
+            UserSnapshot.objects.filter(snapshot_id=ctx.state["snapshot_id"], user_id__in=list(stragglers))
+            .values_list("user_id", "upn")
+        )
+        changes = [
+            per_user.Change(user_id=uid, upn=upns.get(uid, uid), before=state, wanted="disabled")
+            for uid, state in stragglers.items()
+        ]
+        _apply(ctx, changes, purpose="straggler", verb="per-user MFA disabled again after it came back on")
+
+    def _check(self, ctx: StepContext) -> tuple[list[str], str, dict[str, str]]:
         pending: list[str] = []
         policy = ctx.wait(reads.get_policy(ctx.graph, ctx.state["policy_id"]))
         if policy is None or policy.get("state") != "enabled":
@@ -552,6 +576,7 @@ class Verify(Step):
         still_on = [uid for uid in ids if uid not in left_alone and states.get(uid) != "disabled"]
         if still_on:
             pending.append(f"{len(still_on)} users still have per-user MFA on")
+        stragglers = {uid: states[uid] for uid in still_on if states.get(uid) in ("enabled", "enforced")}
         sample = ids[: int(ctx.settings.get("whatif_sample", 3))]
         applies = self._what_if(ctx, policy, sample + ctx.state.get("break_glass_ids", []))
         wrong_sample = [u for u in sample if not applies.get(u)]
@@ -572,7 +597,7 @@ class Verify(Step):
                 else ""
             )
         )
-        return pending, verdict
+        return pending, verdict, stragglers
 
     def _what_if(self, ctx: StepContext, policy: dict | None, user_ids: list[str]) -> dict[str, bool]:
         if policy is None:

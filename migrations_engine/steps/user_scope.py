@@ -83,6 +83,7 @@ def record_outcomes(ctx: StepContext, settled: list[Settled], *, purpose: str) -
 
 
 STEP_PURPOSE = {
+    "verify": "straggler",
     "bridge": "bridge",
     "disable_per_user": "migrate",
     "restore_per_user": "restore",

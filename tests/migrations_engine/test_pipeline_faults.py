@@ -252,3 +252,31 @@ def test_it_fails_with_the_graph_error_not_a_traceback_when_graph_refuses_a_read
     assert "403 Authorization_RequestDenied" in item.failure_reason and "request-id" in item.failure_reason
     assert not item.retryable
     assert effective_writes(fast_graph, tenant) == []
+
+
+def test_verify_turns_per_user_mfa_off_again_when_a_late_write_turned_it_back_on(
+    fast_graph, tmp_path, queue, redis_url
+):
+    """A bridge write that Graph applied after we had given up on it lands after the disable step:
+    verify must put the user back to disabled (audited) instead of waiting for the settle time."""
+    seed(fast_graph, tmp_path)
+    tenant = tenant_named("fabrikam")
+    t0 = sim_clock(fast_graph)
+    run = start_run(mode="full", tenants=[tenant], actor="test", options=FAST)
+    assert worker_process(redis_url, crash_points="after_step:disable_per_user") == 137
+    late = [u for u in sim_state(fast_graph, tenant)["users"] if not u["breakGlass"]][:2]
+    for user in late:  # what the late-landing bridge writes do
+        fast_graph.admin(
+            "POST",
+            f"/_sim/tenants/{tenant.tenant_id}/users/{user['id']}/per-user-mfa",
+            json={"state": "enabled"},
+        )
+    assert resume_stalled(run, actor="test") == 1
+    assert worker_process(redis_url) == 0
+    item = item_of(run)
+    assert item.status == "succeeded", item.failure_reason
+    state = {u["id"]: u["perUserMfaState"] for u in sim_state(fast_graph, tenant)["users"]}
+    assert all(state[u["id"]] == "disabled" for u in late)
+    redone = UserOutcome.objects.filter(item=item, purpose="straggler", status="succeeded")
+    assert sorted(redone.values_list("user_id", flat=True)) == sorted(u["id"] for u in late)
+    assert coverage_gaps(fast_graph, tenant, since=t0) == []
