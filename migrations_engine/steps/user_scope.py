@@ -82,15 +82,6 @@ def record_outcomes(ctx: StepContext, settled: list[Settled], *, purpose: str) -
     )
 
 
-STEP_PURPOSE = {
-    "verify": "straggler",
-    "bridge": "bridge",
-    "disable_per_user": "migrate",
-    "restore_per_user": "restore",
-    "unbridge": "unbridge",
-}
-
-
 def reconcile_unknown_writes(ctx: StepContext, *, purpose: str) -> int:
     """Per-user writes of this step whose outcome is unknown (a lost answer, or a worker that died
     before recording it): read the users' states and settle them, so nothing is sent twice."""
