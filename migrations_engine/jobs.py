@@ -21,28 +21,6 @@ def census_job_id(tenant_pk: int) -> str:
     return f"census-tenant-{tenant_pk}"
 
 
-def enqueue_census(tenant_pk: int, *, actor: str = "system") -> Job:
-    """Queue a census of one tenant, or return the one already queued or running for it."""
-    queue = django_rq.get_queue("default")
-    job_id = census_job_id(tenant_pk)
-    try:
-        existing = Job.fetch(job_id, connection=queue.connection)
-        if existing.get_status(refresh=True) in {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED}:
-            return existing
-        existing.delete()
-    except NoSuchJobError:
-        pass
-    return queue.enqueue(
-        census_tenant,
-        tenant_pk,
-        actor,
-        job_id=job_id,
-        job_timeout=CENSUS_JOB_TIMEOUT,
-        retry=Retry(max=2, interval=[30, 120]),
-        result_ttl=86400,
-    )
-
-
 def _actor_may_act(actor: str, tenant) -> bool:
     """Jobs re-check access when they run: a staff actor must still be granted the tenant. Process
     actors ("cli", "scheduler", "demo") are not staff users and are not scoped."""
@@ -92,43 +70,65 @@ def ping() -> str:
 ALIVE_JOB_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
-def enqueue_item(item_pk: int, job_id: str, *, replace_started: bool = False) -> bool:
-    """Enqueue one item's job under its deterministic id, unless a job under that id is alive.
-
-    Returns True when a job was enqueued. A short Redis lock per job id keeps two callers (the run
-    services on commit and the sweeper) from pushing the same id twice, which would let two workers run
-    one item. `replace_started` (the sweeper, for a job whose worker is known dead) replaces a job that
-    is still marked started.
-    """
+def _enqueue_once(
+    job_id: str, func, *args, replace_started: bool = False, **options
+) -> tuple[Job | None, bool]:
+    """Enqueue `func(*args)` under `job_id` unless a job under that id is alive: (the job, whether it
+    was enqueued now). A short Redis lock per job id keeps two callers (the run services on commit and
+    the sweeper, or two staff asking for one census) from pushing the same id twice. `replace_started`
+    replaces a job still marked started (the sweeper, when its worker is known dead). The job is None
+    when another caller held the lock."""
     queue = django_rq.get_queue("default")
     lock = queue.connection.lock(f"msp:enqueue:{job_id}", timeout=30, blocking_timeout=10)
     if not lock.acquire():
-        return False
+        return None, False
     try:
         try:
             existing = Job.fetch(job_id, connection=queue.connection)
             status = existing.get_status(refresh=True)
             if status in ALIVE_JOB_STATUSES and not (replace_started and status == JobStatus.STARTED):
-                return False
+                return existing, False
             existing.delete()
         except NoSuchJobError:
             pass
-        queue.enqueue(
-            run_item_job,
-            item_pk,
-            job_id,
-            job_id=job_id,
-            job_timeout=ITEM_JOB_TIMEOUT,
-            retry=Retry(max=3, interval=[10, 60, 300]),
-            result_ttl=7 * 86400,
-            failure_ttl=30 * 86400,
-        )
-        return True
+        return queue.enqueue(func, *args, job_id=job_id, **options), True
     finally:
         try:
             lock.release()
         except LockError:  # it expired meanwhile: nothing to release
             pass
+
+
+def enqueue_census(tenant_pk: int, *, actor: str = "system") -> Job:
+    """Queue a census of one tenant, or return the one already queued or running for it."""
+    job_id = census_job_id(tenant_pk)
+    job, _ = _enqueue_once(
+        job_id,
+        census_tenant,
+        tenant_pk,
+        actor,
+        job_timeout=CENSUS_JOB_TIMEOUT,
+        retry=Retry(max=2, interval=[30, 120]),
+        result_ttl=86400,
+    )
+    return job or Job.fetch(job_id, connection=django_rq.get_queue("default").connection)
+
+
+def enqueue_item(item_pk: int, job_id: str, *, replace_started: bool = False) -> bool:
+    """Enqueue one run item's job under its deterministic id unless a job under that id is alive (two
+    jobs for one item would let two workers run it). True when a job was enqueued."""
+    _, enqueued = _enqueue_once(
+        job_id,
+        run_item_job,
+        item_pk,
+        job_id,
+        replace_started=replace_started,
+        job_timeout=ITEM_JOB_TIMEOUT,
+        retry=Retry(max=3, interval=[10, 60, 300]),
+        result_ttl=7 * 86400,
+        failure_ttl=30 * 86400,
+    )
+    return enqueued
 
 
 def enqueue_items(run_pk: int) -> int:

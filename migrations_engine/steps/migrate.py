@@ -552,8 +552,9 @@ class Verify(Step):
         from migrations_engine.models import UserSnapshot
 
         upns = dict(
-            UserSnapshot.objects.filter(snapshot_id=ctx.state["snapshot_id"], user_id__in=list(stragglers))
-            .values_list("user_id", "upn")
+            UserSnapshot.objects.filter(
+                snapshot_id=ctx.state["snapshot_id"], user_id__in=list(stragglers)
+            ).values_list("user_id", "upn")
         )
         changes = [
             per_user.Change(user_id=uid, upn=upns.get(uid, uid), before=state, wanted="disabled")

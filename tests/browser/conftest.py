@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -61,11 +60,11 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def live_worker(redis_url, settings):
     """A real `rqworker` process (not burst) on the test database for the length of the test."""
-    from tests.migrations_engine.pipeline_helpers import worker_env
+    from tests.migrations_engine.pipeline_helpers import worker_command, worker_env
 
     settings.RQ_QUEUES = {"default": {"URL": redis_url, "DEFAULT_TIMEOUT": 600}}
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "rqworker", "default", "--worker-class", "rq.worker.SimpleWorker"],
+        worker_command(),
         cwd=ROOT,
         env=worker_env(redis_url),
         stdout=subprocess.DEVNULL,

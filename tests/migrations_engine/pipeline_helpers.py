@@ -45,6 +45,12 @@ def _database_url() -> str:
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{host}/{db['NAME']}"
 
 
+def worker_command() -> list[str]:
+    """A real rq worker on the default queue. SimpleWorker runs the job in the worker process, so a
+    crash point kills the whole worker, as SIGKILL would."""
+    return [sys.executable, "manage.py", "rqworker", "default", "--worker-class", "rq.worker.SimpleWorker"]
+
+
 def worker_env(redis_url: str, *, crash_points: str = "") -> dict[str, str]:
     """The environment of a worker process that shares this test's database, Redis and simulator."""
     env = {
@@ -69,15 +75,7 @@ def worker_process(redis_url: str, *, crash_points: str = "", timeout: float = 1
     """
     env = worker_env(redis_url, crash_points=crash_points)
     result = subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "rqworker",
-            "default",
-            "--burst",
-            "--worker-class",
-            "rq.worker.SimpleWorker",
-        ],
+        [*worker_command(), "--burst"],
         cwd=ROOT,
         env=env,
         capture_output=True,

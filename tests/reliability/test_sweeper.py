@@ -25,6 +25,7 @@ from tests.migrations_engine.pipeline_helpers import (
     seed,
     tenant_named,
     work,
+    worker_command,
     worker_env,
     worker_process,
 )
@@ -93,15 +94,7 @@ def test_an_item_whose_job_is_running_on_a_live_worker_is_never_touched(
     fast_graph.admin("POST", f"/_sim/tenants/{tenant.tenant_id}/faults", json={"latency_ms": 120})
     run = start_run(mode="full", tenants=[tenant], actor="test", options=FAST)
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "rqworker",
-            "default",
-            "--burst",
-            "--worker-class",
-            "rq.worker.SimpleWorker",
-        ],
+        [*worker_command(), "--burst"],
         cwd=ROOT,
         env=worker_env(redis_url),
         stdout=subprocess.DEVNULL,
@@ -219,15 +212,7 @@ def test_a_running_item_whose_job_redis_lost_is_left_to_its_live_worker(
     fast_graph.admin("POST", f"/_sim/tenants/{tenant.tenant_id}/faults", json={"latency_ms": 120})
     run = start_run(mode="full", tenants=[tenant], actor="test", options=FAST)
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "rqworker",
-            "default",
-            "--burst",
-            "--worker-class",
-            "rq.worker.SimpleWorker",
-        ],
+        [*worker_command(), "--burst"],
         cwd=ROOT,
         env=worker_env(redis_url),
         stdout=subprocess.DEVNULL,
