@@ -223,6 +223,7 @@ async def _count_users(
     query = {"$select": USER_SELECT, "$top": 999}
     async for page in client.iter_pages("/users", query=query):
         total += len(page)
+        client.saw_users(total)
         page_states.clear()
         if read_states:
             await asyncio.gather(*(read_chunk(page[i : i + 20]) for i in range(0, len(page), 20)))

@@ -51,7 +51,9 @@ def census_tenant(tenant_pk: int, actor: str = "system") -> str:
             job.save_meta()
 
     async def run():
-        async with GraphClient(str(tenant.tenant_id), GraphConfig.from_settings()) as client:
+        async with GraphClient(
+            str(tenant.tenant_id), GraphConfig.from_settings(), user_count=tenant.users_total
+        ) as client:
             try:
                 return await take_census(client, progress=progress, sink=writer.awrite)
             finally:

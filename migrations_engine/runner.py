@@ -75,7 +75,11 @@ def _run_steps(item: RunItem, run: MigrationRun, job_id: str) -> str:
     audit = AuditContext(actor=run.actor, tenant_id=item.tenant_id, run_id=run.pk, item_id=item.pk)
     loop = asyncio.new_event_loop()
     graph = GraphClient(
-        str(item.tenant.tenant_id), GraphConfig.from_settings(), audit=audit, dry_run=run.mode == "plan"
+        str(item.tenant.tenant_id),
+        GraphConfig.from_settings(),
+        audit=audit,
+        dry_run=run.mode == "plan",
+        user_count=item.tenant.users_total,
     )
     try:
         loop.run_until_complete(graph.__aenter__())

@@ -13,6 +13,14 @@ def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+def env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default); anything else is a configuration error."""
+    value = os.environ.get(name, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def env_bool(name: str, default: str = "False") -> bool:
     """True for 1/true/yes/on (any case)."""
     return os.environ.get(name, default).strip().lower() in {"1", "true", "yes", "on"}

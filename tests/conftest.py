@@ -23,6 +23,15 @@ def redis_url(tmp_path_factory) -> str:
         procs.stop_all()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_local_pacing():
+    """In-process pacing buckets start empty in every test (simulators reuse the same tenant ids)."""
+    from migrations_engine.graph.pacing import LOCAL, Pacer
+
+    LOCAL.clear()
+    Pacer._redis_down_until = 0.0
+
+
 @pytest.fixture(scope="session")
 def demo_sim():
     """The simulator with the demo fleet, shared by read-only tests (state-changing ones use `fresh_sim`)."""
@@ -103,8 +112,7 @@ def fast_graph(settings):
 
     with running_simulator(fleet="demo", limits=ThrottleLimits(**FAST_LIMITS)) as sim:
         point_settings_at(settings, sim)
-        settings.GRAPH_WRITES_PER_SECOND = 180.0
-        settings.GRAPH_CA_REQUESTS_PER_SECOND = 9.5
+        settings.GRAPH_PACING_TIME_SCALE = 10.0  # every pacing rate x10, like the windows
         yield sim
 
 
@@ -114,6 +122,7 @@ def queue(redis_url, settings):
     import django_rq
 
     settings.RQ_QUEUES = {"default": {"URL": redis_url, "DEFAULT_TIMEOUT": 600}}
+    settings.REDIS_URL = redis_url  # Graph pacing shares this Redis with the workers
     q = django_rq.get_queue("default")
     q.connection.flushdb()  # the session's own Redis: no job or registry of an earlier test survives
     return q

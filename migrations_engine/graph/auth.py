@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -32,6 +33,7 @@ class AppToken:
     tenant_id: str
     app_id: str
     roles: tuple[str, ...]
+    expires_at: float = 0.0  # epoch seconds (the token's `exp`)
 
     def __repr__(self) -> str:  # never print the token itself
         return f"AppToken(tenant_id={self.tenant_id!r}, roles={len(self.roles)})"
@@ -109,6 +111,7 @@ def acquire_app_token(config: GraphConfig, tenant: str) -> AppToken:
         tenant_id=str(claims.get("tid", "")),
         app_id=str(claims.get("appid") or claims.get("azp") or ""),
         roles=tuple(claims.get("roles") or ()),
+        expires_at=float(claims.get("exp") or 0),
     )
 
 
@@ -145,6 +148,9 @@ def resolve_tenant_id(config: GraphConfig, tenant: str) -> str:
     raise TokenError(tenant, "invalid_metadata", "The OpenID configuration names no tenant id.")
 
 
+TOKEN_REUSE_MARGIN_S = 300  # a token closer than this to its expiry is renewed before use
+
+
 class TenantTokenProvider(AccessTokenProvider):
     """Kiota's token hook: hands msal's token to the SDK, only for allowed https hosts."""
 
@@ -161,8 +167,11 @@ class TenantTokenProvider(AccessTokenProvider):
         if parts.scheme != "https" or parts.netloc.lower() not in self._config.graph_hosts:
             # Refuse loudly rather than send the request without a token (Kiota's default).
             raise GraphHostNotAllowed(f"Refusing to send a Graph token to {parts.scheme}://{parts.netloc}")
-        self.last_token = await asyncio.to_thread(acquire_app_token, self._config, self._tenant)
-        return self.last_token.access_token
+        token = self.last_token
+        if token is None or token.expires_at - time.time() < TOKEN_REUSE_MARGIN_S:
+            # msal's cache would hand back the same token; asking it costs a thread hop per request.
+            token = self.last_token = await asyncio.to_thread(acquire_app_token, self._config, self._tenant)
+        return token.access_token
 
     def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
         return self._validator

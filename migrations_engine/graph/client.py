@@ -41,7 +41,7 @@ from migrations_engine.graph.errors import (
     GraphHostNotAllowed,
     GraphUnavailable,
 )
-from migrations_engine.graph.pacing import TokenBucket, is_conditional_access
+from migrations_engine.graph.pacing import Pacer, request_family, request_ru
 from migrations_engine.graph.retry import parse_retry_after, wait_retry_after
 
 logger = logging.getLogger(__name__)
@@ -134,15 +134,17 @@ class GraphClient:
         *,
         audit: AuditContext | None = None,
         dry_run: bool = False,
+        user_count: int | None = None,
     ) -> None:
         self.tenant = str(tenant)
         self.config = config or GraphConfig.from_settings()
         self.audit = audit
         self.dry_run = dry_run
+        # Graph's resource-unit budget depends on the tenant's size; unknown = the smallest budget.
+        self.user_count = user_count
         self._tokens = TenantTokenProvider(self.config, self.tenant)
-        # Just under Graph's 20 writes/s per app+tenant, so our own pacing, not Graph, sets the rate.
-        self._write_bucket = TokenBucket(self.config.writes_per_second, burst=20)
-        self._ca_bucket = TokenBucket(self.config.ca_requests_per_second, burst=1)
+        self._rates = self.config.pacing_rates
+        self.pacer = Pacer(self.config.pacing_redis_url)
         self._http: httpx.AsyncClient | None = None
         self.sdk: GraphServiceClient | None = None
         self.adapter: GraphRequestAdapter | None = None
@@ -164,7 +166,12 @@ class GraphClient:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._http is not None:
             await self._http.aclose()
+        await self.pacer.aclose()
         self._http = self.adapter = self.sdk = None
+
+    def saw_users(self, count: int) -> None:
+        """At least `count` users exist: the tenant's RU budget may be a larger size class."""
+        self.user_count = max(self.user_count or 0, count)
 
     # --- tokens ------------------------------------------------------------------------------
 
@@ -194,20 +201,28 @@ class GraphClient:
         query: dict[str, Any] | None = None,
         client_request_id: str | None = None,
         writes: int = 0,
+        items: int = 0,
     ) -> GraphResponse:
         """Send one request once; any status comes back as a GraphResponse (no raising on 4xx/5xx).
 
-        `writes` is how many writes the request carries (a batch carries several), for pacing.
+        Paced first (see pacing.py): `writes` is how many writes the request carries and `items` how
+        many requests a `$batch` holds.
         """
         if self.adapter is None:
             raise GraphConfigError("GraphClient must be used as 'async with GraphClient(...)'")
         url = self.url(path, version=version, query=query)
         if urlsplit(url).netloc.lower() not in self.config.graph_hosts:
             raise GraphHostNotAllowed(f"Refusing to call {urlsplit(url).netloc}: not a Graph host")
-        if writes:
-            await self._write_bucket.take(writes)
-        if is_conditional_access(url):
-            await self._ca_bucket.take()
+        await self.pacer.acquire(
+            self._rates.buckets(
+                self.config.client_id,
+                self.tenant,
+                writes=writes,
+                ru=request_ru(method, url, items=items),
+                family=request_family(url),
+                user_count=self.user_count,
+            )
+        )
         info = RequestInformation()
         info.http_method = Method[method.upper()]
         info.url = url
@@ -265,6 +280,7 @@ class GraphClient:
         idempotent: bool,
         client_request_id: str | None = None,
         writes: int = 0,
+        items: int = 0,
     ) -> GraphResponse:
         """Send with retries. 429 is always retried after its Retry-After (a throttled request changed
         nothing). 5xx and timeouts are retried only when `idempotent`: for a write they leave the outcome
@@ -292,6 +308,7 @@ class GraphClient:
                         query=query,
                         client_request_id=client_request_id,
                         writes=writes,
+                        items=items,
                     )
                     if response.status >= 400:
                         raise self._error(method, path, response)
@@ -462,6 +479,7 @@ class GraphClient:
             query=None,
             idempotent=writes == 0,
             writes=writes,
+            items=len(items),
         )
         results: dict[str, BatchResult] = {}
         for answer in (response.body or {}).get("responses", []):

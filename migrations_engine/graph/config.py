@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from migrations_engine.graph.errors import GraphConfigError
+from migrations_engine.graph.pacing import PacingRates
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -28,8 +29,13 @@ class GraphConfig:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 6
-    writes_per_second: float = 18.0
+    writes_per_second: float = 19.0
     ca_requests_per_second: float = 0.95
+    app_writes_per_second: float = 225.0
+    report_requests_per_second: float = 0.45
+    pacing_time_scale: float = 1.0
+    # Where the pacing buckets shared by every worker live; empty = pace within this process only.
+    pacing_redis_url: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         for name in ("authority_host", "base_url"):
@@ -44,6 +50,10 @@ class GraphConfig:
             )
         if self.private_key_pem and not self.certificate_thumbprint:
             raise GraphConfigError("A private key needs GRAPH_CLIENT_CERTIFICATE_FILE or its thumbprint")
+        try:
+            self.pacing_rates  # noqa: B018 - validates every rate
+        except ValueError as exc:
+            raise GraphConfigError(f"GRAPH_* pacing settings: {exc}") from exc
         if self.ca_bundle and not Path(self.ca_bundle).is_file():
             raise GraphConfigError(f"GRAPH_CA_BUNDLE={self.ca_bundle} is not a file")
 
@@ -74,6 +84,20 @@ class GraphConfig:
             max_attempts=settings.GRAPH_MAX_ATTEMPTS,
             writes_per_second=settings.GRAPH_WRITES_PER_SECOND,
             ca_requests_per_second=settings.GRAPH_CA_REQUESTS_PER_SECOND,
+            app_writes_per_second=settings.GRAPH_APP_WRITES_PER_SECOND,
+            report_requests_per_second=settings.GRAPH_REPORT_REQUESTS_PER_SECOND,
+            pacing_time_scale=settings.GRAPH_PACING_TIME_SCALE,
+            pacing_redis_url=settings.REDIS_URL if settings.GRAPH_PACING == "redis" else "",
+        )
+
+    @property
+    def pacing_rates(self) -> PacingRates:
+        return PacingRates(
+            tenant_writes=self.writes_per_second,
+            app_writes=self.app_writes_per_second,
+            ca_requests=self.ca_requests_per_second,
+            report_requests=self.report_requests_per_second,
+            time_scale=self.pacing_time_scale,
         )
 
     @property

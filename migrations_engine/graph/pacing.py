@@ -1,42 +1,230 @@
-"""In-process pacing for one tenant's Graph calls: a token bucket for writes, a gap for CA calls.
+"""Pacing every Graph call to Graph's documented limits, shared by every worker through Redis.
 
-Graph allows 20 user writes/s per app and tenant (3,000 per 150 s) and one Conditional Access request
-per second per tenant, the latter answered with 429 *without* Retry-After when exceeded. Pacing keeps
-us under both so throttling is the exception. (Pacing shared across workers comes with the throughput
-engine; this bucket only spaces one client's own calls.)
+Graph throttles per app and tenant (20 user writes/s as 3,000 per 150 s; resource units per 10 s by
+tenant size; 5 report requests per 10 s), per tenant (1 Conditional Access request per second, refused
+*without* Retry-After) and per app across tenants (70,000 writes per 5 min; 150,000 RU per 20 s). When
+our own calls stay under those numbers, throttling is the exception, not the pacing mechanism, and
+the 429s that remain (other apps in the tenant, Graph's own load) are handled per request and per
+batch item with their Retry-After.
+
+Each limit is a bucket in the generic cell rate algorithm (GCRA): one number per bucket, the
+"theoretical arrival time". A request *reserves* its cost in every bucket it touches in one atomic
+step and is told how long to wait before sending, so callers queue in order instead of polling. With
+Redis the reservation is one Lua script (the buckets of every worker on every machine are the same
+keys, and Redis's clock is the only clock); without Redis, or while it is unreachable, the same
+arithmetic runs in-process. (Rate-limit libraries such as `limits` and `pyrate-limiter` check one
+limit at a time and cannot reserve several atomically, which a batch that counts against a tenant's
+writes, the app's writes and two RU budgets needs.)
+
+Rates sit a little under Graph's numbers, and each burst is sized so that burst + rate x window stays
+within the window's limit: a sliding window cannot be exceeded even by a full burst. The margin left
+(3-10 %) absorbs requests that reach Graph closer together than they were sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "msp:pace:"
+
+# Graph's documented resource units per 10 s per app and tenant, by the tenant's size.
+RU_PER_10S = {"S": 3500, "M": 5000, "L": 8000}
+APP_RU_PER_20S = 150_000
+# RU budgets: 85 % of a window's units spread over the window plus 5 % as a burst, so even a full burst
+# leaves 10 % for requests that arrive closer together than they were sent.
+RU_RATE_SHARE, RU_BURST_SHARE = 0.85, 0.05
 
 
-class TokenBucket:
-    """`rate` tokens per second, at most `burst` saved up; `take(n)` waits until n are available."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate must be > 0 and burst >= 1")
-        self.rate = rate
-        self.burst = burst
-        self._tokens = burst
-        self._stamp = time.monotonic()
-        self._lock = asyncio.Lock()
-
-    async def take(self, n: float = 1.0) -> None:
-        n = min(n, self.burst)
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-                self._stamp = now
-                if self._tokens >= n:
-                    self._tokens -= n
-                    return
-                await asyncio.sleep((n - self._tokens) / self.rate)
+def size_class(user_count: int | None) -> str:
+    """Graph's tenant size for RU limits: S under 50 users, M up to 500, L above (unknown = S)."""
+    if not user_count or user_count < 50:
+        return "S"
+    return "M" if user_count <= 500 else "L"
 
 
-def is_conditional_access(url: str) -> bool:
-    """CA policies and named locations share Graph's 1 request/s per tenant limit."""
-    return "/identity/conditionalAccess/" in url and not url.rstrip("/").endswith("/evaluate")
+@dataclass(frozen=True)
+class Bucket:
+    """`rate` tokens per second, up to `burst` at once, under a Redis key."""
+
+    key: str
+    rate: float
+    burst: float
+
+
+@dataclass(frozen=True)
+class PacingRates:
+    """Rates (per second) our own calls keep to. `time_scale` multiplies them all: it is for Graph
+    simulators that run time faster (the benchmark); against Microsoft it is 1."""
+
+    tenant_writes: float = 19.0  # Graph: 20/s per app + tenant (3,000 per 150 s)
+    app_writes: float = 225.0  # Graph: 70,000 per 5 min per app (233/s)
+    ca_requests: float = 0.95  # Graph: 1/s per tenant, 429 without Retry-After
+    report_requests: float = 0.45  # Graph: 5 per 10 s per app + tenant
+    time_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("tenant_writes", "app_writes", "ca_requests", "report_requests", "time_scale"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"pacing rate {name} must be > 0")
+
+    def buckets(
+        self, app_id: str, tenant: str, *, writes: int, ru: int, family: str | None, user_count: int | None
+    ) -> list[tuple[Bucket, float]]:
+        """The buckets one request counts against, each with its cost."""
+        s = self.time_scale
+        t = f"{KEY_PREFIX}{app_id}:{tenant}:"
+        a = f"{KEY_PREFIX}{app_id}:"
+        ru_limit = RU_PER_10S[size_class(user_count)]
+        ru_rate, ru_burst = RU_RATE_SHARE * s, RU_BURST_SHARE
+        claims = [
+            (Bucket(t + "ru", ru_rate * ru_limit / 10, ru_burst * ru_limit), float(ru)),
+            (Bucket(a + "ru", ru_rate * APP_RU_PER_20S / 20, ru_burst * APP_RU_PER_20S), float(ru)),
+        ]
+        if writes:
+            # Burst 20 = one full $batch; 19/s x 150 s + 20 = 2,870 < 3,000.
+            claims.append((Bucket(t + "writes", self.tenant_writes * s, 20), float(writes)))
+            claims.append((Bucket(a + "writes", self.app_writes * s, 200), float(writes)))
+        if family == "ca":
+            claims.append((Bucket(t + "ca", self.ca_requests * s, 1), 1.0))
+        elif family == "reports":
+            claims.append((Bucket(t + "reports", self.report_requests * s, 1), 1.0))
+        return claims
+
+
+def request_family(url: str) -> str | None:
+    """Which per-tenant request limit a URL falls under, if any."""
+    if "/identity/conditionalAccess/" in url and not url.split("?")[0].rstrip("/").endswith("/evaluate"):
+        return "ca"  # CA policies and named locations share the 1 request/s limit
+    if "/reports/" in url:
+        return "reports"
+    return None
+
+
+def request_ru(method: str, url: str, *, items: int = 0) -> int:
+    """Graph's resource-unit cost: GET users 2 (1 with $select), subscribedSkus 3, other GETs 1, each
+    write 1; a $batch costs what its items cost (ours hold single-object GETs or writes: 1 each)."""
+    if items:
+        return items
+    path, _, query = url.partition("?")
+    path = path.rstrip("/")
+    if method.upper() == "GET":
+        if path.endswith("/users"):
+            return 1 if "select" in query else 2
+        if path.endswith("/subscribedSkus"):
+            return 3
+    return 1
+
+
+# --- the arithmetic, in-process ----------------------------------------------------------------
+
+
+class LocalBuckets:
+    """GCRA buckets in this process (shared by every client in it). Used without Redis."""
+
+    def __init__(self) -> None:
+        self._tat: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, claims: Sequence[tuple[Bucket, float]], now: float | None = None) -> float:
+        """Reserve every claim at the earliest instant all allow; return the seconds to wait."""
+        with self._lock:
+            now = time.monotonic() if now is None else now
+            start = now
+            for bucket, cost in claims:
+                tat = max(self._tat.get(bucket.key, now), now)
+                start = max(start, tat + (cost - bucket.burst) / bucket.rate)
+            for bucket, cost in claims:
+                tat = max(self._tat.get(bucket.key, now), start)
+                self._tat[bucket.key] = tat + cost / bucket.rate
+            return start - now
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tat.clear()
+
+
+LOCAL = LocalBuckets()
+
+# The same arithmetic in Redis, atomically, on Redis's clock. KEYS: buckets; ARGV: rate, burst, cost
+# per bucket. Returns the wait in seconds as a string (Lua numbers come back truncated to integers).
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local start = now
+local tats = {}
+for i = 1, #KEYS do
+  local rate, burst, cost = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if tat < now then tat = now end
+  tats[i] = tat
+  local earliest = tat + (cost - burst) / rate
+  if earliest > start then start = earliest end
+end
+for i = 1, #KEYS do
+  local rate, cost = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i])
+  local tat = tats[i]
+  if tat < start then tat = start end
+  tat = tat + cost / rate
+  redis.call('SET', KEYS[i], string.format('%.6f', tat), 'PX', math.ceil((tat - now) * 1000) + 1000)
+end
+return string.format('%.6f', start - now)
+"""
+
+
+class Pacer:
+    """Reserves a request's costs and sleeps until it may be sent. One per Graph client (event loop)."""
+
+    _warned_at = 0.0
+    _redis_down_until = 0.0  # after a failure, pace in-process for a few seconds before trying again
+
+    def __init__(self, redis_url: str = "") -> None:
+        self.redis_url = redis_url
+        self._redis = None
+        self._script = None
+        self.waited = 0.0  # seconds spent waiting for the buckets (for progress and benchmarks)
+
+    async def acquire(self, claims: Sequence[tuple[Bucket, float]]) -> None:
+        wait = await self._reserve(claims)
+        if wait > 0:
+            self.waited += wait
+            await asyncio.sleep(wait)
+
+    async def _reserve(self, claims: Sequence[tuple[Bucket, float]]) -> float:
+        if self.redis_url and time.monotonic() >= Pacer._redis_down_until:
+            try:
+                return await self._reserve_in_redis(claims)
+            except Exception as exc:  # noqa: BLE001 - Redis down: pace in-process rather than stop
+                Pacer._redis_down_until = time.monotonic() + 5
+                self._warn(exc)
+        return LOCAL.reserve(claims)
+
+    async def _reserve_in_redis(self, claims: Sequence[tuple[Bucket, float]]) -> float:
+        if self._script is None:
+            import redis.asyncio as aioredis
+
+            self._redis = aioredis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
+            self._script = self._redis.register_script(_RESERVE)
+        args: list[str] = []
+        for bucket, cost in claims:
+            args += [repr(bucket.rate), repr(bucket.burst), repr(cost)]
+        answer = await self._script(keys=[b.key for b, _ in claims], args=args)
+        return float(answer)
+
+    @classmethod
+    def _warn(cls, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - cls._warned_at > 60:
+            cls._warned_at = now
+            log.warning("Graph pacing falls back to this process (Redis unreachable: %s)", exc)
+
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+        self._redis = self._script = None

@@ -32,8 +32,7 @@ def graph_settings(sim, **extra) -> dict:
         "GRAPH_CLIENT_SECRET": "",
         "GRAPH_CLIENT_PRIVATE_KEY_FILE": fleet["client_private_key"],
         "GRAPH_CLIENT_CERTIFICATE_FILE": fleet["client_certificate"],
-        "GRAPH_WRITES_PER_SECOND": 180.0,
-        "GRAPH_CA_REQUESTS_PER_SECOND": 9.5,
+        "GRAPH_PACING_TIME_SCALE": 10.0,  # the 10x-speed throttle windows below
         **extra,
     }
 

@@ -76,7 +76,7 @@ async def _census_all(config, tenants, writers, concurrency, progress) -> list[C
     gate = asyncio.Semaphore(concurrency)
 
     async def one(tenant: CustomerTenant, writer: CensusWriter) -> CensusResult:
-        async with gate, GraphClient(str(tenant.tenant_id), config) as client:
+        async with gate, GraphClient(str(tenant.tenant_id), config, user_count=tenant.users_total) as client:
             return await take_census(client, progress=progress, sink=writer.awrite)
 
     try:
