@@ -22,8 +22,10 @@ from migrations_engine.steps.policy import (
 )
 from migrations_engine.steps.reconcile import reconcile
 from migrations_engine.steps.user_scope import (
+    keyset_rows,
     reconcile_unknown_writes,
     record_outcomes,
+    scope_rows,
     scope_user_ids,
     scoped_changes,
 )
@@ -93,6 +95,7 @@ class Census(Step):
                 page = ctx.wait(pages.__anext__())
             except StopAsyncIteration:
                 break
+            ctx.graph.saw_users(sum(counts.values()) + len(page))  # a larger tenant has a larger RU budget
             states = ctx.wait(per_user.read_states(ctx.graph, [u["id"] for u in page]))
             unreadable = [u.get("userPrincipalName") for u in page if states.get(u["id"]) is None]
             if unreadable:
@@ -473,42 +476,56 @@ class DisablePerUser(Step):
 
 
 def _apply(ctx: StepContext, changes, *, purpose: str, verb: str) -> str:
-    """Apply changes chunk by chunk, storing each user's outcome; StepFailed if any user failed.
+    """Stream changes through the write engine, storing each user's outcome as it settles; StepFailed if
+    any user failed.
 
     `changes` must be a lazy iterable: unknown outcomes are settled first, and only then is the list of
-    users still to change read from the database."""
-    if not ctx.plan:
-        reconcile_unknown_writes(ctx, purpose=purpose)
-    done = failed = throttled = 0
-    planned: list[str] = []
-    for chunk in per_user.chunks(changes, per_user.CHUNK):
-        if ctx.plan:
-            planned.extend(c.upn for c in chunk)
-            continue
-        settled = ctx.wait(per_user.apply_changes(ctx.graph, chunk, max_rounds=ctx.graph.config.max_attempts))
-        record_outcomes(ctx, settled, purpose=purpose)
-        done += sum(1 for s in settled if s.status == "succeeded")
-        bad = [s for s in settled if s.status == "failed"]
-        failed += len(bad)
-        throttled += sum(1 for s in bad if s.http_status == 429)
-        ctx.count(
-            **{
-                f"{purpose}_done": sum(1 for s in settled if s.status == "succeeded"),
-                f"{purpose}_failed": len(bad),
-            }
-        )
-        ctx.heartbeat()
+    users still to change read from the database, a chunk at a time, while earlier chunks are written.
+    """
     if ctx.plan:
+        planned, sample = 0, []
+        for chunk in per_user.chunks(changes, per_user.CHUNK):
+            planned += len(chunk)
+            sample.extend(c.upn for c in chunk[: 20 - len(sample)])
         if planned:
-            ctx.diff(purpose, verb, users=len(planned), sample=planned[:20])
-        return f"would change {len(planned)} users ({verb})"
-    if failed:
+            ctx.diff(purpose, verb, users=planned, sample=sample)
+        return f"would change {planned} users ({verb})"
+
+    reconcile_unknown_writes(ctx, purpose=purpose)
+    totals: Counter[str] = Counter()
+
+    def store(settled: list[per_user.Settled]) -> None:
+        if settled:
+            record_outcomes(ctx, settled, purpose=purpose)
+            done = sum(1 for s in settled if s.status == "succeeded")
+            bad = [s for s in settled if s.status == "failed"]
+            totals.update(done=done, failed=len(bad), throttled=sum(1 for s in bad if s.http_status == 429))
+            ctx.count(**{f"{purpose}_done": done, f"{purpose}_failed": len(bad)})
+        ctx.heartbeat()
+
+    engine = per_user.WriteEngine(ctx.graph, max_rounds=ctx.graph.config.max_attempts)
+    ctx.wait(_started(engine))
+    try:
+        for chunk in per_user.chunks(changes, per_user.CHUNK):
+            ctx.wait(engine.put(chunk))
+            store(engine.take_settled())
+        ctx.wait(engine.finish())
+    except BaseException:
+        ctx.wait(engine.abort())
+        raise
+    finally:
+        store(engine.take_settled())
+    if totals["failed"]:
         raise StepFailed(
-            f"{failed} users could not be changed ({verb}); see the per-user outcomes. "
+            f"{totals['failed']} users could not be changed ({verb}); see the per-user outcomes. "
             "Running the item again retries only them.",
-            retryable=throttled == failed,
+            retryable=totals["throttled"] == totals["failed"],
         )
-    return f"{done} users {verb}"
+    return f"{totals['done']} users {verb}"
+
+
+async def _started(engine: per_user.WriteEngine) -> None:
+    engine.start()  # its tasks live on the job's loop and run whenever the step waits on it
 
 
 class Verify(Step):
@@ -571,14 +588,26 @@ class Verify(Step):
             pending.append("policy: " + ", ".join(scope_problems(policy, ctx)))
         if ctx.mode == "full" and ctx.wait(reads.security_defaults_on(ctx.graph)):
             pending.append("security defaults are on")
-        ids = list(scope_user_ids(ctx))
-        left_alone = set(scope_user_ids(ctx, per_user_state="unknown"))
-        states = ctx.wait(per_user.read_states(ctx.graph, ids))
-        still_on = [uid for uid in ids if uid not in left_alone and states.get(uid) != "disabled"]
+        sample_size = int(ctx.settings.get("whatif_sample", 3))
+        checked = left_alone = still_on = 0
+        stragglers: dict[str, str] = {}
+        sample: list[str] = []
+        rows = keyset_rows(scope_rows(ctx), "user_id", "per_user_state")
+        for chunk in per_user.chunks(rows, per_user.CHUNK):
+            states = ctx.wait(per_user.read_states(ctx.graph, [uid for _, uid, _ in chunk]))
+            for _, uid, snapshot_state in chunk:
+                checked += 1
+                if len(sample) < sample_size:
+                    sample.append(uid)
+                if snapshot_state == "unknown":
+                    left_alone += 1  # never written (see DisablePerUser)
+                elif states.get(uid) != "disabled":
+                    still_on += 1
+                    if states.get(uid) in ("enabled", "enforced"):
+                        stragglers[uid] = states[uid]
+            ctx.heartbeat()
         if still_on:
-            pending.append(f"{len(still_on)} users still have per-user MFA on")
-        stragglers = {uid: states[uid] for uid in still_on if states.get(uid) in ("enabled", "enforced")}
-        sample = ids[: int(ctx.settings.get("whatif_sample", 3))]
+            pending.append(f"{still_on} users still have per-user MFA on")
         applies = self._what_if(ctx, policy, sample + ctx.state.get("break_glass_ids", []))
         wrong_sample = [u for u in sample if not applies.get(u)]
         wrong_bg = [u for u in ctx.state.get("break_glass_ids", []) if applies.get(u)]
@@ -588,12 +617,12 @@ class Verify(Step):
             pending.append(f"What-If: policy applies to {len(wrong_bg)} break-glass accounts")
         verdict = (
             f"Verified: policy enabled for {'the pilot group' if ctx.mode == 'pilot' else 'all users'}, "
-            f"{len(ids)} users without per-user MFA, "
+            f"{checked - left_alone} users without per-user MFA, "
             f"{len(ctx.state.get('break_glass_ids', []))} break-glass accounts excluded"
             + ("" if ctx.mode != "full" else ", security defaults off")
             + f"; What-If checked {len(sample)} users"
             + (
-                f"; {len(left_alone)} users in an unknown per-user MFA state were left as they are"
+                f"; {left_alone} users in an unknown per-user MFA state were left as they are"
                 if left_alone
                 else ""
             )

@@ -11,7 +11,7 @@ from migrations_engine.steps import per_user
 from migrations_engine.steps.base import Step, StepContext, StepFailed
 from migrations_engine.steps.migrate import _apply
 from migrations_engine.steps.per_user import Change
-from migrations_engine.steps.user_scope import _done
+from migrations_engine.steps.user_scope import keyset_rows, succeeded
 from migrations_engine.steps.writes import patch_policy, set_security_defaults
 
 
@@ -56,14 +56,16 @@ def _restore_changes(ctx: StepContext, *, states: set[str], purpose: str):
     """Users whose snapshot state is in `states` and whose current state differs from it."""
     from migrations_engine.models import UserSnapshot
 
-    done = _done(ctx, purpose)
-    rows = UserSnapshot.objects.filter(
-        snapshot_id=ctx.state["snapshot_id"], per_user_state__in=states
-    ).exclude(user_id__in=ctx.state.get("break_glass_ids", []))
-    for chunk in per_user.chunks(rows.values_list("user_id", "upn", "per_user_state").iterator(2000), 400):
-        current = ctx.wait(per_user.read_states(ctx.graph, [c[0] for c in chunk]))
-        for user_id, upn, state in chunk:
-            if user_id not in done and current.get(user_id) != state:
+    rows = (
+        UserSnapshot.objects.filter(snapshot_id=ctx.state["snapshot_id"], per_user_state__in=states)
+        .exclude(user_id__in=ctx.state.get("break_glass_ids", []))
+        .annotate(done=succeeded(ctx, purpose))
+        .filter(done=False)
+    )
+    for chunk in per_user.chunks(keyset_rows(rows, "user_id", "upn", "per_user_state"), per_user.CHUNK):
+        current = ctx.wait(per_user.read_states(ctx.graph, [c[1] for c in chunk]))
+        for _, user_id, upn, state in chunk:
+            if current.get(user_id) != state:
                 yield Change(user_id=user_id, upn=upn, before=current.get(user_id) or "", wanted=state)
 
 
@@ -85,14 +87,15 @@ class RollbackBridge(Step):
             return "security defaults were off: nothing to bridge"
         from migrations_engine.models import UserSnapshot
 
-        done = _done(ctx, "bridge")
-        rows = UserSnapshot.objects.filter(
-            snapshot_id=ctx.state["snapshot_id"], per_user_state="disabled"
-        ).exclude(user_id__in=ctx.state.get("break_glass_ids", []))
+        rows = (
+            UserSnapshot.objects.filter(snapshot_id=ctx.state["snapshot_id"], per_user_state="disabled")
+            .exclude(user_id__in=ctx.state.get("break_glass_ids", []))
+            .annotate(done=succeeded(ctx, "bridge"))
+            .filter(done=False)
+        )
         changes = (
             Change(user_id=u, upn=upn, before="disabled", wanted="enabled")
-            for u, upn in rows.values_list("user_id", "upn").iterator(2000)
-            if u not in done
+            for _, u, upn in keyset_rows(rows, "user_id", "upn")
         )
         return _apply(ctx, changes, purpose="bridge", verb="covered with per-user MFA for the hand-off")
 
@@ -141,14 +144,16 @@ class Unbridge(Step):
     def run(self, ctx: StepContext) -> str:
         from migrations_engine.models import UserOutcome
 
-        def changes():
-            done = _done(ctx, "unbridge")
-            bridged = UserOutcome.objects.filter(item=ctx.item, purpose="bridge", status="succeeded")
-            for u, upn in bridged.values_list("user_id", "upn").iterator(2000):
-                if u not in done:
-                    yield Change(user_id=u, upn=upn, before="enabled", wanted="disabled")
-
-        return _apply(ctx, changes(), purpose="unbridge", verb="back to disabled as the snapshot had them")
+        bridged = (
+            UserOutcome.objects.filter(item=ctx.item, purpose="bridge", status="succeeded")
+            .annotate(done=succeeded(ctx, "unbridge"))
+            .filter(done=False)
+        )
+        changes = (
+            Change(user_id=u, upn=upn, before="enabled", wanted="disabled")
+            for _, u, upn in keyset_rows(bridged, "user_id", "upn")
+        )
+        return _apply(ctx, changes, purpose="unbridge", verb="back to disabled as the snapshot had them")
 
 
 class VerifyRollback(Step):
@@ -159,22 +164,23 @@ class VerifyRollback(Step):
         from migrations_engine.models import UserSnapshot
 
         pending = []
-        rows = list(
-            UserSnapshot.objects.filter(snapshot_id=ctx.state["snapshot_id"])
-            .exclude(user_id__in=ctx.state.get("break_glass_ids", []))
-            .values_list("user_id", "per_user_state")
+        rows = UserSnapshot.objects.filter(snapshot_id=ctx.state["snapshot_id"]).exclude(
+            user_id__in=ctx.state.get("break_glass_ids", [])
         )
-        current = ctx.wait(per_user.read_states(ctx.graph, [u for u, _ in rows]))
-        wrong = [u for u, state in rows if current.get(u) != state]
+        checked = wrong = 0
+        for chunk in per_user.chunks(keyset_rows(rows, "user_id", "per_user_state"), per_user.CHUNK):
+            current = ctx.wait(per_user.read_states(ctx.graph, [u for _, u, _ in chunk]))
+            wrong += sum(1 for _, u, state in chunk if current.get(u) != state)
+            checked += len(chunk)
         if wrong:
-            pending.append(f"{len(wrong)} users differ from the snapshot")
+            pending.append(f"{wrong} users differ from the snapshot")
         sd = ctx.wait(reads.security_defaults_on(ctx.graph))
         if sd != bool(ctx.state.get("security_defaults_before")):
             pending.append(f"security defaults are {'on' if sd else 'off'}")
         if pending:
             raise StepFailed("Rollback not complete: " + "; ".join(pending), retryable=True)
         verdict = (
-            f"Rolled back: {len(rows)} users as in the snapshot, security defaults {'on' if sd else 'off'}"
+            f"Rolled back: {checked} users as in the snapshot, security defaults {'on' if sd else 'off'}"
         )
         type(ctx.item).objects.filter(pk=ctx.item.pk).update(verdict=verdict)
         return verdict

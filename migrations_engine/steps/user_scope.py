@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from django.db.models import Exists, OuterRef, Value
+
 from migrations_engine.choices import UserOutcomeStatus
 from migrations_engine.steps.base import StepContext
 from migrations_engine.steps.per_user import Change, Settled
 
 
-def _snapshot_users(ctx: StepContext, snapshot_id: int | None = None):
+def scope_rows(ctx: StepContext, snapshot_id: int | None = None):
     from migrations_engine.models import UserSnapshot
 
     snapshot_id = snapshot_id or ctx.state["snapshot_id"]
@@ -21,38 +23,54 @@ def _snapshot_users(ctx: StepContext, snapshot_id: int | None = None):
     return rows.order_by("pk")
 
 
+def keyset_rows(rows, *fields: str, size: int = 2000) -> Iterator[tuple]:
+    """`values_list(pk, *fields)` of `rows` in pk order, a page per query: memory stays flat, and no
+    cursor is held open across the writes a step makes between pages."""
+    last = 0
+    while True:
+        page = list(rows.filter(pk__gt=last).order_by("pk").values_list("pk", *fields)[:size])
+        yield from page
+        if len(page) < size:
+            return
+        last = page[-1][0]
+
+
 def scope_user_ids(ctx: StepContext, *, per_user_state: str | None = None) -> Iterator[str]:
     """Every user in scope: all users (or the pilot group's members) except break-glass accounts;
     with `per_user_state`, only those the snapshot saw in that state."""
-    rows = _snapshot_users(ctx)
+    rows = scope_rows(ctx)
     if per_user_state is not None:
         rows = rows.filter(per_user_state=per_user_state)
-    yield from rows.values_list("user_id", flat=True).iterator(chunk_size=2000)
+    for _, user_id in keyset_rows(rows, "user_id"):
+        yield user_id
 
 
-def _done(ctx: StepContext, purpose: str) -> set[str]:
+def succeeded(ctx: StepContext, purpose: str) -> Exists:
+    """True for a row (with a `user_id`) whose user this item already changed for `purpose`."""
     from migrations_engine.models import UserOutcome
 
-    return set(
+    return Exists(
         UserOutcome.objects.filter(
-            item=ctx.item, purpose=purpose, status=UserOutcomeStatus.SUCCEEDED
-        ).values_list("user_id", flat=True)
+            item=ctx.item, purpose=purpose, status=UserOutcomeStatus.SUCCEEDED, user_id=OuterRef("user_id")
+        )
     )
 
 
 def scoped_changes(ctx: StepContext, *, purpose: str, only_states: set[str], wanted: str) -> Iterator[Change]:
     """Changes for in-scope users whose state (as this run left it) is in `only_states`, skipping users
     this purpose already changed (so a resumed step never repeats a write that took effect)."""
-    done = _done(ctx, purpose)
-    bridged = _done(ctx, "bridge") if purpose == "migrate" else set()
+    rows = scope_rows(ctx).annotate(
+        done=succeeded(ctx, purpose),
+        bridged=succeeded(ctx, "bridge") if purpose == "migrate" else Value(False),
+    )
     # A plan sends no bridge writes; show the disable step as it will run after the bridge.
     plan_bridge = ctx.plan and purpose == "migrate" and bool(ctx.state.get("security_defaults_before"))
-    for user_id, upn, state in (
-        _snapshot_users(ctx).values_list("user_id", "upn", "per_user_state").iterator(chunk_size=2000)
+    for _, user_id, upn, state, done, bridged in keyset_rows(
+        rows, "user_id", "upn", "per_user_state", "done", "bridged"
     ):
         bridged_in_plan = plan_bridge and state == "disabled"
-        current = "enabled" if user_id in bridged or bridged_in_plan else state
-        if user_id in done or current not in only_states:
+        current = "enabled" if bridged or bridged_in_plan else state
+        if done or current not in only_states:
             continue
         yield Change(user_id=user_id, upn=upn, before=current, wanted=wanted)
 
