@@ -111,12 +111,17 @@ def _policy_summary(policy: dict[str, Any]) -> dict[str, Any]:
 
 
 async def take_census(
-    client: GraphClient, progress: ProgressCallback | None = None, sink: UserSink | None = None
+    client: GraphClient,
+    progress: ProgressCallback | None = None,
+    sink: UserSink | None = None,
+    registration_sink: UserSink | None = None,
 ) -> CensusResult:
     """Read everything the census needs from one tenant. Never raises for expected tenant problems:
     missing consent, missing permissions and Free licences come back as a status and a message.
 
-    `sink`, when given, is awaited with each page of per-user report rows (see `_user_row`)."""
+    `sink`, when given, is awaited with each page of per-user report rows (see `_user_row`), and
+    `registration_sink` afterwards with each page of the registration report (`user_id`,
+    `mfa_registered`, `methods`), so neither users nor registrations are ever all in memory."""
     result = CensusResult()
     try:
         token = await client.app_token()
@@ -134,7 +139,7 @@ async def take_census(
     result.missing_roles = missing_roles(token.roles)
     have = set(token.roles)
     try:
-        await _census_body(client, result, have, progress, sink)
+        await _census_body(client, result, have, progress, sink, registration_sink)
     except (GraphError, GraphUnavailable) as exc:
         result.status = CensusStatus.ERROR
         result.message = str(exc)
@@ -155,6 +160,7 @@ async def _census_body(
     have: set[str],
     progress: ProgressCallback | None,
     sink: UserSink | None,
+    registration_sink: UserSink | None,
 ) -> None:
     if "Organization.Read.All" in have:
         skus = await client.get_json("/subscribedSkus")
@@ -171,19 +177,12 @@ async def _census_body(
         result.mfa_policy_state = best_policy_state(policies)
         result.policies = [_policy_summary(p) for p in policies]
 
-    registration: dict[str, dict[str, Any]] = {}
-    if "AuditLog.Read.All" in have:
-        registration = await _count_registration(client, result)
-
     if "User.Read.All" in have:
         await _count_users(
-            client,
-            result,
-            read_states="Policy.Read.All" in have,
-            progress=progress,
-            registration=registration,
-            sink=sink,
+            client, result, read_states="Policy.Read.All" in have, progress=progress, sink=sink
         )
+    if "AuditLog.Read.All" in have:
+        await _count_registration(client, result, registration_sink)
 
 
 async def _count_users(
@@ -192,7 +191,6 @@ async def _count_users(
     *,
     read_states: bool,
     progress: ProgressCallback | None,
-    registration: dict[str, dict[str, Any]],
     sink: UserSink | None,
 ) -> None:
     states: Counter[str] = Counter()
@@ -230,7 +228,7 @@ async def _count_users(
         elif progress:
             progress(len(page))
         if sink is not None:
-            await sink([_user_row(u, page_states.get(u["id"], ""), registration.get(u["id"])) for u in page])
+            await sink([_user_row(u, page_states.get(u["id"], "")) for u in page])
     result.users_total = total
     if read_states:
         result.per_user = {state: states.get(state, 0) for state in PER_USER_STATES}
@@ -240,8 +238,9 @@ async def _count_users(
                 result.notes.append(f"{states[odd]} users' per-user MFA state was {odd}")
 
 
-def _user_row(user: dict[str, Any], state: str, registration: dict[str, Any] | None) -> dict[str, Any]:
-    """One user of the census report (what the PowerShell MFA-status exports hold)."""
+def _user_row(user: dict[str, Any], state: str) -> dict[str, Any]:
+    """One user of the census report (what the PowerShell MFA-status exports hold); registration is
+    filled in from the registration report afterwards."""
     return {
         "user_id": user["id"],
         "upn": user.get("userPrincipalName") or "",
@@ -249,29 +248,33 @@ def _user_row(user: dict[str, Any], state: str, registration: dict[str, Any] | N
         "user_type": user.get("userType") or "",
         "account_enabled": bool(user.get("accountEnabled", True)),
         "per_user_state": state,
-        "mfa_registered": None if registration is None else bool(registration.get("isMfaRegistered")),
-        "methods": list((registration or {}).get("methodsRegistered") or []),
     }
 
 
-async def _count_registration(client: GraphClient, result: CensusResult) -> dict[str, dict[str, Any]]:
-    """Registration by user id (kept for the per-user report), and the counts on `result`."""
-    by_user: dict[str, dict[str, Any]] = {}
+async def _count_registration(client: GraphClient, result: CensusResult, sink: UserSink | None) -> None:
+    """Count registrations on `result` and hand each page of them to `sink`."""
+    registered = known = 0
     try:
         async for page in client.iter_pages(
             "/reports/authenticationMethods/userRegistrationDetails",
             query={"$select": "id,isMfaRegistered,methodsRegistered", "$top": 999},
         ):
-            for row in page:
-                by_user[row["id"]] = {
-                    "isMfaRegistered": row.get("isMfaRegistered"),
-                    "methodsRegistered": row.get("methodsRegistered") or [],
+            rows = [
+                {
+                    "user_id": row["id"],
+                    "mfa_registered": row.get("isMfaRegistered"),
+                    "methods": list(row.get("methodsRegistered") or []),
                 }
+                for row in page
+            ]
+            registered += sum(1 for r in rows if r["mfa_registered"])
+            known += len(rows)
+            if sink is not None:
+                await sink(rows)
     except GraphError as exc:
         if exc.code == "Authentication_RequestFromNonPremiumTenantOrB2CTenant":
             result.notes.append("Registration report needs Entra ID P1/P2")
-            return {}
+            return
         raise
-    result.mfa_registered = sum(1 for r in by_user.values() if r["isMfaRegistered"])
-    result.registration_known = len(by_user)
-    return by_user
+    result.mfa_registered = registered
+    result.registration_known = known

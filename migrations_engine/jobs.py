@@ -55,7 +55,9 @@ def census_tenant(tenant_pk: int, actor: str = "system") -> str:
             str(tenant.tenant_id), GraphConfig.from_settings(), user_count=tenant.users_total
         ) as client:
             try:
-                return await take_census(client, progress=progress, sink=writer.awrite)
+                return await take_census(
+                    client, progress=progress, sink=writer.awrite, registration_sink=writer.aregistration
+                )
             finally:
                 await writer.aclose()
 

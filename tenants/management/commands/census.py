@@ -77,7 +77,9 @@ async def _census_all(config, tenants, writers, concurrency, progress) -> list[C
 
     async def one(tenant: CustomerTenant, writer: CensusWriter) -> CensusResult:
         async with gate, GraphClient(str(tenant.tenant_id), config, user_count=tenant.users_total) as client:
-            return await take_census(client, progress=progress, sink=writer.awrite)
+            return await take_census(
+                client, progress=progress, sink=writer.awrite, registration_sink=writer.aregistration
+            )
 
     try:
         return await asyncio.gather(*(one(t, w) for t, w in zip(tenants, writers, strict=True)))
