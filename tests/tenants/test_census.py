@@ -66,6 +66,14 @@ def test_it_records_every_demo_tenant_as_the_simulator_holds_it(demo_graph, tmp_
             assert tenant.census_status == "ok", tenant.census_message
             registered = sum(1 for u in state["users"] if u.get("isMfaRegistered"))
             assert tenant.mfa_registered == registered
+            # Each user's row carries the registration report's answer, filled in page by page.
+            rows = {
+                u.user_id: (u.mfa_registered, u.per_user_state)
+                for u in tenant.census_users.filter(generation=tenant.census_generation)
+            }
+            assert rows == {
+                u["id"]: (bool(u.get("isMfaRegistered")), u["perUserMfaState"]) for u in state["users"]
+            }
 
 
 def test_it_recognises_p1_inside_a_bundle(demo_graph, tmp_path):
