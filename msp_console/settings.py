@@ -125,7 +125,7 @@ GRAPH_READ_TIMEOUT = env_float("GRAPH_READ_TIMEOUT", 60.0)
 # tenant (5 per 10 s). Resource units are paced to 90 % of Graph's per-size budgets.
 GRAPH_PACING = env_choice("GRAPH_PACING", ("redis", "local"))
 GRAPH_WRITES_PER_SECOND = env_float("GRAPH_WRITES_PER_SECOND", 19.0)
-GRAPH_CA_REQUESTS_PER_SECOND = env_float("GRAPH_CA_REQUESTS_PER_SECOND", 0.95)
+GRAPH_CA_REQUESTS_PER_SECOND = env_float("GRAPH_CA_REQUESTS_PER_SECOND", 0.9)
 GRAPH_APP_WRITES_PER_SECOND = env_float("GRAPH_APP_WRITES_PER_SECOND", 225.0)
 GRAPH_REPORT_REQUESTS_PER_SECOND = env_float("GRAPH_REPORT_REQUESTS_PER_SECOND", 0.45)
 # Multiplies every pacing rate, for a Graph simulator that runs time faster (the benchmark). Keep 1.

@@ -167,11 +167,15 @@ class TenantTokenProvider(AccessTokenProvider):
         if parts.scheme != "https" or parts.netloc.lower() not in self._config.graph_hosts:
             # Refuse loudly rather than send the request without a token (Kiota's default).
             raise GraphHostNotAllowed(f"Refusing to send a Graph token to {parts.scheme}://{parts.netloc}")
+        return (await self.current_token()).access_token
+
+    async def current_token(self) -> AppToken:
+        """The app token, renewed only near its expiry (msal's cache would hand back the same token, but
+        asking it costs a thread hop per request)."""
         token = self.last_token
         if token is None or token.expires_at - time.time() < TOKEN_REUSE_MARGIN_S:
-            # msal's cache would hand back the same token; asking it costs a thread hop per request.
             token = self.last_token = await asyncio.to_thread(acquire_app_token, self._config, self._tenant)
-        return token.access_token
+        return token
 
     def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
         return self._validator

@@ -213,6 +213,8 @@ class GraphClient:
         url = self.url(path, version=version, query=query)
         if urlsplit(url).netloc.lower() not in self.config.graph_hosts:
             raise GraphHostNotAllowed(f"Refusing to call {urlsplit(url).netloc}: not a Graph host")
+        # The token first: a login round trip between the pacing slot and the send would bunch requests.
+        await self._tokens.current_token()
         await self.pacer.acquire(
             self._rates.buckets(
                 self.config.client_id,

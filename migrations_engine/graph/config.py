@@ -30,7 +30,7 @@ class GraphConfig:
     read_timeout: float = 60.0
     max_attempts: int = 6
     writes_per_second: float = 19.0
-    ca_requests_per_second: float = 0.95
+    ca_requests_per_second: float = 0.9
     app_writes_per_second: float = 225.0
     report_requests_per_second: float = 0.45
     pacing_time_scale: float = 1.0

@@ -65,7 +65,7 @@ class PacingRates:
 
     tenant_writes: float = 19.0  # Graph: 20/s per app + tenant (3,000 per 150 s)
     app_writes: float = 225.0  # Graph: 70,000 per 5 min per app (233/s)
-    ca_requests: float = 0.95  # Graph: 1/s per tenant, 429 without Retry-After
+    ca_requests: float = 0.9  # Graph: 1/s per tenant, 429 without Retry-After (10 % margin for jitter)
     report_requests: float = 0.45  # Graph: 5 per 10 s per app + tenant
     time_scale: float = 1.0
 
@@ -90,7 +90,8 @@ class PacingRates:
         if writes:
             # Burst 20 = one full $batch; 19/s x 150 s + 20 = 2,870 < 3,000.
             claims.append((Bucket(t + "writes", self.tenant_writes * s, 20), float(writes)))
-            claims.append((Bucket(a + "writes", self.app_writes * s, 200), float(writes)))
+            # Burst 20 here too: the app's budget is spread evenly over its tenants' batches.
+            claims.append((Bucket(a + "writes", self.app_writes * s, 20), float(writes)))
         if family == "ca":
             claims.append((Bucket(t + "ca", self.ca_requests * s, 1), 1.0))
         elif family == "reports":

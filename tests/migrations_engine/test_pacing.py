@@ -69,7 +69,7 @@ def test_ca_and_report_requests_have_their_own_one_request_buckets():
     assert request_family(url.replace("/v1.0/", "/beta/") + "/evaluate") is None  # What-If is not CA-paced
     assert request_family("https://g/beta/reports/authenticationMethods/userRegistrationDetails") == "reports"
     ca = [b for b, _ in rates.buckets("a", "t", writes=0, ru=1, family="ca", user_count=None)]
-    assert [b.rate for b in ca if b.key.endswith(":ca")] == [0.95]
+    assert [b.rate for b in ca if b.key.endswith(":ca")] == [0.9]
     assert [b.burst for b in ca if b.key.endswith(":ca")] == [1]
     reports = [b for b, _ in rates.buckets("a", "t", writes=0, ru=1, family="reports", user_count=None)]
     (report,) = [b for b in reports if b.key.endswith(":reports")]
