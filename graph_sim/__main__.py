@@ -1,4 +1,4 @@
-"""``python -m graph_sim serve --port PORT --fleet demo|generated --state-dir DIR ...``"""
+"""``python -m graph_sim serve --port PORT --fleet demo|generated --state-dir DIR [--time-scale S] ...``"""
 
 from __future__ import annotations
 
@@ -9,8 +9,16 @@ import signal
 import sys
 from pathlib import Path
 
+from graph_sim.clock import validate_scale
 from graph_sim.server import SimConfig, Simulator
 from graph_sim.throttle import ThrottleLimits
+
+
+def _time_scale(text: str) -> float:
+    try:
+        return validate_scale(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -32,6 +40,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     serve.add_argument("--timeout-hold-s", type=float, default=120.0)
     serve.add_argument("--log-size", type=int, default=100_000, help="request-log ring size")
+    serve.add_argument(
+        "--time-scale",
+        type=_time_scale,
+        default=1.0,
+        metavar="S",
+        help="simulated seconds per real second (> 0): throttle windows, latency, lag and timeout holds "
+        "run S times faster; Retry-After headers stay in real seconds",
+    )
     return parser.parse_args(argv)
 
 
@@ -48,6 +64,7 @@ async def serve(args: argparse.Namespace) -> None:
         log_size=args.log_size,
         port=args.port,
         state_dir=args.state_dir.resolve(),
+        time_scale=args.time_scale,
     )
     sim = Simulator(config)
     stop = asyncio.Event()
@@ -59,6 +76,8 @@ async def serve(args: argparse.Namespace) -> None:
     print(f"graph_sim authority_host: {sim.base_url}", flush=True)
     print(f"graph_sim graph_base_url: {sim.base_url}/v1.0 (beta: {sim.base_url}/beta)", flush=True)
     print(f"graph_sim admin: {sim.base_url}/_sim/health  state: {config.state_dir}", flush=True)
+    if config.time_scale != 1:
+        print(f"graph_sim time scale: {config.time_scale:g} simulated seconds per real second", flush=True)
     sim.write_ready()
     await stop.wait()
     await sim.stop()

@@ -6,6 +6,7 @@ throttles and permissions but still land on the tenant timeline (source ``admin`
 
 from __future__ import annotations
 
+import bisect
 import json
 
 from aiohttp import web
@@ -87,7 +88,8 @@ async def health(request: web.Request) -> web.Response:
             "status": "ok",
             "fleet": sim.state.fleet_name,
             "tenants": len(sim.state.tenants),
-            "clock": clock.monotonic(),
+            "clock": sim.clock.monotonic(),
+            "time_scale": sim.clock.scale,
             "wall": clock.iso(),
             "throttle_enabled": sim.throttle.enabled,
             "base_url": sim.base_url,
@@ -106,8 +108,10 @@ async def tenant_state(request: web.Request) -> web.Response:
 async def timeline(request: web.Request) -> web.Response:
     tenant = _tenant(request)
     since_seq = int(request.query.get("since_seq", 0))
+    # Event seqs grow along a timeline, so a poller's "what is new" does not rescan a long history.
+    start = bisect.bisect_right(tenant.timeline, since_seq, key=lambda e: e.seq)
     return web.json_response(
-        {"clock": clock.monotonic(), "events": [e.as_dict() for e in tenant.timeline if e.seq > since_seq]}
+        {"clock": tenant.clock.monotonic(), "events": [e.as_dict() for e in tenant.timeline[start:]]}
     )
 
 
@@ -117,7 +121,12 @@ async def coverage(request: web.Request) -> web.Response:
     until = _float(request, "until", None)
     gaps = coverage_gaps(tenant, since, until)
     return web.json_response(
-        {"since": since, "until": until, "clock": clock.monotonic(), "gaps": [g.as_dict() for g in gaps]}
+        {
+            "since": since,
+            "until": until,
+            "clock": tenant.clock.monotonic(),
+            "gaps": [g.as_dict() for g in gaps],
+        }
     )
 
 
@@ -137,6 +146,18 @@ async def requests_log(request: web.Request) -> web.Response:
             "by_status": {str(k): v for k, v in sim.state.log.by_status.items()},
         }
     )
+
+
+async def stats(request: web.Request) -> web.Response:
+    """Running counters (see ``graph_sim.stats``); ``?tenant=<id or domain>`` keeps one tenant."""
+    sim = request.app[SIM_KEY]
+    key = request.query.get("tenant")
+    if key is None:
+        return web.json_response(sim.stats.as_dict())
+    tenant = sim.state.resolve(key)
+    if tenant is None:
+        return _bad(f"unknown tenant {key!r}", 404)
+    return web.json_response(sim.stats.as_dict([tenant.id]))
 
 
 async def faults(request: web.Request) -> web.Response:
@@ -265,8 +286,9 @@ async def policy_drift(request: web.Request) -> web.Response:
 
 
 async def reset(request: web.Request) -> web.Response:
-    request.app[SIM_KEY].reset()
-    return web.json_response({"status": "reset", "clock": clock.monotonic()})
+    sim = request.app[SIM_KEY]
+    sim.reset()
+    return web.json_response({"status": "reset", "clock": sim.clock.monotonic()})
 
 
 def add_routes(app: web.Application) -> None:
@@ -274,6 +296,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/_sim/health", health)
     app.router.add_get("/_sim/fleet", fleet)
     app.router.add_get("/_sim/requests", requests_log)
+    app.router.add_get("/_sim/stats", stats)
     app.router.add_post("/_sim/throttle", throttle)
     app.router.add_post("/_sim/reset", reset)
     app.router.add_get(f"{t}/state", tenant_state)

@@ -21,8 +21,9 @@ def _item_response(item_id: str, resp: GraphResponse) -> dict:
     return out
 
 
-async def handle_batch(sim, outer: GraphRequest) -> GraphResponse:
-    """The outer response; ``drop`` is set when an item committed a write and must lose its answer."""
+async def handle_batch(sim, outer: GraphRequest, tenant_id: str | None = None) -> GraphResponse:
+    """The outer response; ``drop`` is set when an item committed a write and must lose its answer.
+    Every item's answer is counted in the stats under ``tenant_id`` (the token's tenant)."""
     body = outer.body
     if not isinstance(body, dict) or not isinstance(body.get("requests"), list):
         return error(outer, 400, "BadRequest", "Invalid batch payload format.")
@@ -61,6 +62,11 @@ async def handle_batch(sim, outer: GraphRequest) -> GraphResponse:
     for item in items:
         tasks[item["id"]] = asyncio.ensure_future(run(item))
     results = [await tasks[item["id"]] for item in items]
+    if tenant_id not in sim.state.tenants:
+        tenant_id = None
+    record = sim.stats.record
+    for r in results:
+        record(tenant_id, r, item=True)
     out = GraphResponse(
         200, {"responses": [_item_response(i["id"], r) for i, r in zip(items, results, strict=True)]}
     )

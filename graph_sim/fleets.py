@@ -375,7 +375,7 @@ def demo_fleet(seed: int = 0) -> list[Tenant]:
 
 def generated_fleet(n_tenants: int, n_users: int, seed: int) -> list[Tenant]:
     """N tenants x M users, deterministic from the seed; all P1/P2, consented, one break-glass account
-    each."""
+    each; every fifth tenant (index 4, 9, ...) has security defaults on, so a wave meets the SD hand-off."""
     rng = random.Random(seed)
     tenants = []
     for t in range(n_tenants):

@@ -65,14 +65,19 @@ class Route:
     ru: int = 1
 
 
-def _match(pattern: tuple[str, ...], segments: list[str]) -> dict | None:
-    if len(pattern) != len(segments):
+def _compile(pattern: tuple[str, ...]) -> tuple[tuple[str | None, str | None], ...]:
+    """Per segment (parameter name, None) or (None, lower-case literal), worked out once per route."""
+    return tuple((p[1:-1], None) if p.startswith("{") else (None, p.lower()) for p in pattern)
+
+
+def _match(compiled: tuple[tuple[str | None, str | None], ...], segments: list[str]) -> dict | None:
+    if len(compiled) != len(segments):
         return None
     params = {}
-    for p, s in zip(pattern, segments, strict=True):
-        if p.startswith("{"):
-            params[p[1:-1]] = s
-        elif p.lower() != s.lower():
+    for (name, literal), s in zip(compiled, segments, strict=True):
+        if name is not None:
+            params[name] = s
+        elif literal != s.lower():
             return None
     return params
 
@@ -301,7 +306,8 @@ def patch_requirements(sim, tenant: Tenant, req: GraphRequest, p: dict) -> Graph
             f"Invalid value '{body['perUserMfaState']}' for property 'perUserMfaState'. Allowed values: "
             "disabled, enabled, enforced.",
         )
-    tenant.set_per_user_state(u, body["perUserMfaState"], "graph")
+    if tenant.set_per_user_state(u, body["perUserMfaState"], "graph"):
+        sim.stats.per_user_change(tenant.id, body["perUserMfaState"])
     return _no_content()
 
 
@@ -441,7 +447,7 @@ def list_policies(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphRespo
     bad = _unsupported_options(req, ())
     if bad:
         return bad
-    now = clock.monotonic()
+    now = tenant.clock.monotonic()
     value = [pol for pid, pol in tenant.policies.items() if tenant.is_visible(pid, now)]
     return _ok({"@odata.context": _ctx(sim, req, "identity/conditionalAccess/policies"), "value": value})
 
@@ -517,7 +523,7 @@ def list_locations(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphResp
     bad = _unsupported_options(req, ())
     if bad:
         return bad
-    now = clock.monotonic()
+    now = tenant.clock.monotonic()
     value = [loc for lid, loc in tenant.named_locations.items() if tenant.is_visible(lid, now)]
     return _ok(
         {"@odata.context": _ctx(sim, req, "identity/conditionalAccess/namedLocations"), "value": value}
@@ -727,19 +733,38 @@ ROUTES: list[Route] = [
     Route("GET", (*REG, "{id}"), get_registration, P_REPORTS, family="reports"),
 ]
 DIRECTORY_ROOTS = {"users", "groups", "organization", "subscribedskus", "directoryobjects"}
+# Every pattern starts with a literal segment: index the routes by (length, first segment), and group
+# the routes that share a pattern (GET/PATCH/DELETE of one resource), so a request's path is matched once
+# against the few patterns that can fit instead of once per route.
+_ROUTE_INDEX: dict[tuple[int, str], list[tuple[tuple, list[Route]]]] = {}
+for _route in ROUTES:
+    if _route.pattern[0].startswith("{"):
+        raise RuntimeError(f"route {_route.pattern} must start with a literal segment")
+    _groups = _ROUTE_INDEX.setdefault((len(_route.pattern), _route.pattern[0].lower()), [])
+    _compiled = _compile(_route.pattern)
+    _same = next((routes for compiled, routes in _groups if compiled == _compiled), None)
+    if _same is None:
+        _groups.append((_compiled, [_route]))
+    else:
+        _same.append(_route)
 
 
 def find_route(req: GraphRequest) -> tuple[Route | None, dict, GraphResponse | None]:
     path_matches = False
-    for route in ROUTES:
-        if req.version not in route.versions:
-            continue
-        params = _match(route.pattern, req.segments)
-        if params is None:
-            continue
-        path_matches = True
-        if route.method == req.method:
-            return route, params, None
+    segments = req.segments
+    candidates = _ROUTE_INDEX.get((len(segments), segments[0].lower()), ()) if segments else ()
+    for compiled, routes in candidates:
+        params = None
+        for route in routes:
+            if req.version not in route.versions:
+                continue
+            if params is None:
+                params = _match(compiled, segments)
+                if params is None:
+                    break
+            path_matches = True
+            if route.method == req.method:
+                return route, params, None
     if path_matches:
         return (
             None,
@@ -797,6 +822,8 @@ async def dispatch(sim, req: GraphRequest) -> GraphResponse:
     if resp is None:
         resp = await _run(sim, tenant, claims, route, params, req)
     _log(sim, req, tenant, claims, route, resp)
+    if req.batch_parent is None:  # batch items are counted by the batch, with its tenant
+        sim.stats.record(tenant.id if tenant else None, resp, item=False)
     resp.headers.setdefault("request-id", req.request_id)
     resp.headers.setdefault("client-request-id", req.client_request_id)
     return resp
@@ -806,8 +833,9 @@ async def _run(
     sim, tenant: Tenant, claims: dict, route: Route, params: dict, req: GraphRequest
 ) -> GraphResponse:
     faults = tenant.faults
+    sim_clock = sim.clock
     if faults.latency_ms:
-        await clock.sleep(faults.latency_ms / 1000)
+        await sim_clock.sleep(faults.latency_ms / 1000)
     ru = route.ru
     if route.ru == 2 and "$select" in req.query:
         ru = 1
@@ -818,11 +846,13 @@ async def _run(
         ru=ru,
         is_write=route.write,
         family=route.family,
-        now=clock.monotonic(),
+        now=sim_clock.monotonic(),
     )
     if not decision.allowed:
         headers = (
-            {} if decision.retry_after is None else {"Retry-After": format_retry_after(decision.retry_after)}
+            {}
+            if decision.retry_after is None
+            else {"Retry-After": format_retry_after(sim_clock.to_real(decision.retry_after))}
         )
         resp = error(req, 429, "TooManyRequests", "Too many requests.", headers)
         resp.throttled = decision.limit
@@ -832,7 +862,7 @@ async def _run(
         return _apply_rule(sim, tenant, route, params, req, rule)
     roll = tenant.dice.roll(faults, route.write)
     if roll.timeout:
-        await clock.sleep(faults.timeout_hold_s)
+        await sim_clock.sleep(faults.timeout_hold_s)
     if roll.status_5xx == 503:
         resp = error(req, 503, "serviceNotAvailable", "Service unavailable. Please retry later.")
         resp.fault = "503"
@@ -843,7 +873,9 @@ async def _run(
         return resp
     if roll.throttle_429:
         headers = (
-            {"Retry-After": format_retry_after(faults.retry_after_s)} if roll.throttle_retry_after else {}
+            {"Retry-After": format_retry_after(sim_clock.to_real(faults.retry_after_s))}
+            if roll.throttle_retry_after
+            else {}
         )
         resp = error(req, 429, "TooManyRequests", "Too many requests.", headers)
         resp.fault = "429" if roll.throttle_retry_after else "429_no_retry_after"
@@ -872,7 +904,11 @@ def _apply_rule(sim, tenant: Tenant, route: Route, params: dict, req: GraphReque
         return resp
     rule.fire()
     code, message = RULE_ERRORS[rule.status]
-    headers = {"Retry-After": format_retry_after(rule.retry_after)} if rule.retry_after is not None else {}
+    headers = (
+        {"Retry-After": format_retry_after(sim.clock.to_real(rule.retry_after))}
+        if rule.retry_after is not None
+        else {}
+    )
     resp = error(req, rule.status, code, message, headers)
     resp.fault, resp.fault_rule = "rule", rule.id
     return resp
@@ -881,7 +917,7 @@ def _apply_rule(sim, tenant: Tenant, route: Route, params: dict, req: GraphReque
 def _log(sim, req: GraphRequest, tenant, claims: dict, route, resp: GraphResponse) -> None:
     query = "&".join(f"{k}={v}" for k, v in req.query.items())
     sim.state.log.add(
-        t=clock.monotonic(),
+        t=sim.clock.monotonic(),
         wall=clock.iso(),
         method=req.method,
         path=f"/{req.version}/{'/'.join(req.segments)}" + (f"?{query}" if query else ""),

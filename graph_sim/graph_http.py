@@ -7,8 +7,8 @@ Both the HTTP front door and ``$batch`` items are turned into a ``GraphRequest``
 from __future__ import annotations
 
 import json
+import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote
 
@@ -18,6 +18,13 @@ JSON_CONTENT_TYPE = (
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 )
 _KEY_SEGMENT = re.compile(r"^([A-Za-z$][\w.$]*)\('(.*)'\)$", re.S)
+
+
+def new_guid() -> str:
+    """A random version-4 GUID string, the form ``str(uuid.uuid4())`` gives, without building a UUID
+    object (every request and every batch item gets one)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 @dataclass
@@ -30,13 +37,13 @@ class GraphRequest:
     body: object = None  # parsed JSON, or None when there was no body
     has_body: bool = False
     raw_path: str = ""
-    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    request_id: str = field(default_factory=new_guid)
     client_request_id: str = ""
     batch_parent: str | None = None
 
     def __post_init__(self):
         if not self.client_request_id:
-            self.client_request_id = self.headers.get("client-request-id") or str(uuid.uuid4())
+            self.client_request_id = self.headers.get("client-request-id") or new_guid()
 
 
 @dataclass
@@ -53,6 +60,8 @@ class GraphResponse:
 
 def split_path(path: str) -> list[str]:
     """Percent-decode each segment (so %2F inside a key stays inside it) and expand ``users('key')``."""
+    if "%" not in path and "(" not in path:  # nothing to decode or expand: the common case
+        return [seg for seg in path.strip("/").split("/") if seg]
     out: list[str] = []
     for raw in path.strip("/").split("/"):
         if raw == "":
@@ -67,6 +76,8 @@ def split_path(path: str) -> list[str]:
 
 
 def parse_query(raw_query: str) -> dict[str, str]:
+    if not raw_query:
+        return {}
     return {k: v for k, v in parse_qsl(raw_query, keep_blank_values=True)}
 
 
@@ -79,7 +90,7 @@ def error(
             "code": code,
             "message": message,
             "innerError": {
-                "date": clock.utcnow().strftime("%Y-%m-%dT%H:%M:%S"),
+                "date": clock.iso_seconds(),
                 "request-id": req.request_id,
                 "client-request-id": req.client_request_id,
             },

@@ -28,6 +28,7 @@ from graph_sim.graph_http import (
     split_path,
 )
 from graph_sim.state import AppRegistration, FleetState
+from graph_sim.stats import SimStats
 from graph_sim.throttle import ThrottleLimits, Throttler
 
 log = logging.getLogger("graph_sim")
@@ -49,6 +50,10 @@ class SimConfig:
     host: str = "127.0.0.1"
     port: int = 0
     state_dir: Path | None = None
+    time_scale: float = 1.0  # simulated seconds per real second (see graph_sim.clock)
+
+    def __post_init__(self):
+        self.time_scale = clock.validate_scale(self.time_scale)
 
 
 def build_tenants(config: SimConfig):
@@ -64,10 +69,12 @@ class Simulator:
 
     def __init__(self, config: SimConfig):
         self.config = config
+        self.clock = clock.Clock(config.time_scale)
         self.tokens = auth.TokenService()
         app = AppRegistration(client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET)
         auth.make_app_credential(app)
         self.state = self._new_state(app)
+        self.stats = SimStats(self.clock, self.state.tenants)
         self.throttle = Throttler(config.limits, enabled=config.throttle)
         self.ca = trustme.CA()
         self._server_cert = self.ca.issue_cert("127.0.0.1", "localhost")
@@ -80,11 +87,15 @@ class Simulator:
             t.faults.latency_ms = self.config.latency_ms
             t.faults.timeout_hold_s = self.config.timeout_hold_s
             t.dice = FaultDice(self.config.seed, t.id)
-        return FleetState(tenants, app, self.config.fleet, self.config.seed, self.config.log_size)
+        return FleetState(
+            tenants, app, self.config.fleet, self.config.seed, self.config.log_size, sim_clock=self.clock
+        )
 
     def reset(self) -> None:
-        """Fresh fleet state (same app credentials, keys and port), empty log, empty throttle windows."""
+        """Fresh fleet state (same app credentials, keys and port), empty log, empty throttle windows,
+        stats counted from now."""
         self.state = self._new_state(self.state.app)
+        self.stats = SimStats(self.clock, self.state.tenants)
         self.throttle.reset()
 
     @property
@@ -104,6 +115,7 @@ class Simulator:
             "client_certificate": str(d / "app-cert.pem") if d else None,
             "client_private_key": str(d / "app-key.pem") if d else None,
             "client_certificate_thumbprint": app.thumbprint_sha1,
+            "time_scale": self.clock.scale,
             "tenants": [t.summary() for t in self.state.tenants.values()],
         }
 
@@ -129,6 +141,7 @@ class Simulator:
                     "authority_host": self.base_url,
                     "graph_base_url": self.base_url,
                     "ca_bundle": str((d / "ca.pem").resolve()),
+                    "time_scale": self.clock.scale,
                 }
             ),
         )
@@ -170,6 +183,7 @@ class Simulator:
         await self._runner.setup()
         site = web.SockSite(self._runner, sock, ssl_context=self.ssl_context())
         await site.start()
+        self.stats.mark_started()
         log.info("graph_sim listening on %s", self.base_url)
 
     async def stop(self) -> None:
@@ -210,6 +224,7 @@ async def graph_entry(request: web.Request) -> web.StreamResponse:
     req.body, req.has_body, problem = parse_body(raw)
     if problem:
         resp = error(req, 400, "BadRequest", problem)
+        sim.stats.record(None, resp, item=False)
     elif req.segments == ["$batch"] and req.method == "POST":
         resp = await _batch(sim, req)
     else:
@@ -234,9 +249,11 @@ async def _batch(sim: Simulator, req: GraphRequest) -> GraphResponse:
     if claims is None:
         resp = _unauthorized(req, problem)
     else:
-        resp = await batch.handle_batch(sim, req)
+        resp = await batch.handle_batch(sim, req, claims["tid"])
+    tid = claims.get("tid") if claims else None
+    sim.stats.record(tid if tid in sim.state.tenants else None, resp, item=False, batch=True)
     sim.state.log.add(
-        t=clock.monotonic(),
+        t=sim.clock.monotonic(),
         wall=clock.iso(),
         method="POST",
         path=f"/{req.version}/$batch",

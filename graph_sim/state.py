@@ -82,7 +82,7 @@ class Event:
     """One state change on a tenant's timeline; ``old``/``new`` are enough to replay it both ways."""
 
     seq: int
-    t: float  # clock.monotonic()
+    t: float  # the tenant clock's monotonic() (simulated seconds)
     wall: str
     kind: str  # per_user_mfa | registration | security_defaults | policy | named_location | consent
     subject: str  # user id, policy id, named location id, or "tenant"
@@ -149,6 +149,7 @@ class Tenant:
         self.dice = FaultDice(seed, tenant_id)
         self.fault_rules = FaultRules()
         self.timeline: list[Event] = []
+        self.clock: clock.Clock = clock.REAL  # the owning simulator's clock (FleetState sets it)
         self._reindex()
 
     def _reindex(self) -> None:
@@ -181,11 +182,11 @@ class Tenant:
 
     def is_visible(self, object_id: str, now: float | None = None) -> bool:
         until = self.visible_at.get(object_id)
-        return until is None or (now if now is not None else clock.monotonic()) >= until
+        return until is None or (now if now is not None else self.clock.monotonic()) >= until
 
     # -- changes (each appends to the timeline) -------------------------------------------------
     def _record(self, kind: str, subject: str, old: object, new: object, source: str) -> Event:
-        ev = Event(next(_event_seq), clock.monotonic(), clock.iso(), kind, subject, old, new, source)
+        ev = Event(next(_event_seq), self.clock.monotonic(), clock.iso(), kind, subject, old, new, source)
         self.timeline.append(ev)
         return ev
 
@@ -219,7 +220,7 @@ class Tenant:
         old = copy.deepcopy(self.policies.get(policy["id"]))
         self.policies[policy["id"]] = policy
         if old is None and lag_s > 0:
-            self.visible_at[policy["id"]] = clock.monotonic() + lag_s
+            self.visible_at[policy["id"]] = self.clock.monotonic() + lag_s
         self._record("policy", policy["id"], old, copy.deepcopy(policy), source)
 
     def delete_policy(self, policy_id: str, source: str) -> None:
@@ -231,7 +232,7 @@ class Tenant:
         old = copy.deepcopy(self.named_locations.get(location["id"]))
         self.named_locations[location["id"]] = location
         if old is None and lag_s > 0:
-            self.visible_at[location["id"]] = clock.monotonic() + lag_s
+            self.visible_at[location["id"]] = self.clock.monotonic() + lag_s
         self._record("named_location", location["id"], old, copy.deepcopy(location), source)
 
     def delete_named_location(self, location_id: str, source: str) -> None:
@@ -332,8 +333,12 @@ class RequestLog:
         return entry
 
     def since(self, seq: int = 0, tenant: str | None = None, limit: int = 10_000) -> list[dict]:
+        # Sequence numbers in the ring are contiguous, so the first entry after ``seq`` is found by
+        # arithmetic instead of walking the ring from its oldest entry in Python.
+        entries = self.entries
+        start = min(max(seq - entries[0]["seq"] + 1, 0), len(entries)) if entries else 0
         out = []
-        for e in self.entries:
+        for e in itertools.islice(entries, start, None):
             if e["seq"] > seq and (tenant is None or e.get("tenant_id") == tenant):
                 out.append(e)
                 if len(out) >= limit:
@@ -345,8 +350,17 @@ class FleetState:
     """All tenants of one simulator run, the app registration and the request log."""
 
     def __init__(
-        self, tenants: list[Tenant], app: AppRegistration, fleet_name: str, seed: int, log_size: int = 100_000
+        self,
+        tenants: list[Tenant],
+        app: AppRegistration,
+        fleet_name: str,
+        seed: int,
+        log_size: int = 100_000,
+        sim_clock: clock.Clock | None = None,
     ):
+        self.clock = sim_clock or clock.REAL
+        for t in tenants:
+            t.clock = self.clock
         self.fleet_name = fleet_name
         self.seed = seed
         self.app = app

@@ -5,6 +5,9 @@ with running_simulator(fleet="demo") as sim:
     sim.admin("POST", "/_sim/tenants/contoso.onmicrosoft.com/faults", json={"rate_5xx": 1})
     sim.add_fault_rules("contoso.onmicrosoft.com", {"method": "PATCH", "path_contains": uid, "status": 403})
     sim.tenant("contoso.onmicrosoft.com").users[0].per_user_state
+
+with running_simulator(fleet="generated", tenants=2, users=100, time_scale=10) as sim:
+    sim.clock.monotonic()  # the simulator's own (scaled) clock; each simulator has its own
 """
 
 from __future__ import annotations
@@ -43,6 +46,11 @@ class SimHandle:
         self.http = httpx.Client(base_url=sim.base_url, verify=self.ssl_context, timeout=30, trust_env=False)
 
     # -- state -------------------------------------------------------------------------------------
+    @property
+    def clock(self):
+        """The simulator's clock: compare timeline ``t`` and coverage ``since`` with its ``monotonic()``."""
+        return self.simulator.clock
+
     @property
     def state(self):
         return self.simulator.state
@@ -126,15 +134,24 @@ def running_simulator(
     *,
     throttle: bool = True,
     limits: ThrottleLimits | None = None,
+    time_scale: float = 1.0,
     **opts,
 ) -> Iterator[SimHandle]:
-    """Start a simulator on a free port in a background thread with its own event loop."""
+    """Start a simulator on a free port in a background thread with its own event loop.
+
+    ``time_scale`` runs its simulated time that many times faster (see ``graph_sim.clock``); the clock
+    belongs to this simulator, so simulators with different scales can run side by side in one process."""
     with contextlib.ExitStack() as stack:
         if state_dir is None:
             state_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="graph_sim_"))
         state_dir = Path(state_dir).resolve()
         config = SimConfig(
-            fleet=fleet, throttle=throttle, limits=limits or ThrottleLimits(), state_dir=state_dir, **opts
+            fleet=fleet,
+            throttle=throttle,
+            limits=limits or ThrottleLimits(),
+            state_dir=state_dir,
+            time_scale=time_scale,
+            **opts,
         )
         loop = asyncio.new_event_loop()
         sim = Simulator(config)
@@ -169,9 +186,14 @@ def _wait_until_answering(handle: SimHandle, timeout: float = 10.0) -> None:
 
 @contextlib.contextmanager
 def simulator_process(
-    state_dir: str | Path, *args: str, fleet: str = "demo", timeout: float = 30.0
+    state_dir: str | Path,
+    *args: str,
+    fleet: str = "demo",
+    timeout: float = 30.0,
+    time_scale: float | None = None,
 ) -> Iterator[dict]:
-    """``python -m graph_sim serve`` as a child process; yields server.json once it exists."""
+    """``python -m graph_sim serve`` as a child process; yields server.json once it exists
+    (``time_scale`` adds ``--time-scale``)."""
     state_dir = Path(state_dir).resolve()
     ready = state_dir / "server.json"
     ready.unlink(missing_ok=True)
@@ -186,6 +208,7 @@ def simulator_process(
         fleet,
         "--state-dir",
         str(state_dir),
+        *(("--time-scale", repr(float(time_scale))) if time_scale is not None else ()),
         *args,
     ]
     root = str(Path(__file__).resolve().parent.parent)

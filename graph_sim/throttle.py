@@ -5,6 +5,9 @@ per tenant across apps: 18,000 writes per 5 min; per app across tenants: 150,000
 70,000 writes per 5 min. Conditional Access policies and named locations: 1 request per second per
 tenant, and that 429 carries no Retry-After. Reports (userRegistrationDetails): 5 requests per 10 s per
 app per tenant. A throttled request consumes nothing and changes nothing.
+
+Windows, ``now`` and ``Decision.retry_after`` are in the simulator's simulated seconds (see
+``graph_sim.clock``); the caller turns a wait into real seconds before it becomes a ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -77,11 +80,14 @@ class SlidingWindow:
         self.total += cost
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
     retry_after: float | None = None  # None: the 429 carries no Retry-After
     limit: str = ""
+
+
+ALLOWED = Decision(True)
 
 
 def format_retry_after(seconds: float) -> str:
@@ -97,6 +103,9 @@ class Throttler:
         self.limits = limits or ThrottleLimits()
         self.enabled = enabled
         self._windows: dict[tuple, SlidingWindow] = {}
+        # The windows one kind of request is checked against, built once per kind (a benchmark sends
+        # millions of requests of a handful of kinds); cleared together with the windows.
+        self._plans: dict[tuple, tuple[tuple[str, SlidingWindow, bool], ...]] = {}
 
     def _w(self, key: tuple, limit: int, window: float) -> SlidingWindow:
         w = self._windows.get(key)
@@ -106,6 +115,47 @@ class Throttler:
 
     def reset(self) -> None:
         self._windows.clear()
+        self._plans.clear()
+
+    def _plan(
+        self, app_id: str, tenant_id: str, size_class: str, is_write: bool, family: str | None
+    ) -> tuple[tuple[str, SlidingWindow, bool], ...]:
+        """(limit name, window, whether the request's RU cost applies) in the order they are checked."""
+        lim = self.limits
+        checks: list[tuple[str, SlidingWindow, bool]] = []
+        if family == "ca":
+            checks.append(("ca", self._w(("ca", tenant_id), lim.ca_requests, lim.ca_window_s), False))
+        elif family == "reports":
+            checks.append(
+                (
+                    "reports",
+                    self._w(("rep", app_id, tenant_id), lim.report_requests, lim.report_window_s),
+                    False,
+                )
+            )
+        checks.append(
+            ("ru", self._w(("ru", app_id, tenant_id), lim.ru_for(size_class), lim.ru_window_s), True)
+        )
+        checks.append(("app_ru", self._w(("app_ru", app_id), lim.app_ru, lim.app_ru_window_s), True))
+        if is_write:
+            checks.append(
+                (
+                    "writes",
+                    self._w(("wr", app_id, tenant_id), lim.app_tenant_writes, lim.app_tenant_writes_window_s),
+                    False,
+                )
+            )
+            checks.append(
+                (
+                    "tenant_writes",
+                    self._w(("twr", tenant_id), lim.tenant_writes, lim.tenant_writes_window_s),
+                    False,
+                )
+            )
+            checks.append(
+                ("app_writes", self._w(("awr", app_id), lim.app_writes, lim.app_writes_window_s), False)
+            )
+        return tuple(checks)
 
     def check(
         self,
@@ -119,44 +169,20 @@ class Throttler:
         now: float,
     ) -> Decision:
         if not self.enabled:
-            return Decision(True)
-        lim = self.limits
-        checks: list[tuple[str, SlidingWindow, int]] = []
-        if family == "ca":
-            checks.append(("ca", self._w(("ca", tenant_id), lim.ca_requests, lim.ca_window_s), 1))
-        elif family == "reports":
-            checks.append(
-                ("reports", self._w(("rep", app_id, tenant_id), lim.report_requests, lim.report_window_s), 1)
-            )
-        checks.append(("ru", self._w(("ru", app_id, tenant_id), lim.ru_for(size_class), lim.ru_window_s), ru))
-        checks.append(("app_ru", self._w(("app_ru", app_id), lim.app_ru, lim.app_ru_window_s), ru))
-        if is_write:
-            checks.append(
-                (
-                    "writes",
-                    self._w(("wr", app_id, tenant_id), lim.app_tenant_writes, lim.app_tenant_writes_window_s),
-                    1,
-                )
-            )
-            checks.append(
-                (
-                    "tenant_writes",
-                    self._w(("twr", tenant_id), lim.tenant_writes, lim.tenant_writes_window_s),
-                    1,
-                )
-            )
-            checks.append(
-                ("app_writes", self._w(("awr", app_id), lim.app_writes, lim.app_writes_window_s), 1)
-            )
+            return ALLOWED
+        key = (app_id, tenant_id, size_class, is_write, family)
+        checks = self._plans.get(key)
+        if checks is None:
+            checks = self._plans[key] = self._plan(app_id, tenant_id, size_class, is_write, family)
         worst, worst_name = 0.0, ""
-        for name, window, cost in checks:
-            wait = window.wait_for(cost, now)
+        for name, window, costs_ru in checks:
+            wait = window.wait_for(ru if costs_ru else 1, now)
             if wait > 0 and name == "ca":
                 return Decision(False, None, "ca")  # documented: no Retry-After on this one
             if wait > worst:
                 worst, worst_name = wait, name
         if worst > 0:
             return Decision(False, worst, worst_name)
-        for _, window, cost in checks:
-            window.add(cost, now)
-        return Decision(True)
+        for _, window, costs_ru in checks:
+            window.add(ru if costs_ru else 1, now)
+        return ALLOWED

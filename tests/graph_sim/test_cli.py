@@ -19,6 +19,7 @@ FLEET_KEYS = {
     "client_certificate",
     "client_private_key",
     "client_certificate_thumbprint",
+    "time_scale",
     "tenants",
 }
 TENANT_KEYS = {
@@ -37,7 +38,8 @@ TENANT_KEYS = {
 
 def test_it_writes_its_files_and_serves_on_a_free_port(tmp_path):
     with simulator_process(tmp_path, "--no-throttle") as info:
-        assert set(info) >= {"pid", "port", "authority_host", "graph_base_url", "ca_bundle"}
+        assert set(info) >= {"pid", "port", "authority_host", "graph_base_url", "ca_bundle", "time_scale"}
+        assert info["time_scale"] == 1.0
         assert info["port"] > 0 and info["authority_host"] == f"https://127.0.0.1:{info['port']}"
         for name in ("ca.pem", "app-cert.pem", "app-key.pem", "fleet.json"):
             assert (tmp_path / name).exists()
@@ -53,6 +55,7 @@ def test_it_writes_its_files_and_serves_on_a_free_port(tmp_path):
         with httpx.Client(verify=ctx, trust_env=False) as http:
             health = http.get(f"{info['authority_host']}/_sim/health").json()
             assert health["status"] == "ok" and health["throttle_enabled"] is False
+            assert health["time_scale"] == 1.0 and fleet["time_scale"] == 1.0
         proc = info["process"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
