@@ -29,7 +29,7 @@ def _fresh_local_pacing():
     from migrations_engine.graph.pacing import LOCAL, Pacer
 
     LOCAL.clear()
-    Pacer._redis_down_until = 0.0
+    Pacer._redis_down_until = Pacer._warned_at = 0.0
 
 
 @pytest.fixture(scope="session")
