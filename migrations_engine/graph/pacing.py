@@ -51,11 +51,13 @@ def size_class(user_count: int | None) -> str:
 
 @dataclass(frozen=True)
 class Bucket:
-    """`rate` tokens per second, up to `burst` at once, under a Redis key."""
+    """`rate` tokens per second, up to `burst` at once, under a Redis key. A `shared` bucket is the
+    app's, drawn on by every tenant."""
 
     key: str
     rate: float
     burst: float
+    shared: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,13 +87,13 @@ class PacingRates:
         ru_rate, ru_burst = RU_RATE_SHARE * s, RU_BURST_SHARE
         claims = [
             (Bucket(t + "ru", ru_rate * ru_limit / 10, ru_burst * ru_limit), float(ru)),
-            (Bucket(a + "ru", ru_rate * APP_RU_PER_20S / 20, ru_burst * APP_RU_PER_20S), float(ru)),
+            (Bucket(a + "ru", ru_rate * APP_RU_PER_20S / 20, ru_burst * APP_RU_PER_20S, True), float(ru)),
         ]
         if writes:
             # Burst 20 = one full $batch; 19/s x 150 s + 20 = 2,870 < 3,000.
             claims.append((Bucket(t + "writes", self.tenant_writes * s, 20), float(writes)))
             # Burst 20 here too: the app's budget is spread evenly over its tenants' batches.
-            claims.append((Bucket(a + "writes", self.app_writes * s, 20), float(writes)))
+            claims.append((Bucket(a + "writes", self.app_writes * s, 20, True), float(writes)))
         if family == "ca":
             claims.append((Bucket(t + "ca", self.ca_requests * s, 1), 1.0))
         elif family == "reports":
@@ -192,10 +194,18 @@ class Pacer:
         self.waited = 0.0  # seconds spent waiting for the buckets (for progress and benchmarks)
 
     async def acquire(self, claims: Sequence[tuple[Bucket, float]]) -> None:
-        wait = await self._reserve(claims)
-        if wait > 0:
-            self.waited += wait
-            await asyncio.sleep(wait)
+        """The tenant's own buckets first, then, once the tenant's slot has come, the app's shared ones.
+
+        Reserving both at once would book the app's budget at the tenant's future slot and so push every
+        other tenant behind it (a shared bucket has one "next free" instant, not a calendar); asking the
+        app only when a request is about to go keeps tenants independent."""
+        for group in ([c for c in claims if not c[0].shared], [c for c in claims if c[0].shared]):
+            if not group:
+                continue
+            wait = await self._reserve(group)
+            if wait > 0:
+                self.waited += wait
+                await asyncio.sleep(wait)
 
     async def _reserve(self, claims: Sequence[tuple[Bucket, float]]) -> float:
         if self.redis_url and time.monotonic() >= Pacer._redis_down_until:

@@ -164,3 +164,26 @@ def test_redis_down_paces_in_this_process_and_says_so(caplog):
         asyncio.run(go())
     assert "msp:pace:test:down" in LOCAL._tat
     assert "Redis unreachable" in caplog.text
+
+
+def test_a_tenant_waiting_for_its_own_slot_does_not_hold_up_the_others():
+    """Tenant A has booked its bucket well ahead; tenant B, with room in its own bucket, must not queue
+    behind A's future slot in the app's shared bucket."""
+    LOCAL.clear()
+    shared = Bucket("msp:pace:test:app", rate=1000, burst=20, shared=True)
+    tenant_a, tenant_b = Bucket("msp:pace:test:a", 2, 1), Bucket("msp:pace:test:b", 2, 1)
+    done: dict[str, float] = {}
+
+    async def send(name: str, own: Bucket, delay: float = 0) -> None:
+        await asyncio.sleep(delay)
+        await Pacer("").acquire([(own, 1.0), (shared, 1.0)])
+        done[name] = time.monotonic()
+
+    async def go() -> float:
+        start = time.monotonic()
+        await asyncio.gather(*(send(f"a{i}", tenant_a) for i in range(3)), send("b", tenant_b, 0.05))
+        return start
+
+    start = asyncio.run(go())
+    assert done["a2"] - start == pytest.approx(1.0, abs=0.15)  # A's third request waits for its own slot
+    assert done["b"] - start < 0.2  # B goes at once
