@@ -72,3 +72,18 @@ def test_workers_pacing_alone_overrun_the_apps_write_budget(settings, tmp_path, 
     assert stats["throttled"]["app_writes"] > 0
     # Throttled items were sent again after their Retry-After: the migration still completes.
     assert [i.status for i in items] == ["succeeded"] * TENANTS, [i.failure_reason for i in items]
+
+
+def test_the_largest_tenants_are_queued_first(demo_sim, tmp_path, queue):
+    """Each tenant is bound to 20 writes/s, so the longest jobs go first: a big tenant queued last
+    would run alone long after the rest. Security-defaults tenants count double (bridge, then disable);
+    tenants never censused go last."""
+    seed(demo_sim, tmp_path)
+    tenants = list(CustomerTenant.objects.order_by("pk")[:4])
+    sizes = [(100, False), (300, False), (200, True), (None, None)]  # work: 100, 300, 400, unknown
+    for tenant, (users, sd) in zip(tenants, sizes, strict=True):
+        CustomerTenant.objects.filter(pk=tenant.pk).update(users_total=users, security_defaults=sd)
+    run = start_run(mode="plan", tenants=tenants, actor="test")
+    items = {i.rq_job_id: i.tenant_id for i in RunItem.objects.filter(run=run)}
+    order = [items[job_id] for job_id in queue.job_ids]
+    assert order == [tenants[2].pk, tenants[1].pk, tenants[0].pk, tenants[3].pk]
