@@ -5,6 +5,8 @@
     python3 tasks.py test [ARGS]     run the whole test suite (ARGS go to pytest)
     python3 tasks.py reliability [--trials N]
                                      the long crash and Redis-loss trials, then a table of figures
+    python3 tasks.py bench [--quick] [ARGS]
+                                     the throughput benchmark (bench/README.md); --help lists ARGS
 
 Each first creates `.venv` and installs the pinned dependencies (again only when pyproject.toml or
 constraints.txt changed), then re-run themselves inside it.
@@ -35,8 +37,18 @@ def _requirements_digest() -> str:
     return digest.hexdigest()
 
 
-def ensure_venv() -> None:
-    """Create .venv and install the pinned dependencies if they are missing or out of date."""
+def _installed_extras() -> set[str]:
+    """The extras the stamp says were installed for the current pins (none if the pins changed)."""
+    if not STAMP.exists():
+        return set()
+    digest, _, extras = STAMP.read_text().partition("\n")
+    if digest != _requirements_digest():
+        return set()
+    return set(filter(None, extras.split(","))) or {"test"}
+
+
+def ensure_venv(extras: tuple[str, ...] = ("test",)) -> None:
+    """Create .venv and install the pinned dependencies (with `extras`) if missing or out of date."""
     if not VENV_PYTHON.exists():
         print("Creating .venv ...", flush=True)
         try:
@@ -46,13 +58,14 @@ def ensure_venv() -> None:
                 f"Could not create .venv ({exc}). On Debian/Ubuntu install the python3-venv package "
                 "(apt-get install python3-venv), then run this again."
             )
-    wanted = _requirements_digest()
-    if STAMP.exists() and STAMP.read_text() == wanted:
+    installed = _installed_extras()
+    if set(extras) <= installed:
         return
+    wanted = sorted(installed | set(extras))
     print("Installing pinned dependencies into .venv ...", flush=True)
     pip = [str(VENV_PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "-c", "constraints.txt", "-e", ".[test]"], check=True, cwd=ROOT)
-    STAMP.write_text(wanted)
+    subprocess.run([*pip, "-c", "constraints.txt", "-e", f".[{','.join(wanted)}]"], check=True, cwd=ROOT)
+    STAMP.write_text(f"{_requirements_digest()}\n{','.join(wanted)}")
 
 
 def in_venv() -> bool:
@@ -60,11 +73,11 @@ def in_venv() -> bool:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 1 or argv[0] not in {"demo", "test", "reliability"}:
+    if len(argv) < 1 or argv[0] not in {"demo", "test", "reliability", "bench"}:
         print(__doc__)
         return 2
     if not in_venv():
-        ensure_venv()
+        ensure_venv(("test", "bench") if argv[0] == "bench" else ("test",))
         os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *argv])
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
@@ -72,6 +85,10 @@ def main(argv: list[str]) -> int:
         from scripts.demo import main as demo_main
 
         return demo_main(argv[1:])
+    if argv[0] == "bench":
+        from bench.throughput import main as bench_main
+
+        return bench_main(argv[1:])
     if argv[0] == "reliability":
         from scripts.reliability import main as reliability_main
 

@@ -1,0 +1,1 @@
+"""The throughput benchmark (see bench/README.md). Not part of the console."""
