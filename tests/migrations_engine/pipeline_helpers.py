@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from django.conf import settings
@@ -89,6 +90,20 @@ def worker_process(redis_url: str, *, crash_points: str = "", timeout: float = 1
             f"worker exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
     return result.returncode
+
+
+def worker_processes(redis_url: str, count: int, *, timeout: float = 240) -> list[int]:
+    """`count` real burst workers at once (see `worker_process`); their exit codes."""
+    codes: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: codes.append(worker_process(redis_url, timeout=timeout)))
+        for _ in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return codes
 
 
 def sim_clock(sim) -> float:

@@ -7,8 +7,6 @@ write budget is cut to 300 per 10 s so that two tenants at full speed (19 writes
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from graph_sim.testing import running_simulator
@@ -17,7 +15,7 @@ from migrations_engine.models import RunItem
 from migrations_engine.services import start_run
 from tenants.models import CustomerTenant
 from tests.conftest import point_settings_at
-from tests.migrations_engine.pipeline_helpers import FAST, seed, worker_process
+from tests.migrations_engine.pipeline_helpers import FAST, seed, worker_processes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,16 +43,7 @@ def _migrate_with_two_workers(settings, tmp_path, redis_url, *, pacing: str) -> 
             actor="test",
             options={**FAST, "whatif_sample": 1},
         )
-        codes: list[int] = []
-        workers = [
-            threading.Thread(target=lambda: codes.append(worker_process(redis_url, timeout=240)))
-            for _ in range(2)
-        ]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        assert codes == [0, 0]
+        assert worker_processes(redis_url, 2) == [0, 0]
         return sim.admin("GET", "/_sim/stats"), list(RunItem.objects.filter(run=run))
 
 

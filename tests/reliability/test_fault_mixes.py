@@ -8,7 +8,6 @@ Run with `-s` to see each mix's figures.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 import pytest
@@ -22,7 +21,7 @@ from tests.migrations_engine.pipeline_helpers import (
     sim_state,
     tenant_named,
     work,
-    worker_process,
+    worker_processes,
 )
 from tests.reliability.scenario import Drive, assert_migrated, drive, graph_settings, simulator, traffic
 
@@ -136,15 +135,7 @@ def test_ca_throttling_across_concurrent_workers_is_backed_off_without_retry_aft
     )
 
     def three_workers():
-        codes: list[int] = []
-        threads = [
-            threading.Thread(target=lambda: codes.append(worker_process(redis_url, timeout=240)))
-            for _ in range(3)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        codes = worker_processes(redis_url, 3)
         assert codes == [0, 0, 0], codes
 
     def census_jobs(tenants):
