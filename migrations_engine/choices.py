@@ -46,6 +46,7 @@ class RunStatus(models.TextChoices):
 class ItemStatus(models.TextChoices):
     """One tenant's status within a run. Only the runner changes it."""
 
+    WAITING = "waiting", "Waiting for its window"
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
@@ -54,7 +55,11 @@ class ItemStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-ACTIVE_ITEM_STATUSES = (ItemStatus.QUEUED, ItemStatus.RUNNING)
+# Items that hold their tenant (one active item per tenant). A *waiting* item belongs to a scheduled wave
+# and has no job yet: the wave releases it (to queued) inside a maintenance window.
+ACTIVE_ITEM_STATUSES = (ItemStatus.WAITING, ItemStatus.QUEUED, ItemStatus.RUNNING)
+# Items a job may claim or the sweeper may re-enqueue: they were released to the queue.
+RUNNABLE_ITEM_STATUSES = (ItemStatus.QUEUED, ItemStatus.RUNNING)
 
 
 class UserOutcomeStatus(models.TextChoices):
@@ -64,3 +69,41 @@ class UserOutcomeStatus(models.TextChoices):
     SKIPPED = "skipped", "Already in the wanted state"
     FAILED = "failed", "Failed"
     UNKNOWN = "unknown", "Outcome unknown"
+
+
+class WaveStatus(models.TextChoices):
+    """Where a scheduled wave stands. Only the wave service and the wave tick change it."""
+
+    SCHEDULED = "scheduled", "Scheduled"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    HALTED = "halted", "Halted (a ring failed)"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+LIVE_WAVE_STATUSES = (WaveStatus.SCHEDULED, WaveStatus.RUNNING)
+
+
+class DriftKind(models.TextChoices):
+    """What the drift watch can find on a migrated tenant."""
+
+    PER_USER_MFA = "per_user_mfa", "Per-user MFA back on"
+    SECURITY_DEFAULTS = "security_defaults", "Security defaults back on"
+    POLICY_DISABLED = "policy_disabled", "MFA policy not enforced"
+    POLICY_DELETED = "policy_deleted", "MFA policy deleted"
+    POLICY_CHANGED = "policy_changed", "MFA policy changed"
+    BREAK_GLASS_EXCLUSION = "break_glass_exclusion", "Break-glass exclusion removed"
+    UNREGISTERED_USERS = "unregistered_users", "New users not MFA-registered"
+
+
+class DriftCheckStatus(models.TextChoices):
+    CLEAN = "clean", "No drift"
+    DRIFT = "drift", "Drift found"
+    ERROR = "error", "Could not check"
+
+
+class ExportFrequency(models.TextChoices):
+    DAILY = "daily", "Daily"
+    WEEKLY = "weekly", "Weekly (Monday to Monday)"
+    MONTHLY = "monthly", "Monthly"

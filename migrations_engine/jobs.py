@@ -173,6 +173,70 @@ def sweep_runs_job(stale_minutes: float = 5.0) -> str:
     return sweep(stale_after=timedelta(minutes=stale_minutes), actor="sweeper").summary()
 
 
+def wave_fire_job(wave_pk: int) -> str:
+    """RQ job (scheduled by rq-scheduler at the wave's next fire time, see `waves.schedule_fire`): fire the
+    open window's slot if nobody has (the slot row decides) and release waiting tenants."""
+    from migrations_engine.waves import tick
+
+    return str(tick(wave_pk))
+
+
+def wave_tick_job() -> str:
+    """RQ job (repeated by rq-scheduler, see `waves.ensure_tick_scheduled`): tick every live wave, which
+    catches a wave whose own scheduled job Redis lost."""
+    from migrations_engine.waves import tick_all
+
+    return "; ".join(str(r) for r in tick_all()) or "no live wave"
+
+
+DRIFT_CHECK_JOB_TIMEOUT = 3600  # seconds; a check reads what a census reads, plus the policy and groups
+
+
+def drift_check_job_id(tenant_pk: int) -> str:
+    return f"drift-check-tenant-{tenant_pk}"
+
+
+def drift_watch_job() -> str:
+    """RQ job (repeated by rq-scheduler, see `drift.ensure_drift_scheduled`): queue a drift check of
+    every migrated tenant, one job per tenant under a deterministic id."""
+    from migrations_engine.drift import WATCH_ACTOR
+    from migrations_engine.migrated import migrated_tenants
+
+    tenant_pks = list(migrated_tenants().order_by("pk").values_list("pk", flat=True))
+    queued = sum(enqueue_drift_check(pk, actor=WATCH_ACTOR)[1] for pk in tenant_pks)
+    return f"{len(tenant_pks)} migrated tenants: {queued} drift checks queued"
+
+
+def enqueue_drift_check(tenant_pk: int, *, actor: str) -> tuple[Job | None, bool]:
+    """Queue a drift check of one tenant unless one is queued or running: (the job, whether queued now)."""
+    return _enqueue_once(
+        drift_check_job_id(tenant_pk),
+        drift_check_job,
+        tenant_pk,
+        actor,
+        job_timeout=DRIFT_CHECK_JOB_TIMEOUT,
+        result_ttl=7 * 86400,
+        failure_ttl=30 * 86400,
+    )
+
+
+def drift_check_job(tenant_pk: int, actor: str = "scheduler:drift-watch") -> str:
+    """RQ job: check one migrated tenant for drift (a recorded DriftCheck). Returns a one-line outcome."""
+    from migrations_engine.drift import NotCheckable, check_tenant
+    from tenants.models import CustomerTenant
+
+    tenant = CustomerTenant.objects.filter(pk=tenant_pk).first()
+    if tenant is None:
+        return "skipped: the tenant no longer exists"
+    if not _actor_may_act(actor, tenant):
+        return "refused: the staff member who asked for this check no longer has access to the tenant"
+    try:
+        check = check_tenant(tenant, actor=actor)
+    except NotCheckable as exc:
+        return f"skipped: {exc}"
+    return f"{check.status}: {check.error}" if check.error else str(check.status)
+
+
 def run_item_job(item_pk: int, job_id: str) -> str:
     """RQ job: take one tenant through its run's pipeline, from its checkpoint."""
     from migrations_engine.runner import run_item

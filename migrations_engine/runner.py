@@ -19,7 +19,14 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from migrations_engine.audit import AuditContext, WriteOutcome, record_outcomes
-from migrations_engine.choices import ACTIVE_ITEM_STATUSES, AuditKind, AuditOutcome, ItemStatus, RunStatus
+from migrations_engine.choices import (
+    ACTIVE_ITEM_STATUSES,
+    RUNNABLE_ITEM_STATUSES,
+    AuditKind,
+    AuditOutcome,
+    ItemStatus,
+    RunStatus,
+)
 from migrations_engine.faults import crash_point
 from migrations_engine.graph import GraphClient, GraphConfig, GraphError, GraphUnavailable, TokenError
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem
@@ -38,7 +45,7 @@ def run_item(item_pk: int, job_id: str) -> str:
     """Run one item (the RQ job's body). Returns the item's final status, or "not claimed"."""
     now = timezone.now()
     claimed = (
-        RunItem.objects.filter(pk=item_pk, rq_job_id=job_id, status__in=ACTIVE_ITEM_STATUSES)
+        RunItem.objects.filter(pk=item_pk, rq_job_id=job_id, status__in=RUNNABLE_ITEM_STATUSES)
         # A stray job must not bypass the second staff member's approval.
         .exclude(run__status=RunStatus.AWAITING_APPROVAL)
         .update(
@@ -67,7 +74,20 @@ def run_item(item_pk: int, job_id: str) -> str:
         status = _run_steps(item, run, job_id)
     finally:
         finalize_run(run.pk)
+        if run.wave_id:
+            _after_wave_item(run.pk)
     return status
+
+
+def _after_wave_item(run_pk: int) -> None:
+    """A wave's item finished: let the wave release its next tenant now, not at the next tick. A failure
+    here must not fail the item (the tick catches up)."""
+    from migrations_engine.waves import after_item
+
+    try:
+        after_item(run_pk)
+    except Exception:  # noqa: BLE001 - logged; the wave tick releases on its next pass
+        logger.exception("wave bookkeeping after run %s's item failed; the wave tick will catch up", run_pk)
 
 
 def _run_steps(item: RunItem, run: MigrationRun, job_id: str) -> str:
@@ -200,7 +220,8 @@ def finalize_run(run_pk: int) -> str:
     if run.status == RunStatus.AWAITING_APPROVAL:
         return run.status  # nothing of it has run; approval or cancel moves it on
     if any(s in ACTIVE_ITEM_STATUSES for s in items):
-        status = RunStatus.RUNNING if any(s != ItemStatus.QUEUED for s in items) else run.status
+        started = any(s not in (ItemStatus.QUEUED, ItemStatus.WAITING) for s in items)
+        status = RunStatus.RUNNING if started else run.status
         MigrationRun.objects.filter(pk=run_pk).exclude(status=status).update(status=status, finished_at=None)
         return status
     if run.cancel_requested and any(s == ItemStatus.CANCELLED for s in items):

@@ -227,6 +227,13 @@ def cancel_run(run: MigrationRun, *, actor: Any) -> int:
     else:
         MigrationRun.objects.filter(pk=run.pk).update(cancel_requested=True)
         active = run.items.filter(status__in=ACTIVE_ITEM_STATUSES).count()
+        # A wave's items still waiting for their window have no job: they end here.
+        if RunItem.objects.filter(run_id=run.pk, status=ItemStatus.WAITING).update(
+            status=ItemStatus.CANCELLED, failure_reason="Cancelled before its window", finished_at=now
+        ):
+            from migrations_engine.runner import finalize_run
+
+            finalize_run(run.pk)
     for tenant_id in run.items.values_list("tenant_id", flat=True):
         record_staff_action(
             actor=_actor_name(actor), action="run.cancelled", tenant_id=tenant_id, run_id=run.pk

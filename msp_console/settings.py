@@ -140,6 +140,26 @@ CONSENT_REDIRECT_URI = env_str("CONSENT_REDIRECT_URI", f"{SITE_URL}/consent/call
 # How long an admin-consent link (its single-use state) stays valid, in seconds.
 CONSENT_STATE_TTL_SECONDS = env_int("CONSENT_STATE_TTL_SECONDS", 3600)
 
+# --- Scheduled work (rq-scheduler) ----------------------------------------------------------------
+# How often the scheduler's safety-net tick looks at waves (each wave's own job fires on time; the tick
+# catches a job Redis lost). Seconds.
+WAVE_TICK_SECONDS = env_int("WAVE_TICK_SECONDS", 60)
+# The drift watch re-reads every migrated tenant this often (hours; 24 = daily).
+DRIFT_WATCH_INTERVAL_HOURS = env_float("DRIFT_WATCH_INTERVAL_HOURS", 24.0)
+# Who is e-mailed the drift watch's new findings (comma-separated). Empty: nobody (findings are still
+# stored and shown). Mail goes through Django's e-mail backend, the console (stdout) by default.
+DRIFT_EMAIL_TO = env_list("DRIFT_EMAIL_TO")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "msp-console@localhost")
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", "False")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+# Where scheduled audit exports (data file + manifest) are written.
+AUDIT_EXPORT_DIR = Path(env_str("AUDIT_EXPORT_DIR", str(BASE_DIR / "audit-exports")))
+
 # --- Production hardening ------------------------------------------------------------------------
 # With DEBUG off every default below is the safe one (`manage.py check --deploy` is clean); each can
 # still be set from the environment, e.g. SECURE_SSL_REDIRECT=False when a proxy already redirects.

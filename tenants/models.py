@@ -15,6 +15,18 @@ from tenants.choices import CensusStatus, ConsentStatus, LicenceTier, PolicyStat
 from tenants.validators import validate_domain, validate_upn
 
 
+class Tag(models.Model):
+    """A label staff put on tenants (a customer segment, a ring, a region) to choose them for a wave."""
+
+    name = models.CharField(max_length=60, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class CustomerTenant(models.Model):
     """One customer's Microsoft Entra tenant, and the summary of its last census.
 
@@ -54,6 +66,7 @@ class CustomerTenant(models.Model):
     census_detail = models.JSONField(default=dict, blank=True, help_text="Policies and notes from the census")
     census_generation = models.PositiveIntegerField(default=0, help_text="Which CensusUser rows are current")
     drift_detected = models.BooleanField(default=False, help_text="Set by the drift watch")
+    tags = models.ManyToManyField(Tag, blank=True, related_name="tenants")
 
     class Meta:
         ordering = ["display_name"]

@@ -34,6 +34,10 @@ class MigrationRun(models.Model):
     )
     actor = models.CharField(max_length=150, help_text="Who started it: a username or a process label")
     cancel_requested = models.BooleanField(default=False)
+    wave = models.ForeignKey(
+        "migrations_engine.Wave", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    ring = models.PositiveSmallIntegerField(null=True, blank=True, help_text="The wave's ring this run is")
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -46,6 +50,14 @@ class MigrationRun(models.Model):
         indexes = [
             # the run list, newest first, filtered by status
             models.Index(fields=["status", "-created_at"], name="me_run_status_created"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["wave", "ring"],
+                condition=Q(wave__isnull=False),
+                name="%(app_label)s_%(class)s_one_run_per_ring",
+                violation_error_message="This ring of the wave already has its run.",
+            ),
         ]
 
     def __str__(self) -> str:
