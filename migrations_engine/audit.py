@@ -352,13 +352,26 @@ def _first_problem(events: Iterable[AuditEvent]) -> tuple[ChainProblem | None, A
     return None, last
 
 
-def verify_chain(chain: str | None = None) -> list[ChainProblem]:
+def verify_chain(chain: str | None = None, *, up_to_seq: int | None = None) -> list[ChainProblem]:
     """Recompute every chain (or one) and return the first broken row of each broken chain.
 
     A row is broken when its `seq` leaves a gap, its `prev_hash` is not the previous row's `row_hash`,
     or its `row_hash` does not match its fields; a chain whose rows stop before its head's `seq` has
     lost its tail. An empty list means every checked chain is intact. Reads in constant memory.
+
+    With `up_to_seq` (and one `chain`) only rows 1 to `up_to_seq` are checked, and they must all be
+    there: what an export's manifest vouches for, whatever happened to the chain after it.
     """
+    if up_to_seq is not None:
+        if chain is None:
+            raise ValueError("up_to_seq checks one chain: name it")
+        rows = AuditEvent.objects.filter(chain=chain, seq__lte=up_to_seq).order_by("seq")
+        problem, last = _first_problem(rows.iterator(chunk_size=2000))
+        reached = last.seq if last is not None else 0
+        if problem is None and reached < up_to_seq:
+            where = (last.pk, last.seq) if last is not None else (None, None)
+            problem = ChainProblem(where[0], chain, where[1], f"rows up to seq {up_to_seq} are missing")
+        return [problem] if problem else []
     events = AuditEvent.objects.order_by("chain", "seq")
     heads = AuditChainHead.objects.all()
     if chain is not None:

@@ -1,7 +1,12 @@
-"""Writing audit rows as CSV or JSON lines, one row at a time: shared by `export_audit` and the console.
+"""Writing audit rows as CSV or JSON lines, one row at a time: shared by `export_audit`, the console and
+scheduled exports; and reading them back (`read_rows`) to verify an export's row hashes.
 
 Callers pass an iterator of `values_list(*COLUMNS)` tuples (read in chunks with `.iterator()`), so memory
 stays flat however many rows match. `request_body` was redacted when the row was written.
+
+A CSV cell is text: None is an empty cell, JSON columns hold their canonical JSON, datetimes their ISO
+form. `read_rows` undoes exactly that, column by column, so `compute_row_hash` over a row read back gives
+the hash it was written with (string columns are never None, so an empty cell there is "").
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from migrations_engine.models.audit import EVIDENCE_FIELDS, canonical_json
 FORMATS = ("csv", "jsonl")
 COLUMNS = ("id", *EVIDENCE_FIELDS, "prev_hash", "row_hash")
 JSON_COLUMNS = {"request_body", "before", "after", "detail"}
+# Integer columns; all but `id` and `seq` may be NULL (an empty CSV cell).
+INT_COLUMNS = {"id", "seq", "tenant_id", "run_id", "item_id", "intent_id", "http_status"}
+DATETIME_COLUMNS = {"created_at"}
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 
 
@@ -63,3 +71,59 @@ def write_rows(out, fmt: str, rows: Iterable[tuple]) -> int:
         out.write(line)
         lines += 1
     return lines - 1 if fmt == "csv" else lines
+
+
+class ExportFormatError(ValueError):
+    """An export file that cannot be read back as audit rows (wrong header, bad cell, broken line)."""
+
+
+def _from_csv_cell(column: str, cell: str) -> Any:
+    if column in JSON_COLUMNS or column in INT_COLUMNS or column in DATETIME_COLUMNS:
+        if cell == "":
+            return None
+        if column in JSON_COLUMNS:
+            return json.loads(cell)
+        if column in INT_COLUMNS:
+            return int(cell)
+        return datetime.datetime.fromisoformat(cell)
+    return cell
+
+
+def _from_json_value(column: str, value: Any) -> Any:
+    if column in DATETIME_COLUMNS and value is not None:
+        return datetime.datetime.fromisoformat(value)
+    return value
+
+
+def read_rows(fh, fmt: str) -> Iterator[dict[str, Any]]:
+    """The rows of an export file, one dict per row with the values as `values_list(*COLUMNS)` gave them.
+
+    Open CSV with `newline=""` and JSON lines with `newline="\n"` (a JSON string may hold U+2028 or
+    U+0085, which other line splitting would break on). Raises `ExportFormatError` naming the row.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if fmt == "csv":
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None or tuple(header) != COLUMNS:
+            raise ExportFormatError("the CSV header is not the audit export's columns")
+        for number, cells in enumerate(reader, start=1):
+            if len(cells) != len(COLUMNS):
+                raise ExportFormatError(f"row {number}: {len(cells)} cells, expected {len(COLUMNS)}")
+            try:
+                yield {c: _from_csv_cell(c, v) for c, v in zip(COLUMNS, cells, strict=True)}
+            except ValueError as exc:
+                raise ExportFormatError(f"row {number}: unreadable cell ({exc})") from exc
+        return
+    for number, line in enumerate(fh, start=1):
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise ExportFormatError(f"row {number}: not a JSON object ({exc})") from exc
+        if not isinstance(record, dict) or tuple(record) != COLUMNS:
+            raise ExportFormatError(f"row {number}: the keys are not the audit export's columns")
+        try:
+            yield {c: _from_json_value(c, record[c]) for c in COLUMNS}
+        except (TypeError, ValueError) as exc:
+            raise ExportFormatError(f"row {number}: unreadable value ({exc})") from exc

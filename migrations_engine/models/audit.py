@@ -162,6 +162,9 @@ class AuditEvent(models.Model):
             models.Index(fields=["run_id"], name="me_audit_run_idx"),
             # Matching rows one to one against Graph's (or the simulator's) request log.
             models.Index(fields=["client_request_id"], name="me_audit_client_req_idx"),
+            # A scheduled export reads one chain's period, or every chain's (fleet), by time.
+            models.Index(fields=["chain", "created_at"], name="me_audit_chain_time_idx"),
+            models.Index(fields=["created_at"], name="me_audit_time_idx"),
         ]
         # verify_chain walks (chain, seq): the unique constraint's index serves it.
 
