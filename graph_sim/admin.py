@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import uuid
 
 from aiohttp import web
 
@@ -15,7 +16,7 @@ from graph_sim import clock
 from graph_sim.app_key import SIM_KEY
 from graph_sim.conditional_access import deep_merge, normalize_policy
 from graph_sim.evaluator import coverage_gaps, requires_mfa, simulate_sign_in
-from graph_sim.state import PER_USER_STATES
+from graph_sim.state import PER_USER_STATES, User
 from graph_sim.throttle import ThrottleLimits
 
 
@@ -285,6 +286,53 @@ async def policy_drift(request: web.Request) -> web.Response:
     return web.json_response(merged)
 
 
+async def policy_delete(request: web.Request) -> web.Response:
+    """Delete a CA policy behind Graph's back (drift: an admin deleted it in the portal). Microsoft-managed
+    policies cannot be deleted, as in Entra."""
+    tenant = _tenant(request)
+    pid = request.match_info["pid"]
+    if pid not in tenant.policies:
+        return _bad(f"unknown policy {pid!r}", 404)
+    if pid in tenant.managed_policy_ids:
+        return _bad("Microsoft-managed policies cannot be deleted", 409)
+    tenant.delete_policy(pid, "admin")
+    return web.json_response({"deleted": pid})
+
+
+async def user_create(request: web.Request) -> web.Response:
+    """Create a user behind Graph's back (an admin adding a new hire in the portal): new users start
+    without registered methods unless ``methods`` says otherwise."""
+    tenant = _tenant(request)
+    data = await _json(request)
+    upn = data.get("userPrincipalName")
+    if not isinstance(upn, str) or "@" not in upn:
+        return _bad("expected {'userPrincipalName': 'name@domain', ...}")
+    if upn.rsplit("@", 1)[1].lower() not in {d.lower() for d in tenant.domains}:
+        return _bad(f"{upn!r} is not in one of the tenant's domains {tenant.domains}")
+    state = data.get("perUserMfaState", "disabled")
+    methods = data.get("methods", [])
+    if state not in PER_USER_STATES:
+        return _bad(f"perUserMfaState must be one of {PER_USER_STATES}")
+    if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
+        return _bad("methods must be a list of method names")
+    user = User(
+        id=str(data.get("id") or uuid.uuid4()),
+        upn=upn,
+        display_name=str(data.get("displayName") or upn.split("@")[0]),
+        account_enabled=bool(data.get("accountEnabled", True)),
+        user_type=str(data.get("userType") or "Member"),
+        per_user_state=state,
+        methods=list(methods),
+        created=clock.iso(),
+        last_updated=clock.iso(),
+    )
+    try:
+        tenant.add_user(user, "admin")
+    except ValueError as exc:
+        return _bad(str(exc), 409)
+    return web.json_response(tenant.user_state(user), status=201)
+
+
 async def reset(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
     sim.reset()
@@ -308,6 +356,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(f"{t}/consent", consent)
     app.router.add_post(f"{t}/security-defaults", security_defaults)
     app.router.add_post(f"{t}/policies/{{pid}}", policy_drift)
+    app.router.add_delete(f"{t}/policies/{{pid}}", policy_delete)
+    app.router.add_post(f"{t}/users", user_create)
     app.router.add_post(f"{t}/users/{{uid}}/register", register)
     app.router.add_post(f"{t}/users/{{uid}}/signin", signin)
     app.router.add_post(f"{t}/users/{{uid}}/per-user-mfa", per_user_mfa)

@@ -146,7 +146,13 @@ def coverage_gaps(tenant_state: Tenant, since: float, until: float | None = None
     """Replay the timeline from ``since`` and report every coverage gap of every non-break-glass user."""
     tenant = tenant_state
     view = view_at(tenant, since)
-    watched = [u for u in tenant.users if not u.break_glass and _covered(view, tenant, u)]
+    # A user created after `since` was not there to be covered (and is not watched).
+    created_later = {ev.subject for ev in tenant.timeline if ev.kind == "user" and ev.t > since}
+    watched = [
+        u
+        for u in tenant.users
+        if not u.break_glass and u.id not in created_later and _covered(view, tenant, u)
+    ]
     by_id = {u.id: u for u in watched}
     open_gaps: dict[str, Gap] = {}
     gaps: list[Gap] = []

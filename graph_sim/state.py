@@ -84,7 +84,7 @@ class Event:
     seq: int
     t: float  # the tenant clock's monotonic() (simulated seconds)
     wall: str
-    kind: str  # per_user_mfa | registration | security_defaults | policy | named_location | consent
+    kind: str  # per_user_mfa | registration | security_defaults | policy | named_location | consent | user
     subject: str  # user id, policy id, named location id, or "tenant"
     old: object
     new: object
@@ -198,6 +198,15 @@ class Tenant:
         self._record("per_user_mfa", user.id, user.per_user_state, state, source)
         user.per_user_state = state
         return True
+
+    def add_user(self, user: User, source: str) -> None:
+        """A user created in the directory (by an admin: the console itself never creates users)."""
+        if user.id in self.by_id or user.upn.lower() in self.by_upn:
+            raise ValueError(f"a user {user.upn!r} or with id {user.id!r} already exists")
+        self.users.append(user)
+        self.by_id[user.id] = user
+        self.by_upn[user.upn.lower()] = user
+        self._record("user", user.id, None, {"userPrincipalName": user.upn}, source)
 
     def register_methods(self, user: User, methods: list[str], source: str) -> None:
         """Register MFA methods; a user in ``enabled`` who completes registration moves to ``enforced``."""

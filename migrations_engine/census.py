@@ -120,7 +120,7 @@ async def take_census(
     missing consent, missing permissions and Free licences come back as a status and a message.
 
     `sink`, when given, is awaited with each page of per-user report rows (see `_user_row`), and
-    `registration_sink` afterwards with each page of the registration report (`user_id`,
+    `registration_sink` afterwards with each page of the registration report (`user_id`, `upn`,
     `mfa_registered`, `methods`), so neither users nor registrations are ever all in memory."""
     result = CensusResult()
     try:
@@ -257,11 +257,12 @@ async def _count_registration(client: GraphClient, result: CensusResult, sink: U
     try:
         async for page in client.iter_pages(
             "/reports/authenticationMethods/userRegistrationDetails",
-            query={"$select": "id,isMfaRegistered,methodsRegistered", "$top": 999},
+            query={"$select": "id,userPrincipalName,isMfaRegistered,methodsRegistered", "$top": 999},
         ):
             rows = [
                 {
                     "user_id": row["id"],
+                    "upn": row.get("userPrincipalName") or "",
                     "mfa_registered": row.get("isMfaRegistered"),
                     "methods": list(row.get("methodsRegistered") or []),
                 }

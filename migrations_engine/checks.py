@@ -19,3 +19,34 @@ def crash_points_unset(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def drift_watch_settings(app_configs, **kwargs):
+    """The drift watch needs a positive period, and its mail real addresses (or none: no mail)."""
+    from django.conf import settings
+    from django.core.checks import Error
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    errors = []
+    hours = getattr(settings, "DRIFT_WATCH_INTERVAL_HOURS", 24)
+    if not isinstance(hours, int | float) or hours <= 0:
+        errors.append(
+            Error(
+                f"DRIFT_WATCH_INTERVAL_HOURS must be a number of hours above 0, not {hours!r}.",
+                id="migrations_engine.E001",
+            )
+        )
+    for address in getattr(settings, "DRIFT_EMAIL_TO", []):
+        try:
+            validate_email(address)
+        except ValidationError:
+            errors.append(
+                Error(
+                    f"DRIFT_EMAIL_TO holds {address!r}, which is not an e-mail address.",
+                    hint="A comma-separated list of addresses, or empty for no drift mail.",
+                    id="migrations_engine.E002",
+                )
+            )
+    return errors

@@ -13,10 +13,11 @@ from typing import Any
 
 from django.db.models import Count, OuterRef, Subquery, Sum
 from django.db.models.functions import TruncDate
+from django.urls import reverse
 from django.utils import timezone
 
-from migrations_engine.choices import ACTIVE_ITEM_STATUSES
-from migrations_engine.models import MigrationRun, RunItem
+from migrations_engine.choices import ACTIVE_ITEM_STATUSES, DriftCheckStatus, DriftKind
+from migrations_engine.models import DriftCheck, DriftFinding, MigrationRun, RunItem
 from tenants.access import visible_tenants
 from tenants.fleet import MIGRATION_STATES, migration_state, with_latest_run
 
@@ -39,6 +40,7 @@ PER_USER_STATES = (
 )
 RUN_DAYS = 30
 READINESS_SHOWN = 100
+DRIFT_TENANTS_SHOWN = 25
 
 # Chart geometry (SVG user units).
 LABEL_WIDTH = 190
@@ -172,6 +174,55 @@ def _runs_per_day(visible_runs, today: datetime.date) -> dict[str, Any]:
     }
 
 
+def _drift(visible) -> dict[str, Any]:
+    """Open drift findings by kind and the tenants that have them (linked), and failed last checks."""
+    findings_url = reverse("admin:migrations_engine_driftfinding_changelist")
+    open_findings = DriftFinding.objects.filter(tenant__in=visible.values("pk"), resolved_at__isnull=True)
+    by_kind = dict(open_findings.order_by().values_list("kind").annotate(n=Count("id")))
+    per_tenant: dict[int, dict[str, Any]] = {}
+    for pk, name, kind in open_findings.order_by("tenant__display_name", "kind").values_list(
+        "tenant_id", "tenant__display_name", "kind"
+    ):
+        row = per_tenant.setdefault(
+            pk,
+            {
+                "display_name": name,
+                "url": reverse("admin:tenants_customertenant_change", args=[pk]),
+                "findings_url": f"{findings_url}?tenant__id__exact={pk}&status=open",
+                "kinds": [],
+            },
+        )
+        row["kinds"].append(DriftKind(kind).label)
+    latest = DriftCheck.objects.filter(tenant=OuterRef("pk")).order_by("-started_at")
+    failed = list(
+        visible.annotate(last_drift=Subquery(latest.values("status")[:1]))
+        .filter(last_drift=DriftCheckStatus.ERROR)
+        .order_by("display_name")
+        .values_list("pk", "display_name")[:DRIFT_TENANTS_SHOWN]
+    )
+    tenants = list(per_tenant.values())
+    return {
+        "open": sum(by_kind.values()),
+        "kinds": [
+            {
+                "kind": kind,
+                "label": label,
+                "count": by_kind.get(kind, 0),
+                "url": f"{findings_url}?kind__exact={kind}&status=open",
+            }
+            for kind, label in DriftKind.choices
+        ],
+        "tenants": tenants[:DRIFT_TENANTS_SHOWN],
+        "tenants_total": len(tenants),
+        "tenants_more": max(0, len(tenants) - DRIFT_TENANTS_SHOWN),
+        "failed_checks": [
+            {"display_name": name, "url": reverse("admin:tenants_customertenant_change", args=[pk])}
+            for pk, name in failed
+        ],
+        "findings_url": findings_url,
+    }
+
+
 def dashboard_context(user) -> dict[str, Any]:
     """The numbers and chart geometry the dashboard template draws, for the tenants `user` may see."""
     visible = visible_tenants(user)
@@ -238,6 +289,7 @@ def dashboard_context(user) -> dict[str, Any]:
             ),
             "readiness_more": max(0, len(readiness) - READINESS_SHOWN),
             "runs": _runs_per_day(visible_runs, timezone.localdate()),
+            "drift": _drift(visible),
             "show_rq": bool(getattr(user, "is_superuser", False)),
         }
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 from django.http import StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -14,7 +15,7 @@ from tenants.census_report import census_csv_rows
 from tenants.choices import ConsentStatus
 from tenants.consent_admin import recheck_consent_action
 from tenants.fleet import MIGRATION_STATES, migration_state, with_latest_run
-from tenants.models import BreakGlassConfig, CensusUser, CustomerTenant, TenantConsent
+from tenants.models import BreakGlassConfig, CensusUser, CustomerTenant, Tag, TenantConsent
 
 
 class ConsentInline(admin.StackedInline):
@@ -55,6 +56,30 @@ class MigrationStateFilter(admin.SimpleListFilter):
         return queryset.filter(pk__in=keep)
 
 
+class DriftFilter(admin.SimpleListFilter):
+    """Filter the fleet by what the drift watch found: open findings, none, or a last check that failed."""
+
+    title = "drift"
+    parameter_name = "drift"
+
+    def lookups(self, request, model_admin):
+        return [("open", "Drift found"), ("clean", "No open drift"), ("error", "Last drift check failed")]
+
+    def queryset(self, request, queryset):
+        from migrations_engine.models import DriftCheck
+
+        if self.value() == "open":
+            return queryset.filter(drift_detected=True)
+        if self.value() == "clean":
+            return queryset.filter(drift_detected=False)
+        if self.value() == "error":
+            latest = DriftCheck.objects.filter(tenant=OuterRef("pk")).order_by("-started_at")
+            return queryset.annotate(last_drift_status=Subquery(latest.values("status")[:1])).filter(
+                last_drift_status="error"
+            )
+        return queryset
+
+
 class ConsentFilter(admin.SimpleListFilter):
     """Filter the fleet by where each tenant's admin consent stands."""
 
@@ -84,7 +109,7 @@ class CustomerTenantAdmin(admin.ModelAdmin):
         "mfa_policy_state",
         "migration_display",
         "last_run_display",
-        "drift_detected",
+        "drift_display",
         "consent_display",
     )
     list_filter = (
@@ -94,7 +119,8 @@ class CustomerTenantAdmin(admin.ModelAdmin):
         MigrationStateFilter,
         ConsentFilter,
         "census_status",
-        "drift_detected",
+        DriftFilter,
+        "tags",
     )
     search_fields = ("display_name", "primary_domain", "tenant_id", "notes")
     readonly_fields = (
@@ -118,18 +144,24 @@ class CustomerTenantAdmin(admin.ModelAdmin):
         "updated_at",
     )
     fieldsets = (
-        (None, {"fields": ("display_name", "primary_domain", "tenant_id", "notes")}),
+        (None, {"fields": ("display_name", "primary_domain", "tenant_id", "tags", "notes")}),
         ("Last census", {"fields": readonly_fields[:-3]}),
         ("Record", {"fields": ("drift_detected", "created_at", "updated_at")}),
     )
+    filter_horizontal = ("tags",)
     inlines = (ConsentInline, BreakGlassInline)
     list_select_related = ("consent",)
     actions = [*fleet_actions.ACTIONS, recheck_consent_action]
     change_form_template = "admin/tenants/customertenant/change_form.html"
 
     def get_queryset(self, request):
+        from migrations_engine.models import DriftFinding
+
         visible = super().get_queryset(request).filter(pk__in=visible_tenants(request.user).values("pk"))
-        return with_latest_run(visible)
+        open_drift = DriftFinding.objects.filter(resolved_at__isnull=True).order_by("kind")
+        return with_latest_run(visible).prefetch_related(
+            Prefetch("drift_findings", queryset=open_drift, to_attr="open_drift")
+        )
 
     def get_urls(self):
         extra = [
@@ -178,6 +210,21 @@ class CustomerTenantAdmin(admin.ModelAdmin):
         url = reverse("admin:migrations_engine_migrationrun_change", args=[obj.last_run_id])
         return format_html('<a href="{}">Run {} ({})</a>', url, obj.last_run_id, obj.last_run_mode)
 
+    @admin.display(description="Drift", ordering="drift_detected")
+    def drift_display(self, obj: CustomerTenant) -> str:
+        """The open drift findings' kinds, linked to the findings list of this tenant."""
+        found = getattr(obj, "open_drift", None) or []
+        if not found:
+            return "—"
+        url = reverse("admin:migrations_engine_driftfinding_changelist")
+        return format_html(
+            '<a href="{}?tenant__id__exact={}&amp;status=open" title="{}">⚠ {}</a>',
+            url,
+            obj.pk,
+            "; ".join(f.summary for f in found),
+            ", ".join(f.get_kind_display() for f in found),
+        )
+
     @admin.display(description="Consent", ordering="consent__status")
     def consent_display(self, obj: CustomerTenant) -> str:
         consent = getattr(obj, "consent", None)
@@ -201,7 +248,7 @@ def _csv_response(rows, filename: str) -> StreamingHttpResponse:
 
 def _detail(tenant: CustomerTenant) -> dict:
     """The tenant page's sections below the form: registration gaps, snapshot, runs, audit trail."""
-    from migrations_engine.models import AuditEvent, RunItem, TenantSnapshot
+    from migrations_engine.models import AuditEvent, DriftCheck, DriftFinding, RunItem, TenantSnapshot
 
     unregistered = CensusUser.objects.filter(
         tenant=tenant, generation=tenant.census_generation, mfa_registered=False
@@ -215,4 +262,27 @@ def _detail(tenant: CustomerTenant) -> dict:
         .order_by("-run__created_at")[:20],
         "audit_rows": AuditEvent.objects.filter(tenant=tenant).order_by("-seq")[:25],
         "census_csv_url": reverse("admin:tenants_tenant_census_csv", args=[tenant.pk]),
+        "drift_findings": DriftFinding.objects.filter(tenant=tenant, resolved_at__isnull=True).order_by(
+            "kind"
+        ),
+        "drift_check": DriftCheck.objects.filter(tenant=tenant).order_by("-started_at").first(),
+        "drift_url": reverse("admin:migrations_engine_driftfinding_changelist")
+        + f"?tenant__id__exact={tenant.pk}",
     }
+
+
+@admin.register(Tag, site=site)
+class TagAdmin(admin.ModelAdmin):
+    """Labels for tenants (a segment, a region, a ring) that waves and the fleet list filter on. The tenant
+    count is of the tenants the staff user may see."""
+
+    list_display = ("name", "tenant_count")
+    search_fields = ("name",)
+
+    def get_queryset(self, request):
+        mine = Q(tenants__in=visible_tenants(request.user).values("pk"))
+        return super().get_queryset(request).annotate(visible_count=Count("tenants", filter=mine))
+
+    @admin.display(description="tenants you may see", ordering="visible_count")
+    def tenant_count(self, tag: Tag) -> int:
+        return tag.visible_count

@@ -67,3 +67,25 @@ async def group_members(graph: GraphClient, group_id: str) -> list[dict[str, Any
             return None
         raise
     return members
+
+
+async def resolve_break_glass(
+    graph: GraphClient, accounts: list[str], group_id: str | None
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The configured break-glass accounts (UPNs or ids) and the break-glass group's members that exist,
+    by object id, and the configured entries that do not (the guard step and the drift watch share it)."""
+    found: dict[str, dict[str, Any]] = {}
+    missing: list[str] = []
+    for name in accounts:
+        user = await resolve_user(graph, name)
+        if user is None:
+            missing.append(name)
+        else:
+            found[user["id"]] = user
+    if group_id:
+        members = await group_members(graph, group_id)
+        if members is None:
+            missing.append(f"group {group_id}")
+        else:
+            found.update({m["id"]: m for m in members})
+    return found, missing

@@ -15,9 +15,11 @@ from migrations_engine.steps import per_user
 from migrations_engine.steps.base import POLICY_NAME, Step, StepContext, StepFailed
 from migrations_engine.steps.policy import (
     REPORT_ONLY,
+    baseline_of,
     desired_policy,
-    fixed_conditions,
     is_candidate,
+    restore_fix,
+    scope_fix,
     scope_problems,
 )
 from migrations_engine.steps.reconcile import reconcile
@@ -173,20 +175,11 @@ class GuardBreakGlass(Step):
             raise StepFailed(
                 "No break-glass accounts are configured for this tenant: add them first. No change was made."
             )
-        found: dict[str, dict[str, Any]] = {}
-        missing: list[str] = []
-        for name in config.accounts:
-            user = ctx.wait(reads.resolve_user(ctx.graph, name))
-            if user is None:
-                missing.append(name)
-            else:
-                found[user["id"]] = user
-        if config.group_id:
-            members = ctx.wait(reads.group_members(ctx.graph, str(config.group_id)))
-            if members is None:
-                missing.append(f"group {config.group_id}")
-            else:
-                found.update({m["id"]: m for m in members})
+        found, missing = ctx.wait(
+            reads.resolve_break_glass(
+                ctx.graph, list(config.accounts), str(config.group_id) if config.group_id else None
+            )
+        )
         enabled = [u for u in found.values() if u.get("accountEnabled", True)]
         disabled = [u.get("userPrincipalName") for u in found.values() if not u.get("accountEnabled", True)]
         if len(enabled) < config.minimum_count:
@@ -215,14 +208,21 @@ class GuardBreakGlass(Step):
 
 
 class EnsurePolicy(Step):
-    """Create the policy in report-only, or adopt the one equivalent policy; never a second one."""
+    """Create the policy in report-only, or adopt the one equivalent policy; never a second one.
+
+    A tenant already migrated in the same scope (a re-run, e.g. a drift remediation) gets the policy its
+    last verified run made or adopted back, by id: disabled → report-only (the cut-over enables it),
+    conditions and grant as that run verified them. Deleted, it is created (or adopted) like the first
+    time."""
 
     key = "ensure_policy"
     title = "Policy in report-only"
 
     def run(self, ctx: StepContext) -> str:
+        from migrations_engine.migrated import baseline_policy
+
         wait = float(ctx.settings.get("replication_wait_seconds", 60))
-        policy = None
+        policy = previous = None
         if ctx.state.get("policy_id"):
             policy = ctx.wait(reads.get_policy(ctx.graph, ctx.state["policy_id"], wait_seconds=wait))
             if policy is None:
@@ -230,25 +230,57 @@ class EnsurePolicy(Step):
                     f"The policy {ctx.state['policy_id']} this run made or adopted is gone; "
                     "a human should look before anything else is created"
                 )
+            if ctx.state.get("restores_item"):
+                previous = type(ctx.item).objects.select_related("run").get(pk=ctx.state["restores_item"])
         else:
-            policy = self._find_or_create(ctx, wait)
-            if policy is None:  # plan mode
-                return "would create the policy in report-only"
-        problems = scope_problems(policy, ctx)
+            policy, previous = self._verified_before(ctx)
+            if policy is None:
+                policy = self._find_or_create(ctx, wait)
+                if policy is None:  # plan mode
+                    return "would create the policy in report-only"
+        if previous is not None:
+            body, fixes = restore_fix(policy, baseline_policy(previous), ctx)
+            action, change, evidence = "policy.restore", "restore policy as verified", {"fixes": fixes}
+        else:
+            fixes = scope_problems(policy, ctx)
+            body = scope_fix(policy, ctx) if fixes else {}
+            action, change, evidence = "policy.update_scope", "update policy scope", {"scope_problems": fixes}
         if not ctx.plan:
-            # A scope fix whose answer was lost (the worker died) is settled by what the read shows.
-            reconcile(ctx, "policy.update_scope", applied=not problems, evidence={"scope_problems": problems})
-        if problems:
-            body = {"conditions": fixed_conditions(policy, ctx)}
+            # A fix whose answer was lost (the worker died) is settled by what the read shows.
+            reconcile(ctx, action, applied=not fixes, evidence=evidence)
+        if fixes:
             if ctx.plan:
-                ctx.diff(self.key, "update policy scope", policy=policy.get("displayName"), fixes=problems)
+                ctx.diff(self.key, change, policy=policy.get("displayName"), fixes=fixes)
             else:
-                patch_policy(ctx, policy["id"], body, action="policy.update_scope", before=policy)
+                patch_policy(ctx, policy["id"], body, action=action, before=policy)
         if ctx.plan:
             return f"would use policy '{policy.get('displayName')}'"
         return f"policy '{policy.get('displayName')}' ({policy['id']}) in state {policy.get('state')}" + (
-            f"; fixed: {', '.join(problems)}" if problems else ""
+            f"; fixed: {', '.join(fixes)}" if fixes else ""
         )
+
+    def _verified_before(self, ctx: StepContext) -> tuple[dict[str, Any] | None, Any]:
+        """(the policy, the run item) of this tenant's last verified run in the same scope, when that
+        policy still exists; (None, None) otherwise."""
+        from migrations_engine.migrated import migrated_item
+
+        previous = migrated_item(ctx.tenant)
+        if previous is None or previous.pk == ctx.item.pk or previous.run.mode != ctx.mode:
+            return None, None
+        if ctx.mode == "pilot" and str(previous.run.pilot_group_id) != str(ctx.run.pilot_group_id):
+            return None, None
+        policy_id = previous.state.get("policy_id")
+        policy = ctx.wait(reads.get_policy(ctx.graph, policy_id)) if policy_id else None
+        if policy is None:
+            return None, None
+        if not ctx.plan:
+            ctx.save_state(
+                policy_id=policy["id"],
+                policy_adopted=True,
+                policy_state_before=policy.get("state"),
+                restores_item=previous.pk,
+            )
+        return policy, previous
 
     def _find_or_create(self, ctx: StepContext, wait: float) -> dict[str, Any] | None:
         candidates = self._candidates(ctx)
@@ -542,7 +574,7 @@ class Verify(Step):
         delay = 1.0
         redone = 0
         while True:
-            pending, verdict, stragglers = self._check(ctx)
+            pending, verdict, stragglers, policy = self._check(ctx)
             policy_ready = not any(p.startswith("polic") for p in pending)
             if stragglers and policy_ready and redone < self.MAX_REDO:
                 # Per-user MFA came back on after the disable step: a write Graph applied after we had
@@ -552,6 +584,8 @@ class Verify(Step):
                 self._disable_again(ctx, stragglers)
                 continue
             if not pending:
+                # What the drift watch compares against, and what a re-run of this scope restores.
+                ctx.save_state(policy_baseline=baseline_of(policy))
                 ctx.item.verdict = verdict
                 type(ctx.item).objects.filter(pk=ctx.item.pk).update(verdict=verdict)
                 return verdict
@@ -579,7 +613,7 @@ class Verify(Step):
         ]
         _apply(ctx, changes, purpose="straggler", verb="per-user MFA disabled again after it came back on")
 
-    def _check(self, ctx: StepContext) -> tuple[list[str], str, dict[str, str]]:
+    def _check(self, ctx: StepContext) -> tuple[list[str], str, dict[str, str], dict | None]:
         pending: list[str] = []
         policy = ctx.wait(reads.get_policy(ctx.graph, ctx.state["policy_id"]))
         if policy is None or policy.get("state") != "enabled":
@@ -627,7 +661,7 @@ class Verify(Step):
                 else ""
             )
         )
-        return pending, verdict, stragglers
+        return pending, verdict, stragglers, policy
 
     def _what_if(self, ctx: StepContext, policy: dict | None, user_ids: list[str]) -> dict[str, bool]:
         if policy is None:
