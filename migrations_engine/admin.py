@@ -322,3 +322,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         response = StreamingHttpResponse(iter_lines(fmt, rows), content_type=CONTENT_TYPES[fmt])
         response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{fmt}"'
         return response
+
+
+# The scheduled work's admins live in their own modules; importing them registers them on the site.
+from migrations_engine import drift_admin, export_admin, wave_admin  # noqa: E402, F401

@@ -158,6 +158,12 @@ def tenants_by_filter(
     return tenants.distinct().order_by("display_name")
 
 
+def visible_waves(user):
+    """Waves all of whose tenants `user` may see (a wave never shows a tenant they may not see)."""
+    hidden = CustomerTenant.objects.exclude(pk__in=visible_tenants(user).values("pk"))
+    return Wave.objects.exclude(members__tenant__in=hidden)
+
+
 def split_rings(
     tenants: list[CustomerTenant], rings: int, pilot: Iterable[CustomerTenant] = ()
 ) -> list[list]:
@@ -247,8 +253,15 @@ def create_wave(
         "wave", "tenant"
     )
     if busy:
+        # A staff user learns the other wave's name only when they may see all of its tenants.
+        shown = set(visible_waves(user).values_list("pk", flat=True)) if user is not None else None
         raise ValidationError(
-            [f"{m.tenant.primary_domain} is already in wave {m.wave.name!r} ({m.wave.status})." for m in busy]
+            [
+                f"{m.tenant.primary_domain} is already in "
+                + (f"wave {m.wave.name!r}" if shown is None or m.wave_id in shown else "another wave")
+                + f" ({m.wave.status})."
+                for m in busy
+            ]
         )
     split = split_rings(tenants, rings, pilot_tenants)
     with transaction.atomic():
@@ -298,7 +311,7 @@ def _steer(wave: Wave, *, actor: Any, action: str, allowed: tuple, to: str, mess
         locked = Wave.objects.select_for_update().get(pk=wave.pk)
         if locked.status not in allowed:
             raise ValidationError(
-                f"Wave {locked.name!r} is {locked.get_status_display().lower()}: cannot {action}."
+                f"Wave {locked.name!r} is {locked.get_status_display().lower()}: it cannot be {action}."
             )
         locked.status = to
         locked.status_message = message

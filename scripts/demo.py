@@ -7,6 +7,7 @@ the census is right, then stops and exits 0 (or 1 with the reason).
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import secrets
 import signal
@@ -78,6 +79,7 @@ def _run(args, procs: Processes) -> int:
         "DJANGO_SETTINGS_MODULE": "msp_console.settings",
         "DATABASE_URL": f"sqlite:///{database}",
         "REDIS_URL": redis_url,
+        "AUDIT_EXPORT_DIR": str(STATE / "audit-exports"),
         **graph_env(fleet),
     }
     env.pop("REQUESTS_CA_BUNDLE", None)
@@ -105,8 +107,6 @@ def _run(args, procs: Processes) -> int:
         password,
     )
 
-    manage(env, "schedule_sweeper")  # rq-scheduler runs the run sweeper every 60 s
-
     print("Starting the web console, an RQ worker and rq-scheduler ...", flush=True)
     py = sys.executable
     procs.start("web", [py, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], env=env)
@@ -116,7 +116,9 @@ def _run(args, procs: Processes) -> int:
             [py, "manage.py", "rqworker", "default", "--name", f"demo-{os.getpid()}-{n}"],
             env=env,
         )
-    procs.start("scheduler", [py, "manage.py", "rqscheduler", "--interval", "5"], env=env)
+    # The scheduler process registers every schedule (sweeper, waves, drift watch, audit exports), then
+    # runs rq-scheduler.
+    procs.start("scheduler", [py, "manage.py", "run_scheduler", "--interval", "5"], env=env)
     wait_for_http(f"http://127.0.0.1:{port}/login/")
 
     print("\nCensus of the demo fleet:", flush=True)
@@ -139,6 +141,40 @@ def _run(args, procs: Processes) -> int:
         except subprocess.CalledProcessError as exc:
             raise RuntimeError(f"the {mode} run did not succeed (see above)") from exc
 
+    # A scheduled wave: a plan of the same tenants in two rings, its window opening in 5 s. rq-scheduler
+    # fires its slot, ring 2 follows once ring 1 verified (no delay in the demo).
+    opens = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=5)).replace(microsecond=0)
+    manage(
+        env,
+        "wave",
+        "create",
+        "--name",
+        "Nightly plan (demo)",
+        "--mode",
+        "plan",
+        "--tenants",
+        ready,
+        "--time-zone",
+        "UTC",
+        "--start",
+        opens.replace(tzinfo=None).isoformat(),
+        "--window-minutes",
+        "60",
+        "--concurrency",
+        "2",
+        "--rings",
+        "2",
+        "--ring-delay-days",
+        "0",
+        "--actor",
+        "demo",
+    )
+
+    # Evidence for the customer: the whole fleet's audit log, exported each day with a manifest.
+    manage(
+        env, "audit_export_schedule", "add", "--name", "Fleet daily (demo)", "--fleet", "--frequency", "daily"
+    )
+
     dead = procs.check_alive()
     if dead:
         raise RuntimeError(f"{', '.join(dead)} exited:\n" + "\n".join(procs.tail(n) for n in dead))
@@ -150,7 +186,7 @@ def _run(args, procs: Processes) -> int:
         if problems:
             print("\nDemo check FAILED:\n- " + "\n- ".join(problems), file=sys.stderr)
             return 1
-        print("\nDemo check passed: console, worker, scheduler and census are right.")
+        print("\nDemo check passed: console, worker, scheduler, census and the scheduled wave are right.")
         return 0
 
     print(

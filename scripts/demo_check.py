@@ -44,6 +44,11 @@ def check_demo(env: dict[str, str], fleet: dict, port: int) -> list[str]:
     if _wait_job(scheduled, 30) != "finished":
         problems.append("a job scheduled through rq-scheduler did not run on the worker within 30 s")
 
+    wanted = {"msp-sweeper", "msp-wave-tick", "msp-drift-watch", "msp-audit-exports"}
+    registered = {job.id for job in django_rq.get_scheduler("default").get_jobs()}
+    if not wanted <= registered:
+        problems.append(f"the scheduler process did not register {', '.join(sorted(wanted - registered))}")
+
     tenants = {str(t.tenant_id): t for t in CustomerTenant.objects.select_related("consent")}
     for entry in fleet["tenants"]:
         t = tenants.get(entry["tenant_id"])
@@ -86,4 +91,27 @@ def check_demo(env: dict[str, str], fleet: dict, port: int) -> list[str]:
         job = enqueue_census(p2.pk, actor="demo-check")
         if _wait_job(job, 120) != "finished" or job.return_value() != "ok":
             problems.append(f"the census job for {p2.primary_domain} did not finish ok on the worker")
+    problems.extend(_check_wave())
+    return problems
+
+
+def _check_wave(timeout: float = 120) -> list[str]:
+    """The demo wave: rq-scheduler fires its slot, both rings run, each slot fired once."""
+    from migrations_engine.models import Wave
+
+    wave = Wave.objects.get(name="Nightly plan (demo)")
+    deadline = time.monotonic() + timeout
+    while wave.status not in ("completed", "halted", "cancelled") and time.monotonic() < deadline:
+        time.sleep(1)
+        wave.refresh_from_db()
+    if wave.status != "completed":
+        note = wave.status_message or "no message"
+        return [f"the demo wave is {wave.status} after {timeout:.0f} s ({note})"]
+    problems = []
+    runs = list(wave.runs.order_by("ring"))
+    if [r.status for r in runs] != ["succeeded", "succeeded"]:
+        problems.append(f"the demo wave's rings ended {[r.status for r in runs]}")
+    slots = list(wave.slots.values_list("ring", flat=True))
+    if sorted(slots) != [0, 1]:
+        problems.append(f"the demo wave fired slots for rings {slots}, expected one each for rings 0 and 1")
     return problems
