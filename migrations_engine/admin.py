@@ -54,6 +54,18 @@ def _visible(request):
     return visible_tenants(request.user).values("pk")
 
 
+class TenantScopedAdmin(ReadOnlyAdmin):
+    """Read-only rows that each belong to one tenant (`tenant` field): lists and pages show only rows of
+    tenants the user may see; another tenant's row is a 404."""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(tenant__in=_visible(request))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        self.get_scoped_object(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
 class RunItemInline(admin.TabularInline):
     model = RunItem
     fields = ("tenant", "status", "current_step", "next_step_index", "verdict", "failure_reason", "attempt")
@@ -113,18 +125,11 @@ class MigrationRunAdmin(ReadOnlyAdmin):
 
 
 @admin.register(RunItem, site=site)
-class RunItemAdmin(ReadOnlyAdmin):
+class RunItemAdmin(TenantScopedAdmin):
     list_display = ("id", "run", "tenant", "status", "current_step", "verdict", "failure_reason")
     list_filter = ("status", "run__mode")
     search_fields = ("tenant__primary_domain", "tenant__display_name")
     list_select_related = ("run", "tenant")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).filter(tenant__in=_visible(request))
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        self.get_scoped_object(request, object_id)
-        return super().change_view(request, object_id, form_url, extra_context)
 
 
 # --- the audit log ---------------------------------------------------------------------------------

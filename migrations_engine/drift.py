@@ -23,7 +23,6 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -713,24 +712,15 @@ def ensure_drift_scheduled(interval_hours: float | None = None):
     watch runs now. rq-scheduler keeps the schedule in Redis: after Redis loses its data, call this
     again (or run `manage.py drift_watch` from cron, which needs no Redis).
     """
-    import django_rq
-
     from migrations_engine.jobs import drift_watch_job
+    from migrations_engine.schedules import repeat
 
     interval = interval_seconds(interval_hours)
-    scheduler = django_rq.get_scheduler("default")
-    for job in scheduler.get_jobs():
-        if job.id != DRIFT_SCHEDULE_ID:
-            continue
-        if job.meta.get("interval") == interval:
-            return job
-        scheduler.cancel(job)
-    return scheduler.schedule(
-        scheduled_time=datetime.now(tz=UTC),
-        func=drift_watch_job,
+    return repeat(
+        DRIFT_SCHEDULE_ID,
+        drift_watch_job,
         interval=interval,
-        repeat=None,
-        id=DRIFT_SCHEDULE_ID,
         timeout=600,
         result_ttl=max(interval * 2, 3600),
+        keep_same=True,
     )

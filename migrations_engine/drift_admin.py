@@ -17,12 +17,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from migrations_engine import drift
-from migrations_engine.admin import ReadOnlyAdmin, VisibleTenantFilter
+from migrations_engine.admin import TenantScopedAdmin, VisibleTenantFilter
 from migrations_engine.jobs import enqueue_drift_check
 from migrations_engine.models import DriftCheck, DriftFinding
 from migrations_engine.services import RunConflict
 from msp_console.admin_site import site
-from tenants.access import visible_tenants
 
 
 class TenantFilter(VisibleTenantFilter):
@@ -63,7 +62,7 @@ def _tenant_link(tenant) -> str:
 
 
 @admin.register(DriftFinding, site=site)
-class DriftFindingAdmin(ReadOnlyAdmin):
+class DriftFindingAdmin(TenantScopedAdmin):
     list_display = (
         "tenant_display",
         "kind",
@@ -90,13 +89,6 @@ class DriftFindingAdmin(ReadOnlyAdmin):
         "remediation_display",
     )
     readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).filter(tenant__in=visible_tenants(request.user).values("pk"))
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        self.get_scoped_object(request, object_id)
-        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="tenant", ordering="tenant__display_name")
     def tenant_display(self, finding: DriftFinding) -> str:
@@ -176,7 +168,7 @@ class DriftFindingAdmin(ReadOnlyAdmin):
 
 
 @admin.register(DriftCheck, site=site)
-class DriftCheckAdmin(ReadOnlyAdmin):
+class DriftCheckAdmin(TenantScopedAdmin):
     list_display = (
         "started_at",
         "tenant_display",
@@ -201,13 +193,6 @@ class DriftCheckAdmin(ReadOnlyAdmin):
         "policy_id",
     )
     readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).filter(tenant__in=visible_tenants(request.user).values("pk"))
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        self.get_scoped_object(request, object_id)
-        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="tenant", ordering="tenant__display_name")
     def tenant_display(self, check: DriftCheck) -> str:

@@ -142,26 +142,27 @@ def enqueue_items(run_pk: int) -> int:
     Largest job first, as the last census sized it (users, twice over with security defaults on, whose
     users are bridged before they are disabled): each tenant is bound to Graph's 20 writes/s, so a
     large tenant started last would finish alone long after the others."""
-    from django.db.models import Case, F, IntegerField, When
-
     from migrations_engine.choices import ItemStatus
     from migrations_engine.models import RunItem
+
+    items = largest_first(RunItem.objects.filter(run_id=run_pk, status=ItemStatus.QUEUED))
+    count = 0
+    for item_pk, job_id in items.values_list("pk", "rq_job_id"):
+        count += enqueue_item(item_pk, job_id)
+    return count
+
+
+def largest_first(items):
+    """Run items ordered by the work their tenant's last census sized (users, twice over with security
+    defaults on), largest first; tenants never counted last."""
+    from django.db.models import Case, F, IntegerField, When
 
     work = Case(
         When(tenant__security_defaults=True, then=F("tenant__users_total") * 2),
         default=F("tenant__users_total"),
         output_field=IntegerField(),
     )
-    items = (
-        RunItem.objects.filter(run_id=run_pk, status=ItemStatus.QUEUED)
-        .annotate(work=work)
-        .order_by(F("work").desc(nulls_last=True), "pk")
-        .values_list("pk", "rq_job_id")
-    )
-    count = 0
-    for item_pk, job_id in items:
-        count += enqueue_item(item_pk, job_id)
-    return count
+    return items.annotate(work=work).order_by(F("work").desc(nulls_last=True), "pk")
 
 
 def sweep_runs_job(stale_minutes: float = 5.0) -> str:

@@ -598,18 +598,8 @@ def ensure_exports_scheduled(interval: int = EXPORT_INTERVAL_SECONDS):
     Idempotent: an existing schedule under `EXPORT_SCHEDULE_ID` is replaced. Hourly is enough: a period
     is written on the first pass after it ends, and a missed pass is caught up by the next.
     """
-    import django_rq
+    from migrations_engine.schedules import repeat
 
-    scheduler = django_rq.get_scheduler("default")
-    for job in scheduler.get_jobs():
-        if job.id == EXPORT_SCHEDULE_ID:
-            scheduler.cancel(job)
-    return scheduler.schedule(
-        scheduled_time=datetime.datetime.now(tz=datetime.UTC),
-        func=export_due_job,
-        interval=interval,
-        repeat=None,
-        id=EXPORT_SCHEDULE_ID,
-        timeout=EXPORT_JOB_TIMEOUT,
-        result_ttl=86400,
+    return repeat(
+        EXPORT_SCHEDULE_ID, export_due_job, interval=interval, timeout=EXPORT_JOB_TIMEOUT, result_ttl=86400
     )

@@ -15,7 +15,34 @@ it by hand. Registering is idempotent (each schedule has a fixed id and is repla
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from migrations_engine.choices import LIVE_WAVE_STATUSES
+
+
+def repeat(job_id: str, func, *, interval: int, timeout: int, result_ttl: int = 600, keep_same: bool = False):
+    """Register `func` as a repeating rq-scheduler job under `job_id`, every `interval` s, first run now.
+
+    An earlier registration is replaced; with `keep_same` one with the same interval is kept as it is
+    (so re-registering, as every scheduler start does, does not run the job at once)."""
+    import django_rq
+
+    scheduler = django_rq.get_scheduler("default")
+    for job in scheduler.get_jobs():
+        if job.id != job_id:
+            continue
+        if keep_same and job.meta.get("interval") == interval:
+            return job
+        scheduler.cancel(job)
+    return scheduler.schedule(
+        scheduled_time=datetime.now(tz=UTC),
+        func=func,
+        interval=interval,
+        repeat=None,
+        id=job_id,
+        timeout=timeout,
+        result_ttl=result_ttl,
+    )
 
 
 def ensure_all() -> list[str]:

@@ -25,7 +25,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import django_rq
 from django.utils import timezone
@@ -223,17 +223,6 @@ def ensure_scheduled(interval: int = SCHEDULE_INTERVAL_SECONDS) -> Job:
     from cron, which needs no Redis state to decide).
     """
     from migrations_engine.jobs import sweep_runs_job
+    from migrations_engine.schedules import repeat
 
-    scheduler = django_rq.get_scheduler("default")
-    for job in scheduler.get_jobs():
-        if job.id == SCHEDULE_ID:
-            scheduler.cancel(job)
-    return scheduler.schedule(
-        scheduled_time=datetime.now(tz=UTC),
-        func=sweep_runs_job,
-        interval=interval,
-        repeat=None,
-        id=SCHEDULE_ID,
-        timeout=300,
-        result_ttl=600,
-    )
+    return repeat(SCHEDULE_ID, sweep_runs_job, interval=interval, timeout=300)

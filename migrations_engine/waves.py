@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, IntegerField, When
+from django.db.models import F
 from django.utils import timezone
 
 from migrations_engine.audit import record_staff_action
@@ -605,7 +605,7 @@ def _create_ring_run(wave: Wave, key: str, options: dict, job_id_for, pending: l
 def release(wave_pk: int, *, now: datetime | None = None) -> int:
     """Queue waiting items of the wave's current ring, largest first, while its window is open, so that at
     most `concurrency` of them are queued or running. Returns how many were released."""
-    from migrations_engine.jobs import enqueue_items
+    from migrations_engine.jobs import enqueue_items, largest_first
     from migrations_engine.services import job_id_for
 
     now = now or timezone.now()
@@ -623,16 +623,7 @@ def release(wave_pk: int, *, now: datetime | None = None) -> int:
         room = wave.concurrency - busy
         if room <= 0:
             return 0
-        work = Case(
-            When(tenant__security_defaults=True, then=F("tenant__users_total") * 2),
-            default=F("tenant__users_total"),
-            output_field=IntegerField(),
-        )
-        waiting = (
-            RunItem.objects.filter(run=run, status=ItemStatus.WAITING)
-            .annotate(work=work)
-            .order_by(F("work").desc(nulls_last=True), "pk")[:room]
-        )
+        waiting = largest_first(RunItem.objects.filter(run=run, status=ItemStatus.WAITING))[:room]
         released = []
         for item in waiting:
             if RunItem.objects.filter(pk=item.pk, status=ItemStatus.WAITING).update(
@@ -775,19 +766,11 @@ def schedule_fire(wave_pk: int) -> None:
 
 def ensure_tick_scheduled(interval: int | None = None):
     """Register the safety-net wave tick as a repeating rq-scheduler job, once (replaces an earlier one)."""
-    import django_rq
     from django.conf import settings
 
     from migrations_engine.jobs import wave_tick_job
+    from migrations_engine.schedules import repeat
 
-    scheduler = django_rq.get_scheduler("default")
-    scheduler.cancel(TICK_SCHEDULE_ID)
-    return scheduler.schedule(
-        scheduled_time=datetime.now(tz=UTC),
-        func=wave_tick_job,
-        interval=interval or settings.WAVE_TICK_SECONDS,
-        repeat=None,
-        id=TICK_SCHEDULE_ID,
-        timeout=600,
-        result_ttl=600,
+    return repeat(
+        TICK_SCHEDULE_ID, wave_tick_job, interval=interval or settings.WAVE_TICK_SECONDS, timeout=600
     )
