@@ -12,11 +12,11 @@ import uuid
 
 from aiohttp import web
 
-from graph_sim import clock
+from graph_sim import audit_logs, clock
 from graph_sim.app_key import SIM_KEY
 from graph_sim.conditional_access import deep_merge, normalize_policy
 from graph_sim.evaluator import coverage_gaps, requires_mfa, simulate_sign_in
-from graph_sim.state import PER_USER_STATES, User
+from graph_sim.state import MAILBOX_PURPOSES, PER_USER_STATES, User
 from graph_sim.throttle import ThrottleLimits
 
 
@@ -250,7 +250,8 @@ async def signin(request: web.Request) -> web.Response:
 async def requires(request: web.Request) -> web.Response:
     tenant = _tenant(request)
     user = _user(request, tenant)
-    required, reasons = requires_mfa(tenant, user, _float(request, "at", None))
+    ip = request.query.get("ip") or None
+    required, reasons = requires_mfa(tenant, user, _float(request, "at", None), ip)
     return web.json_response({"userId": user.id, "mfaRequired": required, "reasons": reasons})
 
 
@@ -274,6 +275,96 @@ async def per_user_mfa(request: web.Request) -> web.Response:
     return web.json_response(tenant.user_state(user))
 
 
+def _portal_admin(tenant) -> dict:
+    """``initiatedBy.user`` of a change made behind Graph's back (an admin in the portal)."""
+    return {
+        "id": None,
+        "displayName": "Portal Admin",
+        "userPrincipalName": f"admin@{tenant.domain}",
+        "ipAddress": "192.0.2.10",
+    }
+
+
+async def mfa_service_policy(request: web.Request) -> web.Response:
+    """GET the legacy MFA service settings; POST an object to set them (any shape: the resource is
+    undocumented, so tests may inject odd data such as IPv6 trusted IPs); DELETE to make the beta path
+    answer like an unknown segment for this tenant."""
+    tenant = _tenant(request)
+    if request.method == "POST":
+        data = await _json(request)
+        if not data:
+            return _bad("expected the mfaServicePolicy object (POST {}) — use DELETE to remove it")
+        tenant.set_mfa_service_policy({"id": "mfaServicePolicy", **data}, "admin")
+    elif request.method == "DELETE":
+        tenant.set_mfa_service_policy(None, "admin")
+    return web.json_response({"mfa_service_policy": tenant.mfa_service_policy})
+
+
+def _sign_in_from(tenant, spec: object, i: int) -> dict:
+    if not isinstance(spec, dict):
+        raise ValueError(f"signIns[{i}] must be an object")
+    key = spec.get("userId") or spec.get("userPrincipalName")
+    user = tenant.find_user(str(key)) if key else None
+    if user is None:
+        raise ValueError(f"signIns[{i}]: unknown user {key!r} (give userId or userPrincipalName)")
+    client = spec.get("clientAppUsed", "Browser")
+    if not isinstance(client, str) or not client:
+        raise ValueError(f"signIns[{i}].clientAppUsed must be a string")
+    if "createdDateTime" in spec:
+        try:
+            created = audit_logs.parse_datetime(str(spec["createdDateTime"]))
+        except ValueError as exc:
+            raise ValueError(
+                f"signIns[{i}].createdDateTime must be an ISO 8601 timestamp with a zone"
+            ) from exc
+    else:
+        hours = spec.get("hoursAgo", 0)
+        if not isinstance(hours, int | float) or isinstance(hours, bool):
+            raise ValueError(f"signIns[{i}].hoursAgo must be a number")
+        created = audit_logs.hours_ago(clock.utcnow(), hours)
+    code = spec.get("errorCode", 0)
+    if not isinstance(code, int) or isinstance(code, bool):
+        raise ValueError(f"signIns[{i}].errorCode must be an integer")
+    return audit_logs.sign_in(
+        user_id=user.id,
+        upn=user.upn,
+        display_name=user.display_name,
+        client_app=client,
+        created=created,
+        app_display_name=spec.get("appDisplayName"),
+        ip=str(spec.get("ipAddress", "198.51.100.23")),
+        error=(code, spec.get("failureReason") or "Other.") if code else None,
+        entry_id=spec.get("id"),
+    )
+
+
+async def sign_ins(request: web.Request) -> web.Response:
+    """GET a tenant's sign-in log entries; POST ``{"signIns": [spec, ...], "replace": false}`` (or a bare
+    array) to add entries, each spec ``{"userPrincipalName" | "userId", "clientAppUsed"?,
+    "appDisplayName"?, "createdDateTime"? | "hoursAgo"?, "ipAddress"?, "errorCode"?, "failureReason"?,
+    "id"?}``; DELETE clears them."""
+    tenant = _tenant(request)
+    if request.method == "POST":
+        data = await _json_any(request)
+        if isinstance(data, list):
+            data = {"signIns": data}
+        if not isinstance(data, dict) or not isinstance(data.get("signIns"), list):
+            return _bad('expected {"signIns": [spec, ...], "replace": false} or a JSON array of specs')
+        try:
+            entries = [_sign_in_from(tenant, spec, i) for i, spec in enumerate(data["signIns"])]
+        except ValueError as exc:
+            return _bad(str(exc))
+        if data.get("replace"):
+            tenant.sign_ins.clear()
+        tenant.add_sign_ins(entries)
+        return web.json_response({"added": entries, "count": len(tenant.sign_ins)})
+    if request.method == "DELETE":
+        deleted = len(tenant.sign_ins)
+        tenant.sign_ins.clear()
+        return web.json_response({"deleted": deleted, "count": 0})
+    return web.json_response({"signIns": audit_logs.newest_first(tenant.sign_ins, "createdDateTime")})
+
+
 async def policy_drift(request: web.Request) -> web.Response:
     """Patch a CA policy behind Graph's back (drift: disabled policy, removed exclusion)."""
     tenant = _tenant(request)
@@ -283,6 +374,15 @@ async def policy_drift(request: web.Request) -> web.Response:
     merged = normalize_policy(deep_merge(tenant.policies[pid], await _json(request)))
     merged["modifiedDateTime"] = clock.iso()
     tenant.put_policy(merged, "admin")
+    tenant.add_directory_audit(
+        audit_logs.directory_audit(
+            activity="Update conditional access policy",
+            operation="Update",
+            target_id=pid,
+            target_name=merged["displayName"],
+            user=_portal_admin(tenant),
+        )
+    )
     return web.json_response(merged)
 
 
@@ -295,6 +395,15 @@ async def policy_delete(request: web.Request) -> web.Response:
         return _bad(f"unknown policy {pid!r}", 404)
     if pid in tenant.managed_policy_ids:
         return _bad("Microsoft-managed policies cannot be deleted", 409)
+    tenant.add_directory_audit(
+        audit_logs.directory_audit(
+            activity="Delete conditional access policy",
+            operation="Delete",
+            target_id=pid,
+            target_name=tenant.policies[pid]["displayName"],
+            user=_portal_admin(tenant),
+        )
+    )
     tenant.delete_policy(pid, "admin")
     return web.json_response({"deleted": pid})
 
@@ -315,6 +424,9 @@ async def user_create(request: web.Request) -> web.Response:
         return _bad(f"perUserMfaState must be one of {PER_USER_STATES}")
     if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
         return _bad("methods must be a list of method names")
+    purpose = data.get("userPurpose", "user")
+    if purpose is not None and purpose not in MAILBOX_PURPOSES:
+        return _bad(f"userPurpose must be null (no mailbox) or one of {MAILBOX_PURPOSES}")
     user = User(
         id=str(data.get("id") or uuid.uuid4()),
         upn=upn,
@@ -325,6 +437,7 @@ async def user_create(request: web.Request) -> web.Response:
         methods=list(methods),
         created=clock.iso(),
         last_updated=clock.iso(),
+        mailbox_purpose=purpose,
     )
     try:
         tenant.add_user(user, "admin")
@@ -358,6 +471,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(f"{t}/policies/{{pid}}", policy_drift)
     app.router.add_delete(f"{t}/policies/{{pid}}", policy_delete)
     app.router.add_post(f"{t}/users", user_create)
+    for method in ("GET", "POST", "DELETE"):
+        app.router.add_route(method, f"{t}/mfa-service-policy", mfa_service_policy)
+        app.router.add_route(method, f"{t}/signins", sign_ins)
     app.router.add_post(f"{t}/users/{{uid}}/register", register)
     app.router.add_post(f"{t}/users/{{uid}}/signin", signin)
     app.router.add_post(f"{t}/users/{{uid}}/per-user-mfa", per_user_mfa)

@@ -39,6 +39,7 @@ FULL_ROLES = [
     "Policy.ReadWrite.AuthenticationMethod",
     "AuditLog.Read.All",
     "GroupMember.Read.All",
+    "MailboxSettings.Read",
 ]
 ROLE_DESCRIPTIONS = {
     "Organization.Read.All": "Read organization information",
@@ -49,6 +50,7 @@ ROLE_DESCRIPTIONS = {
     "Policy.ReadWrite.AuthenticationMethod": "Read and write all authentication method policies",
     "AuditLog.Read.All": "Read all audit log data",
     "GroupMember.Read.All": "Read all group memberships",
+    "MailboxSettings.Read": "Read all user mailbox settings",
 }
 
 

@@ -10,6 +10,8 @@ import copy
 import ipaddress
 from dataclasses import asdict, dataclass
 
+from graph_sim.auth_strengths import satisfies_mfa
+from graph_sim.conditional_access import MFA_TRUSTED_IPS_LOCATION_ID
 from graph_sim.state import Tenant, User
 
 OFFICE365_APPS = {
@@ -28,6 +30,8 @@ class StateView:
         self.tenant = tenant
         self.security_defaults = tenant.security_defaults
         self.policies: dict[str, dict] = dict(tenant.policies)
+        self.named_locations: dict[str, dict] = dict(tenant.named_locations)
+        self.mfa_service_policy: dict | None = tenant.mfa_service_policy
         self.states: dict[str, str] = {}  # user id -> per-user state, where it differs from live
 
     def state_of(self, user: User) -> str:
@@ -44,6 +48,13 @@ class StateView:
                 self.policies.pop(ev.subject, None)
             else:
                 self.policies[ev.subject] = value
+        elif ev.kind == "named_location":
+            if value is None:
+                self.named_locations.pop(ev.subject, None)
+            else:
+                self.named_locations[ev.subject] = value
+        elif ev.kind == "mfa_service_policy":
+            self.mfa_service_policy = value
 
 
 def view_at(tenant: Tenant, at: float | None) -> StateView:
@@ -82,12 +93,90 @@ def _users_match(cond: dict, tenant: Tenant, user: User) -> bool:
 
 
 def requires_mfa_grant(policy: dict) -> bool:
+    """The grant asks for MFA: the ``mfa`` built-in control, or an authentication strength whose
+    ``requirementsSatisfied`` is ``mfa``. Session controls alone never do."""
     grant = policy.get("grantControls") or {}
-    return "mfa" in (grant.get("builtInControls") or []) or bool(grant.get("authenticationStrength"))
+    return "mfa" in (grant.get("builtInControls") or []) or satisfies_mfa(grant.get("authenticationStrength"))
 
 
-def policy_covers(policy: dict, tenant: Tenant, user: User) -> bool:
-    """An enabled MFA policy for all apps and modern clients that includes this user."""
+# -- network locations -------------------------------------------------------------------------------
+def _in_ranges(addr, cidrs) -> bool:
+    for cidr in cidrs:
+        try:
+            if addr in ipaddress.ip_network(str(cidr), strict=False):
+                return True
+        except (ValueError, TypeError):
+            continue
+    return False
+
+
+def _mfa_trusted_ip(addr, mfa_service_policy: dict | None) -> bool:
+    """The legacy MFA service's trusted IPs (part of "All trusted networks and locations")."""
+    trusted = (mfa_service_policy or {}).get("trustedIps") or {}
+    return bool(trusted.get("isEnabled")) and _in_ranges(addr, trusted.get("ipRanges") or [])
+
+
+def _location_hit(loc_id: str, addr, country: str | None, view: StateView) -> bool | None:
+    """Whether the sign-in is in this location; None when the sign-in details don't say."""
+    if loc_id == "All":
+        return True
+    if loc_id in ("AllTrusted", MFA_TRUSTED_IPS_LOCATION_ID):
+        if addr is None:
+            return None
+        if _mfa_trusted_ip(addr, view.mfa_service_policy):
+            return True
+        return loc_id == "AllTrusted" and any(
+            loc.get("isTrusted")
+            and _in_ranges(addr, [r.get("cidrAddress") for r in loc.get("ipRanges") or []])
+            for loc in view.named_locations.values()
+        )
+    loc = view.named_locations.get(loc_id)
+    if loc is None:
+        return False
+    if loc.get("@odata.type") == "#microsoft.graph.countryNamedLocation":
+        if not country:
+            return None
+        return country.upper() in {c.upper() for c in loc.get("countriesAndRegions") or []}
+    if addr is None:
+        return None
+    return _in_ranges(addr, [r.get("cidrAddress") for r in loc.get("ipRanges") or []])
+
+
+def _any_hit(ids: list[str], addr, country, view: StateView) -> bool | None:
+    hits = [_location_hit(i, addr, country, view) for i in ids]
+    if any(h is True for h in hits):
+        return True
+    return None if any(h is None for h in hits) else False
+
+
+def location_verdict(
+    locations: dict | None, view: StateView, ip: str | None, country: str | None = None
+) -> str:
+    """``applies``, ``location`` (the sign-in is outside the policy's locations) or ``notEnoughInformation``
+    (the decision depends on an IP or country the sign-in details don't give)."""
+    if not locations:
+        return "applies"
+    addr = None
+    if ip:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            addr = None
+    included = _any_hit(locations.get("includeLocations") or [], addr, country, view)
+    excluded = _any_hit(locations.get("excludeLocations") or [], addr, country, view)
+    if included is False or excluded is True:
+        return "location"
+    if included is None or excluded is None:
+        return "notEnoughInformation"
+    return "applies"
+
+
+def policy_covers(
+    policy: dict, tenant: Tenant, user: User, view: StateView | None = None, ip: str | None = None
+) -> bool:
+    """An enabled MFA policy for all apps and modern clients that includes this user, from every location
+    (or, given a sign-in ``ip``, from that address): a policy that leaves out some locations does not
+    cover a user who may sign in from them."""
     if policy.get("state") != "enabled" or not requires_mfa_grant(policy):
         return False
     cond = policy.get("conditions") or {}
@@ -97,10 +186,15 @@ def policy_covers(policy: dict, tenant: Tenant, user: User) -> bool:
     client_types = set(cond.get("clientAppTypes") or ["all"])
     if not client_types & MODERN_CLIENTS:
         return False
+    if (
+        cond.get("locations")
+        and location_verdict(cond["locations"], view or StateView(tenant), ip) != "applies"
+    ):
+        return False
     return _users_match(cond, tenant, user)
 
 
-def _reasons(view: StateView, user: User) -> list[str]:
+def _reasons(view: StateView, user: User, ip: str | None = None) -> list[str]:
     reasons = []
     state = view.state_of(user)
     if state in ("enabled", "enforced"):
@@ -108,16 +202,19 @@ def _reasons(view: StateView, user: User) -> list[str]:
     if view.security_defaults:
         reasons.append("securityDefaults")
     for p in view.policies.values():
-        if policy_covers(p, view.tenant, user):
+        if policy_covers(p, view.tenant, user, view, ip):
             reasons.append(f"conditionalAccess:{p['id']}")
     return reasons
 
 
-def requires_mfa(tenant: Tenant, user: User | str, at: float | None = None) -> tuple[bool, list[str]]:
-    """(MFA required at sign-in, why) now or at monotonic time ``at``."""
+def requires_mfa(
+    tenant: Tenant, user: User | str, at: float | None = None, ip: str | None = None
+) -> tuple[bool, list[str]]:
+    """(MFA required at sign-in, why) now or at monotonic time ``at``; ``ip`` evaluates location-scoped
+    policies for a sign-in from that address (without it they count only if no location is left out)."""
     if isinstance(user, str):
         user = tenant.find_user(user)
-    reasons = _reasons(view_at(tenant, at), user)
+    reasons = _reasons(view_at(tenant, at), user, ip)
     return bool(reasons), reasons
 
 
@@ -139,7 +236,7 @@ class Gap:
 def _covered(view: StateView, tenant: Tenant, user: User) -> bool:
     if view.state_of(user) in ("enabled", "enforced") or view.security_defaults:
         return True
-    return any(policy_covers(p, tenant, user) for p in view.policies.values())
+    return any(policy_covers(p, tenant, user, view) for p in view.policies.values())
 
 
 def coverage_gaps(tenant_state: Tenant, since: float, until: float | None = None) -> list[Gap]:
@@ -164,7 +261,7 @@ def coverage_gaps(tenant_state: Tenant, since: float, until: float | None = None
         view.apply(copy.copy(ev), forward=True)
         if ev.kind == "per_user_mfa":
             affected = [by_id[ev.subject]] if ev.subject in by_id else []
-        elif ev.kind in ("security_defaults", "policy"):
+        elif ev.kind in ("security_defaults", "policy", "named_location", "mfa_service_policy"):
             affected = watched
         else:
             continue
@@ -184,48 +281,6 @@ def coverage_gaps(tenant_state: Tenant, since: float, until: float | None = None
 # -- What-If ---------------------------------------------------------------------------------------
 class WhatIfError(ValueError):
     """A request body the evaluate action refuses (400)."""
-
-
-def _ip_in_location(ip: str, location: dict) -> bool:
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    for r in location.get("ipRanges") or []:
-        try:
-            if addr in ipaddress.ip_network(r.get("cidrAddress", ""), strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
-
-
-def _location_reason(cond: dict, tenant: Tenant, conditions: dict) -> str | None:
-    locations = cond.get("locations")
-    if not locations:
-        return None
-    ip = conditions.get("ipAddress")
-    if not ip:
-        return "notEnoughInformation"
-
-    def matches(ids: list[str]) -> bool:
-        for loc_id in ids:
-            if loc_id == "All":
-                return True
-            locs = (
-                tenant.named_locations.values()
-                if loc_id == "AllTrusted"
-                else ([tenant.named_locations[loc_id]] if loc_id in tenant.named_locations else [])
-            )
-            for loc in locs:
-                if (loc_id != "AllTrusted" or loc.get("isTrusted")) and _ip_in_location(ip, loc):
-                    return True
-        return False
-
-    include, exclude = locations.get("includeLocations") or [], locations.get("excludeLocations") or []
-    if not matches(include) or matches(exclude):
-        return "location"
-    return None
 
 
 def what_if(tenant: Tenant, body: dict) -> list[dict]:
@@ -249,6 +304,13 @@ def what_if(tenant: Tenant, body: dict) -> list[dict]:
     ):
         raise WhatIfError("signInContext must be an applicationContext, userActionContext or authContext.")
     client_app = conditions.get("clientAppType") or "browser"
+    ip = conditions.get("ipAddress")
+    if ip is not None:
+        try:
+            ipaddress.ip_address(str(ip))
+        except ValueError as exc:
+            raise WhatIfError(f"signInConditions.ipAddress '{ip}' is not a valid IP address.") from exc
+    view = StateView(tenant)
     out = []
     for policy in tenant.policies.values():
         if not tenant.is_visible(policy["id"]):
@@ -293,9 +355,9 @@ def what_if(tenant: Tenant, body: dict) -> list[dict]:
                     platform in (platforms.get("excludePlatforms") or [])
                 ):
                     reasons.append("devicePlatform")
-            loc_reason = _location_reason(cond, tenant, conditions)
-            if loc_reason:
-                reasons.append(loc_reason)
+            verdict = location_verdict(cond.get("locations"), view, ip, conditions.get("country"))
+            if verdict != "applies":
+                reasons.append(verdict)
             for levels_key, given_key, reason in (
                 ("signInRiskLevels", "signInRiskLevel", "signInRisk"),
                 ("userRiskLevels", "userRiskLevel", "userRisk"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import uuid
 
+from graph_sim import audit_logs, clock
 from graph_sim.auth import FULL_ROLES
 from graph_sim.conditional_access import mfa_all_users_policy, normalize_policy
 from graph_sim.licences import subscribed_sku
@@ -140,9 +141,73 @@ def _break_glass(tid: str, domain: str, n: int) -> list[User]:
             methods=["fido2"],
             is_admin=True,
             break_glass=True,
+            mailbox_purpose=None,  # unlicensed cloud-only accounts: no mailbox
         )
         for i in range(n)
     ]
+
+
+def _mfa_service_policy(
+    trusted_ips: list[str],
+    *,
+    trusted: bool,
+    skip_federated: bool,
+    remember_days: int | None,
+    app_passwords: bool,
+) -> dict:
+    """The simulator's assumed shape of the undocumented ``/beta/policies/mfaServicePolicy``."""
+    return {
+        "id": "mfaServicePolicy",
+        "trustedIps": {"isEnabled": trusted, "ipRanges": list(trusted_ips)},
+        "skipMfaForFederatedUsers": skip_federated,
+        "rememberMfaOnTrustedDevices": {"isEnabled": remember_days is not None, "days": remember_days or 90},
+        "appPasswords": {"isAllowed": app_passwords},
+    }
+
+
+def _sign_ins(
+    tid: str, users: list[User], legacy: list[tuple[User, str, tuple[int, str] | None]], modern_users: int
+) -> list[dict]:
+    """Sign-in log entries of the last 14 days: three per legacy (user, clientAppUsed, error) and two
+    modern ones (Browser, then Mobile Apps and Desktop clients) for each of the first ``modern_users``
+    enabled members. Timestamps are relative to when the fleet is built."""
+    now = clock.utcnow()
+    apps = list(audit_logs.MODERN_APPS)
+    out = []
+    members = [u for u in users if u.account_enabled and not u.break_glass and u.user_type == "Member"]
+    for i, u in enumerate(members[:modern_users]):
+        for j, client in enumerate(audit_logs.MODERN_CLIENT_APPS):
+            out.append(
+                audit_logs.sign_in(
+                    user_id=u.id,
+                    upn=u.upn,
+                    display_name=u.display_name,
+                    client_app=client,
+                    app_display_name=apps[(i + j) % len(apps)],
+                    created=audit_logs.hours_ago(now, 2 + (i * 7 + j * 31) % 330),
+                    ip=f"198.51.100.{10 + i % 200}",
+                    entry_id=_uid(tid, "signin", u.id, j),
+                )
+            )
+    for k, (u, client, error) in enumerate(legacy):
+        for j in range(3):
+            out.append(
+                audit_logs.sign_in(
+                    user_id=u.id,
+                    upn=u.upn,
+                    display_name=u.display_name,
+                    client_app=client,
+                    created=audit_logs.hours_ago(now, 1 + k * 5 + j * 96),
+                    ip="192.0.2.77" if client != "Exchange ActiveSync" else "198.51.100.250",
+                    error=error,
+                    entry_id=_uid(tid, "signin-legacy", u.id, j),
+                )
+            )
+    return out
+
+
+def _enforced_members(users: list[User], n: int) -> list[User]:
+    return [u for u in users if u.per_user_state == "enforced" and not u.is_admin and not u.break_glass][:n]
 
 
 def demo_fleet(seed: int = 0) -> list[Tenant]:
@@ -156,6 +221,13 @@ def demo_fleet(seed: int = 0) -> list[Tenant]:
     pilot = Group(
         _uid(tid, "group", "pilot"), "MFA Pilot", [u.id for u in users[2:22]], "Pilot users for CA MFA"
     )
+    imap, smtp, eas = _enforced_members(users, 3)
+    pop3 = next(u for u in users[2:] if u.per_user_state == "disabled")
+    contoso_legacy = [
+        (imap, "IMAP4", None),
+        (smtp, "Authenticated SMTP", None),
+        (eas, "Exchange ActiveSync", None),
+    ]
     tenants.append(
         Tenant(
             tenant_id=tid,
@@ -169,9 +241,20 @@ def demo_fleet(seed: int = 0) -> list[Tenant]:
             users=users,
             groups=[pilot],
             seed=seed,
+            mfa_service_policy=_mfa_service_policy(
+                ["203.0.113.0/24", "198.51.100.16/28"],
+                trusted=True,
+                skip_federated=False,
+                remember_days=14,
+                app_passwords=True,
+            ),
+            sign_ins=_sign_ins(tid, users, [*contoso_legacy, (pop3, "POP3", None)], modern_users=40),
             notes="P2 via EMS E5; per-user MFA mix (disabled/enabled/enforced), ~20% not MFA-registered; "
             "2 cloud-only break-glass accounts; SD off; >100 users so default paging applies; 'MFA Pilot' "
-            "group.",
+            "group. mfaServicePolicy: trusted IPs 203.0.113.0/24 + 198.51.100.16/28, remember MFA 14 days, "
+            f"app passwords allowed. Sign-ins: enforced {imap.upn} (IMAP4), {smtp.upn} (Authenticated SMTP), "
+            f"{eas.upn} (Exchange ActiveSync) succeed (app passwords); per-user-disabled {pop3.upn} uses "
+            "POP3; 40 members sign in with modern clients.",
         )
     )
 
@@ -192,9 +275,11 @@ def demo_fleet(seed: int = 0) -> list[Tenant]:
             roles=FULL_ROLES,
             users=users,
             seed=seed,
+            sign_ins=_sign_ins(tid, users, [], modern_users=15),
             notes="Business Premium: AAD_PREMIUM only as a plan inside the SPB bundle (match plans, not "
             "SKUs); "
-            "security defaults ON; per-user mostly disabled; 1 break-glass account.",
+            "security defaults ON; per-user mostly disabled; 1 break-glass account. No mfaServicePolicy "
+            "(the beta path answers 400 'Resource not found for the segment'); modern sign-ins only.",
         )
     )
 
@@ -217,8 +302,9 @@ def demo_fleet(seed: int = 0) -> list[Tenant]:
             roles=FULL_ROLES,
             users=users,
             seed=seed,
-            notes="Entra ID Free (Business Basic + Standard only): no CA; userRegistrationDetails answers "
-            "403; SD on.",
+            sign_ins=_sign_ins(tid, users, [], modern_users=10),
+            notes="Entra ID Free (Business Basic + Standard only): no CA; userRegistrationDetails and "
+            "auditLogs/signIns answer 403; SD on; no mfaServicePolicy.",
         )
     )
 
@@ -251,6 +337,27 @@ def demo_fleet(seed: int = 0) -> list[Tenant]:
             "grantControls": {"operator": "OR", "builtInControls": ["block"]},
         }
     )
+    users.append(
+        User(
+            _uid(tid, "shared", "accounts"),
+            f"accounts@{dom}",
+            "Accounts Payable (shared)",
+            account_enabled=False,
+            mailbox_purpose="shared",
+        )
+    )
+    managed_audits = [
+        audit_logs.directory_audit(
+            activity="Add conditional access policy",
+            operation="Add",
+            target_id=pol["id"],
+            target_name=pol["displayName"],
+            app=audit_logs.managed_policy_manager(),
+            when=audit_logs.parse_datetime(pol["createdDateTime"]),
+            entry_id=f"IPCGraph_{_uid(tid, 'audit', pol['id'])}",
+        )
+        for pol in (managed, legacy)
+    ]
     tenants.append(
         Tenant(
             tenant_id=tid,
@@ -264,9 +371,17 @@ def demo_fleet(seed: int = 0) -> list[Tenant]:
             seed=seed,
             policies=[managed, legacy],
             managed_policy_ids={managed["id"], legacy["id"]},
+            directory_audits=managed_audits,
+            mfa_service_policy=_mfa_service_policy(
+                [], trusted=False, skip_federated=False, remember_days=None, app_passwords=False
+            ),
+            sign_ins=_sign_ins(tid, users, [], modern_users=20),
             notes="P1 standalone; Microsoft-managed 'Multifactor authentication for all users' policy "
             "exists in "
-            "report-only (adopt it, don't duplicate); managed policies cannot be deleted or renamed.",
+            "report-only (adopt it, don't duplicate); managed policies cannot be deleted or renamed; their "
+            "creation is in auditLogs/directoryAudits, initiated by 'Microsoft Managed Policy Manager'. "
+            "mfaServicePolicy present with everything off. Shared mailbox accounts@ (accountEnabled false, "
+            "userPurpose shared). Modern sign-ins only.",
         )
     )
 
@@ -307,9 +422,17 @@ def demo_fleet(seed: int = 0) -> list[Tenant]:
             roles=partial,
             users=users,
             seed=seed,
+            mfa_service_policy=_mfa_service_policy(
+                ["198.51.100.64/26"],
+                trusted=True,
+                skip_federated=False,
+                remember_days=None,
+                app_passwords=False,
+            ),
+            sign_ins=_sign_ins(tid, users, [], modern_users=10),
             notes="P1; consent granted for an older permission set: Policy.ReadWrite.AuthenticationMethod "
             "missing "
-            "(per-user MFA PATCH answers 403).",
+            "(per-user MFA PATCH answers 403). mfaServicePolicy: trusted IPs 198.51.100.64/26 only.",
         )
     )
 
@@ -343,9 +466,49 @@ def demo_fleet(seed: int = 0) -> list[Tenant]:
         ),
         User(_uid(tid, "unicode"), f"zoe.angstrom@{dom}", "Zoë Ångström 李雷", per_user_state="enabled"),
     ]
+    for guest in users[-4:-2]:
+        guest.mailbox_purpose = None  # guests have no mailbox in the resource tenant
     bg = _break_glass(tid, dom, 2)
     bg[0].upn, bg[1].upn = f"emergency.access1@{dom}", f"emergency.access2@{dom}"
     users += bg
+    # Accounts a readiness check must not count as people who still have to register for MFA.
+    users += [
+        User(
+            _uid(tid, "shared", "info"),
+            f"info@{dom}",
+            "Woodgrove Info (shared)",
+            account_enabled=False,
+            mailbox_purpose="shared",
+        ),
+        User(
+            _uid(tid, "room", "boardroom"),
+            f"boardroom@{dom}",
+            "Boardroom",
+            account_enabled=False,
+            mailbox_purpose="room",
+        ),
+        User(_uid(tid, "leaver"), f"former.employee@{dom}", "Former Employee", account_enabled=False),
+    ]
+    obrien = next(u for u in users if u.upn.startswith("o'brien@"))
+    eas, imap = _enforced_members(users[:28], 2)
+    no_app_passwords = audit_logs.MFA_REQUIRED_ERROR
+    woodgrove_legacy = [
+        (obrien, "Authenticated SMTP", no_app_passwords),
+        (eas, "Exchange ActiveSync", no_app_passwords),
+        (imap, "IMAP4", no_app_passwords),
+    ]
+    hq = {
+        "@odata.type": "#microsoft.graph.ipNamedLocation",
+        "id": _uid(tid, "location", "hq"),
+        "displayName": "Woodgrove HQ",
+        "createdDateTime": "2023-02-14T10:00:00.0000000Z",
+        "modifiedDateTime": "2023-02-14T10:00:00.0000000Z",
+        "isTrusted": True,
+        "ipRanges": [
+            {"@odata.type": "#microsoft.graph.iPv4CidrRange", "cidrAddress": "192.0.2.0/25"},
+            {"@odata.type": "#microsoft.graph.iPv6CidrRange", "cidrAddress": "2001:db8:1000::/48"},
+        ],
+    }
     bg_group = Group(
         _uid(tid, "group", "bg"),
         "Emergency Access Accounts",
@@ -364,10 +527,20 @@ def demo_fleet(seed: int = 0) -> list[Tenant]:
             roles=FULL_ROLES,
             users=users,
             groups=[bg_group],
+            named_locations=[hq],
             seed=seed,
+            mfa_service_policy=_mfa_service_policy(
+                ["192.0.2.0/25"], trusted=True, skip_federated=True, remember_days=14, app_passwords=False
+            ),
+            sign_ins=_sign_ins(tid, users, woodgrove_legacy, modern_users=20),
             notes="P1 (SPB); break-glass accounts in the 'Emergency Access Accounts' group; guests with "
             "#EXT# UPNs, "
-            "an apostrophe UPN (o'brien@) and unicode display names.",
+            "an apostrophe UPN (o'brien@) and unicode display names. Trusted IP named location 'Woodgrove "
+            "HQ' (192.0.2.0/25, 2001:db8:1000::/48). mfaServicePolicy: trusted IPs 192.0.2.0/25, skip MFA "
+            "for federated users, remember MFA 14 days, app passwords NOT allowed. Disabled accounts: info@ "
+            "(shared mailbox), boardroom@ (room mailbox), former.employee@. Sign-ins: enforced "
+            f"{obrien.upn} (Authenticated SMTP), {eas.upn} (Exchange ActiveSync), {imap.upn} (IMAP4) fail "
+            "with 50076 (MFA required, no app passwords); 20 members sign in with modern clients.",
         )
     )
     return tenants

@@ -10,14 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from graph_sim import clock
+from graph_sim import audit_logs, auth_strengths, clock
 from graph_sim.conditional_access import (
+    MAX_NAMED_LOCATIONS,
     READ_ONLY,
     SD_ENABLED_MESSAGE,
     deep_merge,
+    locations_referenced,
     normalize_policy,
     validate_named_location,
     validate_policy,
+    validate_references,
 )
 from graph_sim.evaluator import WhatIfError, what_if
 from graph_sim.faults import RULE_ERRORS
@@ -51,6 +54,14 @@ P_SD_WRITE = ({"Policy.ReadWrite.SecurityDefaults"},)
 P_CA_READ = ({"Policy.Read.All"}, {"Policy.Read.ConditionalAccess"}, {"Policy.ReadWrite.ConditionalAccess"})
 P_CA_WRITE = ({"Policy.ReadWrite.ConditionalAccess", "Policy.Read.All"},)
 P_REPORTS = ({"AuditLog.Read.All"},)
+P_AUDIT_LOGS = ({"AuditLog.Read.All"}, {"Directory.Read.All"})  # signIns, directoryAudits
+P_STRENGTH_READ = (
+    {"Policy.Read.AuthenticationMethod"},
+    {"Policy.Read.All"},
+    {"Policy.ReadWrite.AuthenticationMethod"},
+    {"Policy.ReadWrite.ConditionalAccess"},
+)
+P_MAILBOX_SETTINGS = ({"MailboxSettings.Read"}, {"MailboxSettings.ReadWrite"})
 
 
 @dataclass
@@ -63,6 +74,9 @@ class Route:
     family: str | None = None  # "ca" | "reports" | None
     versions: tuple[str, ...] = ("v1.0", "beta")
     ru: int = 1
+    # For resources that exist in some tenants only: when it says False, Graph answers like an unknown
+    # segment (400), before permissions and throttles.
+    present: Callable | None = None
 
 
 def _compile(pattern: tuple[str, ...]) -> tuple[tuple[str | None, str | None], ...]:
@@ -142,6 +156,7 @@ def _page(
     to_json: Callable,
     context: str,
     default_top: int = 100,
+    max_top: int = 999,
 ) -> GraphResponse:
     top_raw = req.query.get("$top")
     top = default_top
@@ -150,12 +165,12 @@ def _page(
             top = int(top_raw)
         except ValueError:
             top = -1
-        if not 1 <= top <= 999:
+        if not 1 <= top <= max_top:
             return error(
                 req,
                 400,
                 "Request_UnsupportedQuery",
-                f"Invalid page size specified: '{top_raw}'. Must be between 1 and 999 inclusive.",
+                f"Invalid page size specified: '{top_raw}'. Must be between 1 and {max_top} inclusive.",
             )
     offset = 0
     if "$skiptoken" in req.query:
@@ -443,12 +458,55 @@ def _policy_not_found(req: GraphRequest, pid: str) -> GraphResponse:
     return error(req, 404, "ResourceNotFound", f"The policy with id '{pid}' was not found.")
 
 
+def _render_policy(sim, req: GraphRequest, pol: dict) -> dict:
+    """A policy as Graph returns it: an authentication strength comes expanded, with its own context."""
+    grant = pol.get("grantControls")
+    if not isinstance(grant, dict) or not grant.get("authenticationStrength"):
+        return pol
+    annotated = {}
+    for key, value in grant.items():
+        if key == "authenticationStrength":
+            annotated["authenticationStrength@odata.context"] = _ctx(
+                sim,
+                req,
+                f"identity/conditionalAccess/policies('{pol['id']}')/grantControls/authenticationStrength/$entity",
+            )
+        annotated[key] = value
+    return {**pol, "grantControls": annotated}
+
+
+def _audit_app(sim) -> dict:
+    app = sim.state.app
+    return {
+        "appId": app.client_id,
+        "displayName": app.display_name,
+        "servicePrincipalId": None,
+        "servicePrincipalName": None,
+    }
+
+
+def _audit(sim, tenant: Tenant, activity: str, operation: str, obj: dict, kind: str = "Policy") -> None:
+    """A directoryAudit entry for a Conditional Access change made through Graph by the MSP app."""
+    tenant.add_directory_audit(
+        audit_logs.directory_audit(
+            activity=activity,
+            operation=operation,
+            target_id=obj["id"],
+            target_name=obj.get("displayName") or "",
+            target_type=kind,
+            app=_audit_app(sim),
+        )
+    )
+
+
 def list_policies(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphResponse:
     bad = _unsupported_options(req, ())
     if bad:
         return bad
     now = tenant.clock.monotonic()
-    value = [pol for pid, pol in tenant.policies.items() if tenant.is_visible(pid, now)]
+    value = [
+        _render_policy(sim, req, pol) for pid, pol in tenant.policies.items() if tenant.is_visible(pid, now)
+    ]
     return _ok({"@odata.context": _ctx(sim, req, "identity/conditionalAccess/policies"), "value": value})
 
 
@@ -456,14 +514,19 @@ def get_policy(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphResponse
     pol = tenant.policies.get(p["id"])
     if pol is None or not tenant.is_visible(p["id"]):
         return _policy_not_found(req, p["id"])
-    return _ok({"@odata.context": _ctx(sim, req, "identity/conditionalAccess/policies/$entity"), **pol})
+    return _ok(
+        {
+            "@odata.context": _ctx(sim, req, "identity/conditionalAccess/policies/$entity"),
+            **_render_policy(sim, req, pol),
+        }
+    )
 
 
 def create_policy(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphResponse:
     if not isinstance(req.body, dict):
         return error(req, 400, "BadRequest", "The request body must be a conditionalAccessPolicy object.")
     body = {k: v for k, v in req.body.items() if k not in READ_ONLY}
-    problem = validate_policy(body)
+    problem = validate_policy(body) or validate_references(body, set(tenant.named_locations))
     if problem:
         return error(req, 400, "BadRequest", problem)
     if body["state"] == "enabled" and tenant.security_defaults:
@@ -478,8 +541,12 @@ def create_policy(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphRespo
         }
     )
     tenant.put_policy(policy, "graph", lag_s=tenant.faults.replication_lag_s)
+    _audit(sim, tenant, "Add conditional access policy", "Add", policy)
     location = f"{sim.base_url}/{req.version}/identity/conditionalAccess/policies/{policy['id']}"
-    body = {"@odata.context": _ctx(sim, req, "identity/conditionalAccess/policies/$entity"), **policy}
+    body = {
+        "@odata.context": _ctx(sim, req, "identity/conditionalAccess/policies/$entity"),
+        **_render_policy(sim, req, policy),
+    }
     return _ok(body, 201, {"Location": location}, write=True)
 
 
@@ -496,13 +563,14 @@ def patch_policy(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphRespon
     ):
         return error(req, 400, "BadRequest", "Microsoft-managed policies can't be renamed.")
     merged = normalize_policy(deep_merge(current, patch))
-    problem = validate_policy(merged)
+    problem = validate_policy(merged) or validate_references(merged, set(tenant.named_locations))
     if problem:
         return error(req, 400, "BadRequest", problem)
     if merged["state"] == "enabled" and tenant.security_defaults:
         return error(req, 400, "BadRequest", SD_ENABLED_MESSAGE)
     merged["modifiedDateTime"] = clock.iso()
     tenant.put_policy(merged, "graph")
+    _audit(sim, tenant, "Update conditional access policy", "Update", merged)
     return _no_content()
 
 
@@ -511,6 +579,7 @@ def delete_policy(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphRespo
         return _policy_not_found(req, p["id"])
     if p["id"] in tenant.managed_policy_ids:
         return error(req, 400, "BadRequest", "Microsoft-managed policies can't be deleted.")
+    _audit(sim, tenant, "Delete conditional access policy", "Delete", tenant.policies[p["id"]])
     tenant.delete_policy(p["id"], "graph")
     return _no_content()
 
@@ -543,6 +612,10 @@ def create_location(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphRes
     problem = validate_named_location(req.body, partial=False)
     if problem:
         return error(req, 400, "BadRequest", problem)
+    if len(tenant.named_locations) >= MAX_NAMED_LOCATIONS:
+        return error(
+            req, 400, "BadRequest", f"A tenant can't have more than {MAX_NAMED_LOCATIONS} named locations."
+        )
     body = {k: v for k, v in req.body.items() if k not in READ_ONLY}
     now = clock.iso()
     loc = {
@@ -561,6 +634,7 @@ def create_location(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphRes
             countryLookupMethod=body.get("countryLookupMethod", "clientIpAddress"),
         )
     tenant.put_named_location(loc, "graph", lag_s=tenant.faults.replication_lag_s)
+    _audit(sim, tenant, "Add named location", "Add", loc)
     location = f"{sim.base_url}/{req.version}/identity/conditionalAccess/namedLocations/{loc['id']}"
     return _ok(
         {"@odata.context": _ctx(sim, req, "identity/conditionalAccess/namedLocations/$entity"), **loc},
@@ -584,12 +658,33 @@ def patch_location(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphResp
     updated = {**current, **{k: v for k, v in req.body.items() if k not in READ_ONLY}}
     updated["modifiedDateTime"] = clock.iso()
     tenant.put_named_location(updated, "graph")
+    _audit(sim, tenant, "Update named location", "Update", updated)
     return _no_content()
 
 
 def delete_location(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphResponse:
-    if p["id"] not in tenant.named_locations:
+    loc = tenant.named_locations.get(p["id"])
+    if loc is None:
         return _location_not_found(req, p["id"])
+    # Documented: "Locations marked as trusted can't be deleted without first removing the trusted
+    # designation". A location a policy still names can't go either. Both messages are the simulator's.
+    if loc.get("isTrusted"):
+        return error(
+            req,
+            400,
+            "BadRequest",
+            "A named location marked as trusted can't be deleted. Set isTrusted to false first.",
+        )
+    users = locations_referenced(tenant.policies.values()).get(p["id"])
+    if users:
+        return error(
+            req,
+            400,
+            "BadRequest",
+            f"The named location is referenced by Conditional Access policies ({', '.join(users)}) and can't "
+            "be deleted.",
+        )
+    _audit(sim, tenant, "Delete named location", "Delete", loc)
     tenant.delete_named_location(p["id"], "graph")
     return _no_content()
 
@@ -689,6 +784,201 @@ def get_registration(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphRe
     )
 
 
+# -- legacy MFA service settings (undocumented beta resource) ----------------------------------------
+def _unknown_segment(req: GraphRequest, segment: str) -> GraphResponse:
+    """How Graph answers a path segment it does not know (observed: 400 BadRequest)."""
+    return error(req, 400, "BadRequest", f"Resource not found for the segment '{segment}'.")
+
+
+def _mfa_service_policy_present(tenant: Tenant, req: GraphRequest) -> bool:
+    return req.version == "beta" and tenant.mfa_service_policy is not None
+
+
+def get_mfa_service_policy(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphResponse:
+    """The simulator's assumed shape (Microsoft does not document this resource; see README)."""
+    return _ok(
+        {
+            "@odata.context": _ctx(sim, req, "policies/mfaServicePolicy/$entity"),
+            "id": "mfaServicePolicy",
+            **{k: v for k, v in tenant.mfa_service_policy.items() if k != "id"},
+        }
+    )
+
+
+# -- authentication strengths (built-in only) ---------------------------------------------------------
+def _strength_json(sim, req: GraphRequest, s: dict) -> dict:
+    return {
+        **s,
+        "combinationConfigurations@odata.context": _ctx(
+            sim, req, f"policies/authenticationStrengthPolicies('{s['id']}')/combinationConfigurations"
+        ),
+        "combinationConfigurations": [],
+    }
+
+
+def list_strengths(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphResponse:
+    bad = _unsupported_options(req, ("$filter",))
+    if bad:
+        return bad
+    strengths = [auth_strengths.strength(sid) for sid in auth_strengths.BUILT_IN_STRENGTHS]
+    raw = req.query.get("$filter")
+    if raw is not None:
+        fields = {
+            "policytype": ("string", lambda e: e["policyType"]),
+            "displayname": ("string", lambda e: e["displayName"]),
+        }
+        try:
+            keep = audit_logs.compile_filter(raw, fields)
+        except audit_logs.FilterError as exc:
+            return error(req, 400, exc.code, str(exc))
+        strengths = [s for s in strengths if keep(s)]
+    return _ok(
+        {
+            "@odata.context": _ctx(sim, req, "policies/authenticationStrengthPolicies"),
+            "value": [_strength_json(sim, req, s) for s in strengths],
+        }
+    )
+
+
+def get_strength(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphResponse:
+    found = auth_strengths.strength(p["id"])
+    if found is None:
+        return error(
+            req, 404, "ResourceNotFound", f"Authentication strength policy '{p['id']}' was not found."
+        )
+    return _ok(
+        {
+            "@odata.context": _ctx(sim, req, "policies/authenticationStrengthPolicies/$entity"),
+            **_strength_json(sim, req, found),
+        }
+    )
+
+
+# -- mailbox settings (userPurpose tells shared/room/equipment mailboxes apart) -----------------------
+_NO_MAILBOX = "The mailbox is either inactive, soft-deleted, or is hosted on-premise."
+
+
+def _mailbox_settings(u: User) -> dict:
+    return {
+        "archiveFolder": None,
+        "timeZone": "GMT Standard Time",
+        "delegateMeetingMessageDeliveryOptions": "sendToDelegateOnly",
+        "dateFormat": "dd/MM/yyyy",
+        "timeFormat": "HH:mm",
+        "userPurpose": u.mailbox_purpose,
+        "automaticRepliesSetting": {
+            "status": "disabled",
+            "externalAudience": "all",
+            "internalReplyMessage": "",
+            "externalReplyMessage": "",
+            "scheduledStartDateTime": {"dateTime": "2024-01-01T00:00:00.0000000", "timeZone": "UTC"},
+            "scheduledEndDateTime": {"dateTime": "2024-01-02T00:00:00.0000000", "timeZone": "UTC"},
+        },
+        "language": {"locale": "en-GB", "displayName": "English (United Kingdom)"},
+        "workingHours": {
+            "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
+            "startTime": "09:00:00.0000000",
+            "endTime": "17:30:00.0000000",
+            "timeZone": {"name": "GMT Standard Time"},
+        },
+    }
+
+
+_MAILBOX_PROPS = {k.lower(): k for k in _mailbox_settings(User("x", "x@x", "x"))}
+
+
+def get_mailbox_settings(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphResponse:
+    u = tenant.find_user(p["id"])
+    if u is None:
+        return _user_not_found(req, p["id"])
+    if u.mailbox_purpose is None:
+        return error(req, 404, "MailboxNotEnabledForRESTAPI", _NO_MAILBOX)
+    selected, err = _select(req, "microsoft.graph.mailboxSettings", _MAILBOX_PROPS)
+    if err:
+        return err
+    settings = _mailbox_settings(u)
+    if selected is not None:
+        settings = {k: settings[k] for k in selected}
+    return _ok({"@odata.context": _ctx(sim, req, f"users('{u.id}')/mailboxSettings"), **settings})
+
+
+def get_user_purpose(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphResponse:
+    u = tenant.find_user(p["id"])
+    if u is None:
+        return _user_not_found(req, p["id"])
+    if u.mailbox_purpose is None:
+        return error(req, 404, "MailboxNotEnabledForRESTAPI", _NO_MAILBOX)
+    return _ok(
+        {
+            "@odata.context": _ctx(sim, req, f"users('{u.id}')/mailboxSettings/userPurpose"),
+            "value": u.mailbox_purpose,
+        }
+    )
+
+
+# -- audit logs: sign-ins (P1/P2 only) and directory audits -------------------------------------------
+_SIGN_INS_NON_PREMIUM = "Neither tenant is B2C or tenant doesn't have premium license"
+
+
+def _filtered_log(req: GraphRequest, entries: list[dict], fields: dict, time_key: str):
+    bad = _unsupported_options(req, ("$filter",))
+    if bad:
+        return None, bad
+    raw = req.query.get("$filter")
+    if raw is not None:
+        try:
+            keep = audit_logs.compile_filter(raw, fields)
+        except audit_logs.FilterError as exc:
+            return None, error(req, 400, exc.code, str(exc))
+        entries = [e for e in entries if keep(e)]
+    return audit_logs.newest_first(entries, time_key), None
+
+
+def list_sign_ins(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphResponse:
+    if tenant.licence == "Free":
+        return error(req, 403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant", _SIGN_INS_NON_PREMIUM)
+    entries, bad = _filtered_log(req, tenant.sign_ins, audit_logs.SIGN_IN_FILTERS, "createdDateTime")
+    if bad:
+        return bad
+    return _page(
+        sim,
+        req,
+        entries,
+        "signins",
+        "auditLogs/signIns",
+        lambda e: e,
+        _ctx(sim, req, "auditLogs/signIns"),
+        default_top=1000,
+        max_top=1000,
+    )
+
+
+def get_sign_in(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphResponse:
+    if tenant.licence == "Free":
+        return error(req, 403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant", _SIGN_INS_NON_PREMIUM)
+    entry = next((e for e in tenant.sign_ins if e["id"] == p["id"]), None)
+    if entry is None:
+        return error(req, 404, "ResourceNotFound", f"Sign-in with id '{p['id']}' was not found.")
+    return _ok({"@odata.context": _ctx(sim, req, "auditLogs/signIns/$entity"), **entry})
+
+
+def list_directory_audits(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphResponse:
+    entries, bad = _filtered_log(req, tenant.directory_audits, audit_logs.AUDIT_FILTERS, "activityDateTime")
+    if bad:
+        return bad
+    return _page(
+        sim,
+        req,
+        entries,
+        "audits",
+        "auditLogs/directoryAudits",
+        lambda e: e,
+        _ctx(sim, req, "auditLogs/directoryAudits"),
+        default_top=1000,
+        max_top=1000,
+    )
+
+
 CA = ("identity", "conditionalAccess")
 REG = ("reports", "authenticationMethods", "userRegistrationDetails")
 ROUTES: list[Route] = [
@@ -731,6 +1021,20 @@ ROUTES: list[Route] = [
     Route("POST", (*CA, "evaluate"), evaluate, P_CA_READ),
     Route("GET", REG, list_registration, P_REPORTS, family="reports"),
     Route("GET", (*REG, "{id}"), get_registration, P_REPORTS, family="reports"),
+    Route(
+        "GET",
+        ("policies", "mfaServicePolicy"),
+        get_mfa_service_policy,
+        P_POLICY_READ,
+        present=_mfa_service_policy_present,
+    ),
+    Route("GET", ("policies", "authenticationStrengthPolicies"), list_strengths, P_STRENGTH_READ),
+    Route("GET", ("policies", "authenticationStrengthPolicies", "{id}"), get_strength, P_STRENGTH_READ),
+    Route("GET", ("users", "{id}", "mailboxSettings"), get_mailbox_settings, P_MAILBOX_SETTINGS),
+    Route("GET", ("users", "{id}", "mailboxSettings", "userPurpose"), get_user_purpose, P_MAILBOX_SETTINGS),
+    Route("GET", ("auditLogs", "signIns"), list_sign_ins, P_AUDIT_LOGS, family="reports"),
+    Route("GET", ("auditLogs", "signIns", "{id}"), get_sign_in, P_AUDIT_LOGS, family="reports"),
+    Route("GET", ("auditLogs", "directoryAudits"), list_directory_audits, P_AUDIT_LOGS, family="reports"),
 ]
 DIRECTORY_ROOTS = {"users", "groups", "organization", "subscribedskus", "directoryobjects"}
 # Every pattern starts with a literal segment: index the routes by (length, first segment), and group
@@ -815,6 +1119,8 @@ async def dispatch(sim, req: GraphRequest) -> GraphResponse:
                 resp = _unauthorized(req, "Access token validation failure. Invalid tenant.")
     if resp is None:
         route, params, resp = find_route(req)
+    if resp is None and route.present is not None and not route.present(tenant, req):
+        resp = _unknown_segment(req, req.segments[-1])
     if resp is None:
         roles = set(claims.get("roles") or ())
         if not any(needed <= roles for needed in route.perms):

@@ -44,6 +44,8 @@ SSPR_METHODS = frozenset(
     }
 )
 SECURITY_DEFAULTS_ID = "00000000-0000-0000-0000-000000000005"
+# mailboxSettings.userPurpose values (Graph v1.0); None on a User means "no Exchange Online mailbox".
+MAILBOX_PURPOSES = ("user", "linked", "shared", "room", "equipment", "others")
 
 
 @dataclass(slots=True)
@@ -61,6 +63,7 @@ class User:
     break_glass: bool = False
     created: str = "2021-03-01T09:00:00Z"
     last_updated: str = "2024-01-01T00:00:00Z"
+    mailbox_purpose: str | None = "user"  # mailboxSettings.userPurpose; None: no mailbox
 
     @property
     def is_mfa_registered(self) -> bool:
@@ -85,6 +88,7 @@ class Event:
     t: float  # the tenant clock's monotonic() (simulated seconds)
     wall: str
     kind: str  # per_user_mfa | registration | security_defaults | policy | named_location | consent | user
+    #          | mfa_service_policy
     subject: str  # user id, policy id, named location id, or "tenant"
     old: object
     new: object
@@ -127,6 +131,9 @@ class Tenant:
         extra_domains: list[str] = (),
         seed: int = 0,
         managed_policy_ids: set[str] | None = None,
+        mfa_service_policy: dict | None = None,
+        sign_ins: list[dict] | None = None,
+        directory_audits: list[dict] | None = None,
     ):
         self.id = tenant_id
         self.domain = domain
@@ -141,6 +148,11 @@ class Tenant:
         self.policies: dict[str, dict] = {p["id"]: p for p in policies or []}
         self.named_locations: dict[str, dict] = {n["id"]: n for n in named_locations or []}
         self.managed_policy_ids = set(managed_policy_ids or ())
+        # The undocumented legacy MFA service settings (GET /beta/policies/mfaServicePolicy); None: Graph
+        # answers that path like an unknown segment for this tenant.
+        self.mfa_service_policy = copy.deepcopy(mfa_service_policy)
+        self.sign_ins: list[dict] = list(sign_ins or [])  # auditLogs/signIns entries, any order
+        self.directory_audits: list[dict] = list(directory_audits or [])  # auditLogs/directoryAudits
         self.visible_at: dict[
             str, float
         ] = {}  # object id -> monotonic time it becomes visible (replication lag)
@@ -249,6 +261,19 @@ class Tenant:
         self.visible_at.pop(location_id, None)
         self._record("named_location", location_id, old, None, source)
 
+    def set_mfa_service_policy(self, policy: dict | None, source: str) -> None:
+        """Set (or, with None, remove) the legacy MFA service settings."""
+        old = copy.deepcopy(self.mfa_service_policy)
+        self.mfa_service_policy = copy.deepcopy(policy)
+        self._record("mfa_service_policy", "tenant", old, copy.deepcopy(policy), source)
+
+    def add_sign_ins(self, entries: list[dict]) -> None:
+        """Append sign-in log entries (not timeline events: they change no configuration)."""
+        self.sign_ins.extend(entries)
+
+    def add_directory_audit(self, entry: dict) -> None:
+        self.directory_audits.append(entry)
+
     def set_consent(self, granted: bool, roles: list[str], source: str) -> None:
         old = {"granted": self.consent_granted, "roles": list(self.roles)}
         self.consent_granted = granted
@@ -285,6 +310,7 @@ class Tenant:
             "isMfaRegistered": u.is_mfa_registered,
             "isAdmin": u.is_admin,
             "breakGlass": u.break_glass,
+            "userPurpose": u.mailbox_purpose,
         }
 
     def snapshot(self) -> dict:
@@ -301,6 +327,8 @@ class Tenant:
             "policies": list(self.policies.values()),
             "microsoft_managed_policy_ids": sorted(self.managed_policy_ids),
             "named_locations": list(self.named_locations.values()),
+            "mfa_service_policy": self.mfa_service_policy,
+            "sign_in_count": len(self.sign_ins),
             "timeline_length": len(self.timeline),
         }
 

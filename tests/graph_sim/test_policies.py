@@ -205,4 +205,8 @@ def test_it_requires_odata_type_on_named_locations(graph):
         "ipRanges": [{"@odata.type": "#microsoft.graph.iPv4CidrRange", "cidrAddress": "999.1.1.1/8"}],
     }
     assert c.post("/v1.0/identity/conditionalAccess/namedLocations", json=bad).status_code == 400
+    # Documented: a location marked as trusted can't be deleted until the trusted designation is removed.
+    assert c.delete(url).status_code == 400
+    untrust = {"@odata.type": "#microsoft.graph.ipNamedLocation", "isTrusted": False}
+    assert c.patch(url, json=untrust).status_code == 204
     assert c.delete(url).status_code == 204
