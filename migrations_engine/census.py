@@ -90,6 +90,45 @@ def requires_mfa_for_all(policy: dict[str, Any]) -> bool:
     )
 
 
+# Microsoft-managed policies carry no marker property in Graph. The documented way to find them is the
+# directory audit log: Microsoft's "Microsoft Managed Policy Manager" app creates them. The audit log keeps
+# 30 days, so older ones are recognised by name too (Microsoft-managed policies cannot be renamed); only
+# Microsoft's long, specific names are listed, not ones an admin would also choose.
+MANAGED_POLICY_MANAGER = "Microsoft Managed Policy Manager"
+MICROSOFT_MANAGED_NAMES = frozenset(
+    {
+        "Multifactor authentication for admins accessing Microsoft Admin Portals",
+        "Multifactor authentication for per-user multifactor authentication users",
+        "Multifactor authentication and reauthentication for risky sign-ins",
+        # the names these policies were first announced under
+        "Require multifactor authentication for admin portals",
+        "Require multifactor authentication for per-user multifactor authentication users",
+        "Require multifactor authentication for high-risk sign-ins",
+    }
+)
+
+
+async def microsoft_managed_ids(client: GraphClient) -> set[str] | None:
+    """Ids of the policies Microsoft's policy manager created (from the directory audit log); None when
+    the log cannot be read (a permission missing)."""
+    ids: set[str] = set()
+    query = {"$filter": f"initiatedBy/app/displayName eq '{MANAGED_POLICY_MANAGER}' and category eq 'Policy'"}
+    try:
+        async for page in client.iter_pages("/auditLogs/directoryAudits", query=query):
+            for entry in page:
+                ids.update(t["id"] for t in entry.get("targetResources") or [] if t.get("id"))
+    except GraphError as exc:
+        if exc.status in (400, 403, 404):
+            return None
+        raise
+    return ids
+
+
+def microsoft_managed(policy: dict[str, Any], managed_ids: set[str] | None = None) -> bool:
+    """True for a policy Microsoft created and manages (see MICROSOFT_MANAGED_NAMES)."""
+    return policy.get("id") in (managed_ids or ()) or policy.get("displayName") in MICROSOFT_MANAGED_NAMES
+
+
 def best_policy_state(policies: list[dict[str, Any]]) -> str:
     """The strongest state among MFA-for-all policies: enabled > report-only > disabled > none."""
     order = [PolicyState.ENABLED, PolicyState.REPORT_ONLY, PolicyState.DISABLED]
@@ -100,13 +139,14 @@ def best_policy_state(policies: list[dict[str, Any]]) -> str:
     return PolicyState.NONE
 
 
-def _policy_summary(policy: dict[str, Any]) -> dict[str, Any]:
+def _policy_summary(policy: dict[str, Any], managed_ids: set[str] | None = None) -> dict[str, Any]:
     return {
         "id": policy.get("id"),
         "displayName": policy.get("displayName"),
         "state": policy.get("state"),
         "templateId": policy.get("templateId"),
         "requiresMfaForAll": requires_mfa_for_all(policy),
+        "microsoftManaged": microsoft_managed(policy, managed_ids),
     }
 
 
@@ -175,7 +215,8 @@ async def _census_body(
                 policies.extend(page)
         result.ca_policy_count = len(policies)
         result.mfa_policy_state = best_policy_state(policies)
-        result.policies = [_policy_summary(p) for p in policies]
+        managed = await microsoft_managed_ids(client) if policies and "AuditLog.Read.All" in have else None
+        result.policies = [_policy_summary(p, managed) for p in policies]
 
     if "User.Read.All" in have:
         await _count_users(

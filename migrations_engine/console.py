@@ -181,6 +181,8 @@ def run_page_context(run: MigrationRun, user) -> dict[str, Any]:
             else []
         )
         data["failed_users_more"] = max(0, data["failed_users_count"] - FAILED_USERS_SHOWN)
+        data["readiness"] = (item.state or {}).get("readiness")
+        data["warnings"] = (item.state or {}).get("warnings") or []
         rows.append(data)
 
     all_statuses = list(run.items.values_list("status", "heartbeat_at"))

@@ -49,7 +49,9 @@ from migrations_engine.migrated import baseline_policy, first_migration_item, mi
 from migrations_engine.models import DriftCheck, DriftFinding, MigrationRun, RunItem, UserSnapshot
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps.base import graph_failure
-from migrations_engine.steps.policy import normalized
+from migrations_engine.steps.locations import canonical, get_location, ranges_of
+from migrations_engine.steps.policy import normalized, strength_id
+from migrations_engine.steps.session import frequency_of
 from tenants.choices import CensusStatus
 from tenants.models import CustomerTenant
 
@@ -114,12 +116,24 @@ class Baseline:
     def break_glass_ids(self) -> set[str]:
         return set(self.item.state.get("break_glass_ids") or [])
 
+    @property
+    def session_policy(self) -> dict[str, Any] | None:
+        """The sign-in frequency policy as the run verified it (runs with that option only)."""
+        return self.item.state.get("session_policy_baseline")
+
+    @property
+    def named_location(self) -> dict[str, Any] | None:
+        """The trusted named location as the run verified it (runs with that option only)."""
+        return self.item.state.get("named_location_baseline")
+
 
 @dataclass
 class Reading:
     """What one check read from the tenant."""
 
     policy: dict[str, Any] | None = None
+    session_policy: dict[str, Any] | None = None  # read only when the baseline has one
+    named_location: dict[str, Any] | None = None  # read only when the baseline has one
     security_defaults: bool | None = None
     break_glass: dict[str, str] = field(default_factory=dict)  # resolved account id -> UPN
     break_glass_group: str | None = None
@@ -216,6 +230,11 @@ async def _read(
             )
         if baseline.policy_id:
             seen.policy = await reads.get_policy(graph, baseline.policy_id)
+        # The optional steps' objects: one CA read each, only for runs that made them.
+        if baseline.session_policy:
+            seen.session_policy = await reads.get_policy(graph, str(baseline.session_policy.get("id")))
+        if baseline.named_location:
+            seen.named_location = await get_location(graph, str(baseline.named_location.get("id")))
         found, _ = await reads.resolve_break_glass(graph, accounts, group)
         seen.break_glass = {uid: u.get("userPrincipalName") or uid for uid, u in found.items()}
         # Break-glass accounts (the run's and the configured ones) keep their per-user state: never drift.
@@ -307,11 +326,21 @@ def _users(policy: dict[str, Any]) -> dict[str, Any]:
     return _conditions(policy).get("users") or {}
 
 
+def _grant_view(grant: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A grant as compared: an authentication strength by its id (Graph returns the whole strength
+    object, whose method list Microsoft may change without anyone touching the policy)."""
+    if not isinstance(grant, dict):
+        return grant
+    view = {k: v for k, v in grant.items() if k != "authenticationStrength"}
+    view["authenticationStrength"] = strength_id(grant)
+    return view
+
+
 INCLUDED = ("includeUsers", "includeGroups", "includeRoles", "includeGuestsOrExternalUsers")
 EXCLUDED = ("excludeUsers", "excludeGroups", "excludeRoles", "excludeGuestsOrExternalUsers")
 # Parts of the policy compared as a whole: a finding names the part that changed.
 POLICY_PARTS = {
-    "grant": lambda p: p.get("grantControls"),
+    "grant": lambda p: _grant_view(p.get("grantControls")),
     "users included": lambda p: {k: _users(p).get(k) for k in INCLUDED},
     "applications": lambda p: _conditions(p).get("applications"),
     "client apps": lambda p: _conditions(p).get("clientAppTypes"),
@@ -364,6 +393,42 @@ def break_glass_gaps(policy: dict[str, Any], accounts: dict[str, str], group: st
     return {"accounts": missing, "group": group if group_missing else None}
 
 
+def optional_changes(baseline: Baseline, seen: Reading) -> dict[str, dict[str, Any]]:
+    """What changed in the sign-in frequency policy and the trusted named location the run verified
+    (named by field: a finding says which)."""
+    changes: dict[str, dict[str, Any]] = {}
+    was = baseline.session_policy
+    if was:
+        now = seen.session_policy
+        if now is None:
+            changes["sign-in frequency policy"] = {"was": was.get("displayName"), "now": "deleted"}
+        else:
+            if now.get("state") != was.get("state"):
+                changes["sign-in frequency policy state"] = {"was": was.get("state"), "now": now.get("state")}
+            before, after = frequency_of(was), frequency_of(now)
+            if normalized(before) != normalized(after):
+                changes["sign-in frequency"] = {
+                    "was": f"{before['value']} {before['type']}" if before["isEnabled"] else "off",
+                    "now": f"{after['value']} {after['type']}" if after["isEnabled"] else "off",
+                }
+    was = baseline.named_location
+    if was:
+        now = seen.named_location
+        if now is None:
+            changes["named location"] = {"was": was.get("displayName"), "now": "deleted"}
+        else:
+            if now.get("isTrusted") != was.get("isTrusted"):
+                changes["named location trust"] = {"was": was.get("isTrusted"), "now": now.get("isTrusted")}
+            before = {canonical(c) for c in ranges_of(was)}
+            after = {canonical(c) for c in ranges_of(now)}
+            if before != after:
+                changes["named location ranges"] = {
+                    "added": sorted(after - before),
+                    "removed": sorted(before - after),
+                }
+    return changes
+
+
 def findings_from(seen: Reading, baseline: Baseline) -> tuple[dict[str, Found], set[str]]:
     """(the drift found by kind, the kinds this reading could judge). A kind not judged (its data could
     not be read) keeps its open finding as it is."""
@@ -402,6 +467,7 @@ def findings_from(seen: Reading, baseline: Baseline) -> tuple[dict[str, Found], 
     }
     name = baseline.policy.get("displayName") or baseline.policy_id
     policy = seen.policy
+    changes: dict[str, dict[str, Any]] = {}
     if policy is None:
         found[DriftKind.POLICY_DELETED] = Found(
             DriftKind.POLICY_DELETED,
@@ -424,12 +490,29 @@ def findings_from(seen: Reading, baseline: Baseline) -> tuple[dict[str, Found], 
         )
         if seen.pilot_group_gone:
             changes["pilot group"] = {"was": str(baseline.item.run.pilot_group_id), "now": "deleted"}
+    # The sign-in frequency policy and the named location (optional steps) share this kind of finding.
+    optional = optional_changes(baseline, seen)
+    if changes or optional:
+        what = []
         if changes:
-            found[DriftKind.POLICY_CHANGED] = Found(
-                DriftKind.POLICY_CHANGED,
-                f"The MFA policy '{name}' changed since {run_label} verified it: {', '.join(changes)}",
-                {"policy_id": baseline.policy_id, "fields": list(changes), "changes": changes},
+            what.append(
+                f"The MFA policy '{name}' changed since {run_label} verified it: {', '.join(changes)}"
             )
+        if optional:
+            what.append(
+                f"{'the' if changes else 'The'} sign-in frequency policy or trusted named location "
+                f"{run_label} set up changed: {', '.join(optional)}"
+            )
+        found[DriftKind.POLICY_CHANGED] = Found(
+            DriftKind.POLICY_CHANGED,
+            "; ".join(what),
+            {
+                "policy_id": baseline.policy_id,
+                "fields": list(changes) + list(optional),
+                "changes": {**changes, **optional},
+            },
+        )
+    if policy is not None:
         gaps = break_glass_gaps(policy, seen.break_glass, seen.break_glass_group)
         if gaps:
             what = gaps["accounts"] + ([f"group {gaps['group']}"] if gaps["group"] else [])

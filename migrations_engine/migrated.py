@@ -72,6 +72,10 @@ class _RunView:
     def mode(self) -> str:
         return self.run.mode
 
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self.run.options or {}
+
 
 def baseline_policy(item: RunItem) -> dict[str, Any]:
     """The policy as `item`'s run left it: what its Verify step read back, or, for items verified before

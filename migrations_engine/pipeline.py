@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from migrations_engine.steps import migrate, rollback
+from migrations_engine.steps import locations, migrate, readiness, rollback, session
 from migrations_engine.steps.base import Step
 
 FORWARD: tuple[Step, ...] = (
@@ -11,7 +11,10 @@ FORWARD: tuple[Step, ...] = (
     migrate.Census(),
     migrate.Snapshot(),
     migrate.GuardBreakGlass(),
+    readiness.Readiness(),
     migrate.EnsurePolicy(),
+    locations.NamedLocation(),  # optional (run option named_location)
+    session.SignInFrequency(),  # optional (run option sign_in_frequency)
     migrate.BridgeSecurityDefaults(),
     migrate.CutOver(),
     migrate.DisablePerUser(),
@@ -24,6 +27,8 @@ ROLLBACK: tuple[Step, ...] = (
     rollback.RestorePerUser(),
     rollback.RollbackBridge(),
     rollback.RestorePolicy(),
+    session.RestoreSessionPolicy(),
+    locations.RestoreNamedLocation(),
     rollback.RestoreSecurityDefaults(),
     rollback.Unbridge(),
     rollback.VerifyRollback(),

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from migrations_engine import run_options
 from migrations_engine.audit import record_staff_action
 from migrations_engine.choices import ACTIVE_ITEM_STATUSES, ItemStatus, RunMode, RunStatus
 from migrations_engine.models import MigrationRun, RunItem
@@ -26,6 +27,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "settle_seconds": 600,  # verify polls this long for changes to take effect (the article: 5-10 min)
     "replication_wait_seconds": 60,  # how long a just-created policy may stay invisible
     "whatif_sample": 3,
+    **run_options.EXTRA_DEFAULTS,  # optional steps, the grant, the readiness gate (run_options.py)
 }
 
 
@@ -83,7 +85,7 @@ def start_run(
     unknown = set(options or {}) - set(DEFAULT_OPTIONS)
     if unknown:
         raise ValidationError(f"Unknown options: {', '.join(sorted(unknown))}.")
-    merged = {**DEFAULT_OPTIONS, **(options or {})}
+    merged = run_options.validate({**DEFAULT_OPTIONS, **(options or {})})
     user = actor if hasattr(actor, "username") else None
     needs_approval = mode == RunMode.FULL and settings.RUN_APPROVAL_REQUIRED
     try:

@@ -22,6 +22,7 @@ from migrations_engine import waves
 from migrations_engine.choices import ItemStatus, WaveStatus
 from migrations_engine.models import RunItem, Wave
 from migrations_engine.models.waves import WAVE_MODES
+from migrations_engine.options_form import RunOptionsForm
 from migrations_engine.waves import visible_waves
 from msp_console.admin_site import site
 from tenants.access import visible_tenants
@@ -33,7 +34,26 @@ def _local(wave: Wave, moment):
     return moment.astimezone(waves.zone(wave.time_zone)) if moment else None
 
 
-class WaveForm(forms.Form):
+class WaveForm(RunOptionsForm):
+    field_order = [
+        "name",
+        "mode",
+        "pilot_group_id",
+        "tenants",
+        "licence",
+        "tag",
+        "min_users",
+        "max_users",
+        "time_zone",
+        "start",
+        "window_minutes",
+        "repeat_days",
+        "concurrency",
+        "rings",
+        "pilot_tenants",
+        "ring_delay_days",
+    ]  # then the run options (grant, optional steps, readiness)
+
     name = forms.CharField(max_length=200)
     mode = forms.ChoiceField(choices=WAVE_MODES, initial="plan")
     pilot_group_id = forms.CharField(
@@ -102,6 +122,8 @@ class WaveForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        if self.errors:
+            return data
         if data.get("tenants") and self.filters():
             raise ValidationError("Choose tenants or filter them, not both.")
         if not data.get("tenants") and not self.filters() and not self.errors:
@@ -191,6 +213,7 @@ class WaveAdmin(admin.ModelAdmin):
                     pilot_tenants=list(data["pilot_tenants"]),
                     ring_delay_days=data["ring_delay_days"],
                     selection=selection,
+                    options=data["options"],
                     actor=request.user,
                 )
             except ValidationError as exc:

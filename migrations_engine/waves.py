@@ -40,6 +40,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from migrations_engine import run_options
 from migrations_engine.audit import record_staff_action
 from migrations_engine.choices import (
     ACTIVE_ITEM_STATUSES,
@@ -199,6 +200,7 @@ def create_wave(
     ring_delay_days: int = 1,
     pilot_group_id: str | None = None,
     selection: dict | None = None,
+    options: dict | None = None,
     now: datetime | None = None,
 ) -> Wave:
     """Validate and create a wave, then schedule its first slot. `starts_at` may be naive: it is then read
@@ -242,6 +244,10 @@ def create_wave(
         errors.append("Every pilot-ring tenant must be one of the wave's tenants.")
     if not 1 <= rings <= max(1, len(tenants)):
         errors.append(f"Ask for 1 to {max(1, len(tenants))} rings.")
+    try:
+        options = run_options.validate(options or {})
+    except ValidationError as exc:
+        errors.extend(exc.messages)
     if errors:
         raise ValidationError(errors)
     user = actor if hasattr(actor, "username") else None
@@ -270,6 +276,7 @@ def create_wave(
             mode=mode,
             pilot_group_id=pilot_group_id,
             selection=selection or {"tenants": [t.primary_domain for t in tenants]},
+            options={k: v for k, v in options.items() if k in run_options.EXTRA_DEFAULTS},
             time_zone=time_zone,
             starts_at=starts_at,
             window_minutes=window_minutes,
@@ -543,7 +550,7 @@ def _create_ring_run(wave: Wave, key: str, options: dict, job_id_for, pending: l
     run = MigrationRun.objects.create(
         mode=wave.mode,
         pilot_group_id=wave.pilot_group_id,
-        options=dict(options),
+        options=run_options.validate({**options, **wave.options}),
         started_by=wave.created_by,
         actor=wave.scheduler_actor,
         wave=wave,

@@ -140,6 +140,10 @@ CONSENT_REDIRECT_URI = env_str("CONSENT_REDIRECT_URI", f"{SITE_URL}/consent/call
 # How long an admin-consent link (its single-use state) stays valid, in seconds.
 CONSENT_STATE_TTL_SECONDS = env_int("CONSENT_STATE_TTL_SECONDS", 3600)
 
+# The readiness gate before cut-over: a full run stops when more than this share (percent) of its
+# in-scope, enabled users are not MFA-registered, unless started with an override reason (audited).
+READINESS_MAX_UNREGISTERED_PCT = env_float("READINESS_MAX_UNREGISTERED_PCT", 50.0)
+
 # --- Scheduled work (rq-scheduler) ----------------------------------------------------------------
 # How often the scheduler's safety-net tick looks at waves (each wave's own job fires on time; the tick
 # catches a job Redis lost). Seconds.

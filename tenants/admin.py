@@ -268,6 +268,11 @@ def _detail(tenant: CustomerTenant) -> dict:
         "drift_check": DriftCheck.objects.filter(tenant=tenant).order_by("-started_at").first(),
         "drift_url": reverse("admin:migrations_engine_driftfinding_changelist")
         + f"?tenant__id__exact={tenant.pk}",
+        "census_policies": (tenant.census_detail or {}).get("policies") or [],
+        "readiness_item": RunItem.objects.filter(tenant=tenant, state__has_key="readiness")
+        .select_related("run")
+        .order_by("-run__created_at")
+        .first(),
     }
 
 

@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from migrations_engine.jobs import enqueue_census
 from migrations_engine.models import MigrationRun, RunItem
+from migrations_engine.options_form import RunOptionsForm
 from migrations_engine.services import RunConflict, start_rollback, start_run
 
 MODES = {
@@ -96,14 +97,26 @@ def census(modeladmin, request, queryset):
 census.short_description = "Run a census"
 
 
+def _options_form(request) -> RunOptionsForm:
+    """The run options on a confirmation page: bound on the confirming POST, blank on the first."""
+    return RunOptionsForm(request.POST if "confirm" in request.POST else None)
+
+
 def _mode_action(mode: str):
     def action(modeladmin, request, queryset):
         title, explain = MODES[mode]
-        if "confirm" not in request.POST:
-            return _confirm(
-                modeladmin, request, queryset, action=action.__name__, title=title, explain=explain
-            )
-        return _start(modeladmin, request, queryset, mode)
+        form = _options_form(request)
+        if "confirm" in request.POST and form.is_valid():
+            return _start(modeladmin, request, queryset, mode, options=form.cleaned_data["options"])
+        return _confirm(
+            modeladmin,
+            request,
+            queryset,
+            action=action.__name__,
+            title=title,
+            explain=explain,
+            extra={"options_form": form},
+        )
 
     action.__name__ = f"start_{mode}"
     action.short_description = MODES[mode][0]
@@ -126,13 +139,16 @@ def start_pilot(modeladmin, request, queryset):
         return None
     group = request.POST.get("pilot_group_id", "").strip()
     error = ""
+    form = _options_form(request)
     if "confirm" in request.POST:
         try:
             uuid.UUID(group)
         except ValueError:
             error = "Enter the pilot group's object id (a GUID from Entra ID > Groups)."
         else:
-            return _start(modeladmin, request, queryset, "pilot", pilot_group_id=group)
+            if form.is_valid():
+                options = form.cleaned_data["options"]
+                return _start(modeladmin, request, queryset, "pilot", pilot_group_id=group, options=options)
     return _confirm(
         modeladmin,
         request,
@@ -140,7 +156,7 @@ def start_pilot(modeladmin, request, queryset):
         action="start_pilot",
         title=title,
         explain=explain,
-        extra={"ask_pilot_group": True, "pilot_group_id": group, "form_error": error},
+        extra={"ask_pilot_group": True, "pilot_group_id": group, "form_error": error, "options_form": form},
     )
 
 

@@ -9,11 +9,20 @@ REQUIRED_ROLES: dict[str, str] = {
     "Organization.Read.All": "Read the tenant's licences, to check for Entra ID P1/P2.",
     "User.Read.All": "List users, to count them and find break-glass accounts.",
     "GroupMember.Read.All": "Read members of the break-glass and pilot groups.",
-    "Policy.Read.All": "Read per-user MFA states, security defaults and Conditional Access policies.",
-    "Policy.ReadWrite.ConditionalAccess": "Create and enable the 'Require MFA all users' policy.",
+    "Policy.Read.All": (
+        "Read per-user MFA states, security defaults, Conditional Access policies, authentication "
+        "strengths and the legacy MFA service settings (trusted IPs, remember MFA)."
+    ),
+    "Policy.ReadWrite.ConditionalAccess": (
+        "Create and enable the 'Require MFA all users' policy, and the optional trusted-IPs named location "
+        "and sign-in frequency policy."
+    ),
     "Policy.ReadWrite.SecurityDefaults": "Turn security defaults off at cut-over (on again in a rollback).",
     "Policy.ReadWrite.AuthenticationMethod": "Set per-user MFA to disabled (registered methods are kept).",
-    "AuditLog.Read.All": "Read the MFA registration report.",
+    "AuditLog.Read.All": (
+        "Read the MFA registration report, sign-ins by legacy clients (readiness) and which policies "
+        "Microsoft manages (directory audit log)."
+    ),
 }
 
 

@@ -138,6 +138,9 @@ class UserSnapshot(models.Model):
     per_user_state = models.CharField(max_length=20)
     account_enabled = models.BooleanField(default=True)
     user_type = models.CharField(max_length=20, blank=True)
+    mfa_registered = models.BooleanField(
+        null=True, help_text="From the registration report, read by the readiness gate (None: not in it)"
+    )
 
     class Meta:
         constraints = [

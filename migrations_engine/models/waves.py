@@ -28,6 +28,11 @@ class Wave(models.Model):
     name = models.CharField(max_length=200, unique=True)
     mode = models.CharField(max_length=10, choices=WAVE_MODES)
     pilot_group_id = models.UUIDField(null=True, blank=True, help_text="Pilot mode: the group in scope")
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Run options for its rings' runs (grant, optional steps, readiness)",
+    )
     selection = models.JSONField(
         default=dict, blank=True, help_text="How the tenants were chosen (names, or the filter used)"
     )

@@ -100,6 +100,15 @@ class StepContext:
         self.item.counters.update(values)
         RunItem.objects.filter(pk=self.item.pk).update(counters=self.item.counters)
 
+    def warn(self, text: str) -> None:
+        """A warning staff must read (kept in `state["warnings"]`, counted in `counters["warnings"]`);
+        the same text twice (a resumed step) is kept once."""
+        warnings = list(self.item.state.get("warnings") or [])
+        if text in warnings:
+            return
+        self.save_state(warnings=[*warnings, text])
+        self.count(warnings=1)
+
     def diff(self, step: str, change: str, **detail: Any) -> None:
         """Plan mode: record an intended change a human can read."""
         from migrations_engine.models import RunItem

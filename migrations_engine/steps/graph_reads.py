@@ -89,3 +89,16 @@ async def resolve_break_glass(
         else:
             found.update({m["id"]: m for m in members})
     return found, missing
+
+
+async def legacy_mfa_settings(graph: GraphClient) -> dict[str, Any] | None:
+    """The legacy MFA service settings (`/beta/policies/mfaServicePolicy`: trusted IPs, remember-MFA days,
+    app passwords). Microsoft does not document this endpoint: None when Graph does not serve it (an
+    unknown segment, 400/404) or refuses it (403), or when the answer is not an object."""
+    try:
+        body = await graph.get_json("/policies/mfaServicePolicy", version="beta")
+    except GraphError as exc:
+        if exc.status in (400, 403, 404):
+            return None
+        raise
+    return body if isinstance(body, dict) else None

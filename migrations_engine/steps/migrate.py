@@ -11,13 +11,14 @@ from django.utils import timezone
 from migrations_engine.census import PER_USER_STATES, USER_SELECT, licence_from_skus
 from migrations_engine.graph import ConsentMissing, GraphError, GraphUnavailable, TokenError, missing_roles
 from migrations_engine.steps import graph_reads as reads
-from migrations_engine.steps import per_user
+from migrations_engine.steps import locations, per_user, session
 from migrations_engine.steps.base import POLICY_NAME, Step, StepContext, StepFailed
 from migrations_engine.steps.policy import (
     REPORT_ONLY,
     baseline_of,
     desired_policy,
     is_candidate,
+    kept_grant_note,
     restore_fix,
     scope_fix,
     scope_problems,
@@ -253,10 +254,15 @@ class EnsurePolicy(Step):
                 ctx.diff(self.key, change, policy=policy.get("displayName"), fixes=fixes)
             else:
                 patch_policy(ctx, policy["id"], body, action=action, before=policy)
+        kept = kept_grant_note(policy, ctx)
+        if kept:
+            ctx.warn(kept)
         if ctx.plan:
-            return f"would use policy '{policy.get('displayName')}'"
-        return f"policy '{policy.get('displayName')}' ({policy['id']}) in state {policy.get('state')}" + (
-            f"; fixed: {', '.join(fixes)}" if fixes else ""
+            return f"would use policy '{policy.get('displayName')}'" + (f"; {kept}" if kept else "")
+        return (
+            f"policy '{policy.get('displayName')}' ({policy['id']}) in state {policy.get('state')}"
+            + (f"; fixed: {', '.join(fixes)}" if fixes else "")
+            + (f"; {kept}" if kept else "")
         )
 
     def _verified_before(self, ctx: StepContext) -> tuple[dict[str, Any] | None, Any]:
@@ -415,9 +421,10 @@ class CutOver(Step):
                     "PATCH", f"{reads.POLICIES}/(policy)", body={"state": "enabled"}, action="policy.enable"
                 )
             )
+            session.plan_promotion(ctx)
             return (
                 "would turn security defaults off and enable the policy" if sd else "would enable the policy"
-            )
+            ) + (" and the sign-in frequency policy" if ctx.settings.get("sign_in_frequency") else "")
         policy_id = ctx.state["policy_id"]
         policy = ctx.wait(reads.get_policy(ctx.graph, policy_id, wait_seconds=wait))
         if policy is None:
@@ -428,7 +435,9 @@ class CutOver(Step):
         enabled = policy.get("state") == "enabled"
         reconcile(ctx, "policy.enable", applied=enabled, evidence={"state": policy.get("state")})
         if policy.get("state") == "enabled" and not sd:
-            return "already cut over"
+            # A resumed cut-over may have stopped between the main policy and the session policy.
+            promoted = session.promote(ctx)
+            return "already cut over" + (f"; {promoted}" if promoted else "")
         if sd:
             set_security_defaults(ctx, False, action="sd.disable")
             ctx.save_state(sd_turned_off=True)
@@ -463,7 +472,11 @@ class CutOver(Step):
                 raise StepFailed("The policy does not read back as enabled yet", retryable=True)
             time.sleep(1)
         ctx.save_state(policy_enabled_at=timezone.now().isoformat())
-        return "security defaults off and policy enabled" if sd else "policy enabled"
+        # Only now, with the MFA policy enforced: the sign-in frequency policy goes on with it. Its failure
+        # never undoes the MFA policy (it is recorded; Verify tries again and reports it).
+        promoted = session.promote(ctx)
+        done = "security defaults off and policy enabled" if sd else "policy enabled"
+        return done + (f"; {promoted}" if promoted else "")
 
     def _compensate(self, ctx: StepContext, sd_was_on: bool) -> None:
         if not sd_was_on:
@@ -573,9 +586,23 @@ class Verify(Step):
         deadline = time.monotonic() + settle
         delay = 1.0
         redone = 0
+        promoted_again = False
         while True:
             pending, verdict, stragglers, policy = self._check(ctx)
             policy_ready = not any(p.startswith("polic") for p in pending)
+            extra, parts, baselines = self._optional(ctx)
+            if (
+                policy_ready
+                and not promoted_again
+                and any(p.startswith("sign-in frequency policy is") for p in extra)
+            ):
+                # The cut-over could not enable it (recorded): try once more now the MFA policy is enforced.
+                promoted_again = True
+                session.promote(ctx)
+                continue
+            pending += extra
+            kept = kept_grant_note(policy, ctx)
+            verdict += "".join(f"; {part}" for part in [*parts, kept] if part)
             if stragglers and policy_ready and redone < self.MAX_REDO:
                 # Per-user MFA came back on after the disable step: a write Graph applied after we had
                 # given up on it (a late bridge write), or an admin. The policy is enforced, so turn it
@@ -585,7 +612,7 @@ class Verify(Step):
                 continue
             if not pending:
                 # What the drift watch compares against, and what a re-run of this scope restores.
-                ctx.save_state(policy_baseline=baseline_of(policy))
+                ctx.save_state(policy_baseline=baseline_of(policy), **baselines)
                 ctx.item.verdict = verdict
                 type(ctx.item).objects.filter(pk=ctx.item.pk).update(verdict=verdict)
                 return verdict
@@ -598,6 +625,17 @@ class Verify(Step):
             delay = min(delay * 2, 30)
 
     MAX_REDO = 3
+
+    def _optional(self, ctx: StepContext) -> tuple[list[str], list[str], dict[str, Any]]:
+        """The optional steps' objects (the sign-in frequency policy, the named location): what is still
+        pending, the verdict's parts, and what the drift watch will compare with."""
+        session_pending, session_part, session_baseline = session.session_check(ctx)
+        location_pending, location_part, location_baseline = locations.location_check(ctx)
+        return (
+            session_pending + location_pending,
+            [session_part, location_part],
+            {**session_baseline, **location_baseline},
+        )
 
     def _disable_again(self, ctx: StepContext, stragglers: dict[str, str]) -> None:
         from migrations_engine.models import UserSnapshot

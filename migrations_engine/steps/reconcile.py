@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from migrations_engine.audit import record_reconciliation
 from migrations_engine.choices import AuditKind, AuditOutcome
-from migrations_engine.steps.base import StepContext
+from migrations_engine.steps.base import StepContext, StepFailed
 
 
 def unknown_intents(ctx: StepContext, action: str) -> list:
@@ -34,3 +36,44 @@ def reconcile(ctx: StepContext, action: str, *, applied: bool, evidence: dict[st
             ctx.graph.audit, intent=row, outcome="succeeded" if applied else "not_applied", detail=evidence
         )
     return len(rows)
+
+
+def find_ours(
+    ctx: StepContext,
+    *,
+    what: str,
+    name: str,
+    id_key: str,
+    attempted_key: str,
+    action: str,
+    get: Callable[[str], dict[str, Any] | None],
+    named: Callable[[], list[dict[str, Any]]],
+    wait: float,
+) -> dict[str, Any] | None:
+    """The object this run made or adopted: by the id in `ctx.state[id_key]` (gone → stop for a human), or
+    the one listed under our `name`, or None. A create sent before whose answer was lost
+    (`ctx.state[attempted_key]`) is waited for by listing (replication lag), never sent again, and its
+    audit intent is settled by what the listing shows. Two of our name stop for a human."""
+    if ctx.state.get(id_key):
+        found = get(ctx.state[id_key])
+        if found is None:
+            raise StepFailed(
+                f"The {what} {ctx.state[id_key]} this run made or adopted is gone; "
+                "a human should look before another is created"
+            )
+        return found
+    listed = named()
+    if not listed and ctx.state.get(attempted_key):
+        deadline = time.monotonic() + wait
+        while not listed and time.monotonic() < deadline:
+            time.sleep(min(1.0, max(0.1, deadline - time.monotonic())))
+            listed = named()
+    if not ctx.plan and ctx.state.get(attempted_key):
+        reconcile(ctx, action, applied=bool(listed), evidence={"listed": [o.get("id") for o in listed]})
+    if len(listed) > 1:
+        raise StepFailed(
+            f"There are {len(listed)} {what} objects called '{name}' ("
+            + ", ".join(str(o.get("id")) for o in listed)
+            + "). A human must choose which to keep; nothing was changed."
+        )
+    return listed[0] if listed else None

@@ -9,8 +9,10 @@ from __future__ import annotations
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps import per_user
 from migrations_engine.steps.base import Step, StepContext, StepFailed
+from migrations_engine.steps.locations import location_rollback_pending
 from migrations_engine.steps.migrate import _apply
 from migrations_engine.steps.per_user import Change
+from migrations_engine.steps.session import session_rollback_pending
 from migrations_engine.steps.user_scope import keyset_rows, succeeded
 from migrations_engine.steps.writes import patch_policy, set_security_defaults
 
@@ -40,6 +42,13 @@ class LoadSnapshot(Step):
             "break_glass_ids",
             "break_glass_group",
             "pilot_member_ids",
+            # the optional steps' objects (steps/session.py, steps/locations.py)
+            "session_policy_id",
+            "session_policy_created",
+            "session_policy_before",
+            "named_location_id",
+            "named_location_created",
+            "named_location_before",
         )
         ctx.save_state(
             snapshot_id=original.snapshot.pk,
@@ -177,10 +186,15 @@ class VerifyRollback(Step):
         sd = ctx.wait(reads.security_defaults_on(ctx.graph))
         if sd != bool(ctx.state.get("security_defaults_before")):
             pending.append(f"security defaults are {'on' if sd else 'off'}")
+        parts = []
+        for check in (session_rollback_pending, location_rollback_pending):
+            more, part = check(ctx)
+            pending += more
+            parts += [part] if part else []
         if pending:
             raise StepFailed("Rollback not complete: " + "; ".join(pending), retryable=True)
         verdict = (
             f"Rolled back: {checked} users as in the snapshot, security defaults {'on' if sd else 'off'}"
-        )
+        ) + "".join(f"; {part}" for part in parts)
         type(ctx.item).objects.filter(pk=ctx.item.pk).update(verdict=verdict)
         return verdict

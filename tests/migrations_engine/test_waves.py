@@ -352,3 +352,21 @@ def test_two_scheduler_processes_over_50_slots_fire_each_slot_once(queue, redis_
 
 def _tails(logs) -> dict[str, str]:
     return {name: log.read_text()[-2000:] for name, log in logs.items()}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_waves_options_reach_its_rings_runs_and_bad_ones_are_refused(queue):
+    tenant = CustomerTenant.objects.create(
+        tenant_id=uuid.uuid4(), primary_domain="options.example", display_name="Options"
+    )
+    with pytest.raises(ValidationError, match="did you mean 203.0.113.0/24"):
+        _wave([tenant], options={"named_location": {"cidrs": ["203.0.113.9/24"]}})
+    assert not Wave.objects.exists()
+    options = {"grant": "phishing_resistant", "sign_in_frequency": {"type": "hours", "value": 12}}
+    wave = _wave([tenant], options=options)
+    with time_machine.travel(waves.window(wave, 0).start + datetime.timedelta(minutes=1), tick=True):
+        waves.tick(wave.pk)
+    run = MigrationRun.objects.get(wave=wave)
+    assert run.options["grant"] == "phishing_resistant"
+    assert run.options["sign_in_frequency"] == {"value": 12, "type": "hours"}
+    assert run.options["settle_seconds"] == 600  # the defaults underneath

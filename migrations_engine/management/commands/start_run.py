@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from migrations_engine.management.progress import wait_for_run
+from migrations_engine.options_form import add_cli_arguments, cli_options
 from migrations_engine.services import RunConflict, start_run
 from tenants.lookup import find_tenant
 from tenants.models import CustomerTenant
@@ -22,6 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--pilot-group", help="pilot mode: the pilot group's object id")
         parser.add_argument("--settle-seconds", type=int, help="how long verify waits for changes to apply")
         parser.add_argument("--wait", action="store_true", help="follow the run with a progress bar")
+        add_cli_arguments(parser)
         parser.add_argument("--actor", default="cli", help="who to record as having started it")
 
     def handle(self, *args, **options):
@@ -34,7 +36,10 @@ class Command(BaseCommand):
                 if tenant is None:
                     raise CommandError(f"No customer tenant with id or domain {name!r}; nothing was started")
                 tenants.append(tenant)
-        run_options = {}
+        try:
+            run_options = cli_options(options)
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages) + "; nothing was started") from exc
         if options["settle_seconds"] is not None:
             if options["settle_seconds"] < 0:
                 raise CommandError("--settle-seconds cannot be negative")

@@ -16,6 +16,7 @@ from django.utils import dateparse, timezone
 
 from migrations_engine import waves
 from migrations_engine.models import Wave
+from migrations_engine.options_form import add_cli_arguments, cli_options
 from tenants.choices import LicenceTier
 from tenants.lookup import find_tenant
 from tenants.models import CustomerTenant, Tag
@@ -82,6 +83,7 @@ class Command(BaseCommand):
         create.add_argument("--pilot", help="comma-separated tenants forming the pilot ring")
         create.add_argument("--ring-delay-days", type=int, default=1)
         create.add_argument("--actor", default="cli")
+        add_cli_arguments(create)
         sub.add_parser("list", help="every wave with its next fire time")
         for name in ("show", "pause", "cancel"):
             sub.add_parser(name).add_argument("wave", help="id or name")
@@ -138,6 +140,7 @@ class Command(BaseCommand):
             ring_delay_days=options["ring_delay_days"],
             pilot_group_id=options["pilot_group"],
             selection=selection,
+            options=cli_options(options),
             actor=options["actor"],
         )
         self.stdout.write(f"Created {describe(wave, timezone.now())}, {len(tenants)} tenants")

@@ -1,0 +1,163 @@
+"""A run's options beyond the basics: the optional steps (named location, sign-in frequency), the grant
+(the `mfa` control or an authentication strength), and the readiness gate. Checked here once, when a run
+or a wave is created, so a step can trust what it reads from `ctx.settings`.
+
+    grant                            "mfa" (built-in control, default) | "mfa_strength" | "phishing_resistant"
+    named_location                   None, or {"cidrs": [...], "from_legacy": bool, "display_name": str}
+    sign_in_frequency                None, or {"value": int, "type": "days"|"hours"}, or {"from_legacy": True}
+    readiness_max_unregistered_pct   None (READINESS_MAX_UNREGISTERED_PCT), or 0-100
+    readiness_override               "" or the reason a full run goes on past the readiness gate (audited)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+# Built-in authentication strengths (Microsoft's fixed ids).
+STRENGTH_MFA = "00000000-0000-0000-0000-000000000002"
+STRENGTH_PHISHING_RESISTANT = "00000000-0000-0000-0000-000000000004"
+GRANTS = {
+    "mfa": ("Require multifactor authentication (built-in control)", None),
+    "mfa_strength": ("Authentication strength: Multifactor authentication", STRENGTH_MFA),
+    "phishing_resistant": ("Authentication strength: Phishing-resistant MFA", STRENGTH_PHISHING_RESISTANT),
+}
+NAMED_LOCATION_NAME = "Trusted IPs (moved from MFA service settings)"
+SIGN_IN_FREQUENCY_LIMITS = {"days": (1, 365), "hours": (1, 23)}
+
+EXTRA_DEFAULTS: dict[str, Any] = {
+    "grant": "mfa",
+    "named_location": None,
+    "sign_in_frequency": None,
+    "readiness_max_unregistered_pct": None,
+    "readiness_override": "",
+}
+
+
+def parse_cidr(text: str) -> str:
+    """One IPv4 or IPv6 range in CIDR form, as Graph wants it; ValidationError saying what is wrong."""
+    raw = (text or "").strip()
+    if not raw:
+        raise ValidationError("An empty IP range.")
+    if "/" not in raw:
+        raise ValidationError(f"{raw!r} has no prefix length: write it as a CIDR range, e.g. {raw}/32.")
+    try:
+        network = ipaddress.ip_network(raw, strict=True)
+    except ValueError as exc:
+        try:
+            loose = ipaddress.ip_network(raw, strict=False)
+        except ValueError:
+            raise ValidationError(f"{raw!r} is not an IPv4 or IPv6 CIDR range ({exc}).") from exc
+        raise ValidationError(f"{raw!r} has host bits set: did you mean {loose}?") from exc
+    if network.prefixlen == 0:
+        raise ValidationError(f"{raw!r} is every address: a trusted location must be narrower.")
+    if network.version == 4 and network.prefixlen < 8:
+        raise ValidationError(
+            f"{raw!r} is wider than /8: too wide to trust (a typo?); the console refuses it."
+        )
+    return str(network)
+
+
+def parse_cidrs(texts) -> list[str]:
+    """Several ranges (a list, or text split on commas, spaces and new lines), deduplicated, in order;
+    every bad one is named in one ValidationError."""
+    if isinstance(texts, str):
+        texts = texts.replace(",", " ").split()
+    good, errors = [], []
+    for text in texts or []:
+        try:
+            cidr = parse_cidr(str(text))
+        except ValidationError as exc:
+            errors.extend(exc.messages)
+            continue
+        if cidr not in good:
+            good.append(cidr)
+    if errors:
+        raise ValidationError(errors)
+    return good
+
+
+def validate(options: dict[str, Any]) -> dict[str, Any]:
+    """The extra options, checked and normalised (only the keys of EXTRA_DEFAULTS are looked at)."""
+    out = dict(options)
+    errors: list[str] = []
+    grant = out.get("grant", "mfa") or "mfa"
+    if grant not in GRANTS:
+        errors.append(f"Unknown grant {grant!r}: choose {', '.join(GRANTS)}.")
+    out["grant"] = grant
+
+    location = out.get("named_location")
+    if location:
+        if not isinstance(location, dict):
+            errors.append("named_location must be {cidrs, from_legacy, display_name}.")
+        else:
+            try:
+                cidrs = parse_cidrs(location.get("cidrs") or [])
+            except ValidationError as exc:
+                errors.extend(exc.messages)
+                cidrs = []
+            from_legacy = bool(location.get("from_legacy"))
+            if not cidrs and not from_legacy and not errors:
+                errors.append(
+                    "A named location needs IP ranges, or to take them from the MFA service settings."
+                )
+            name = str(location.get("display_name") or NAMED_LOCATION_NAME).strip()[:256]
+            out["named_location"] = {"cidrs": cidrs, "from_legacy": from_legacy, "display_name": name}
+    else:
+        out["named_location"] = None
+
+    frequency = out.get("sign_in_frequency")
+    if frequency:
+        if not isinstance(frequency, dict):
+            errors.append("sign_in_frequency must be {value, type} or {from_legacy: true}.")
+        elif frequency.get("from_legacy"):
+            out["sign_in_frequency"] = {"from_legacy": True}
+        else:
+            kind = frequency.get("type")
+            try:
+                value = int(frequency.get("value"))
+            except (TypeError, ValueError):
+                value = None
+            if kind not in SIGN_IN_FREQUENCY_LIMITS:
+                errors.append("Sign-in frequency is counted in days or hours.")
+            elif (
+                value is None
+                or not SIGN_IN_FREQUENCY_LIMITS[kind][0] <= value <= SIGN_IN_FREQUENCY_LIMITS[kind][1]
+            ):
+                low, high = SIGN_IN_FREQUENCY_LIMITS[kind]
+                errors.append(f"Sign-in frequency in {kind} is {low} to {high}.")
+            else:
+                out["sign_in_frequency"] = {"value": value, "type": kind}
+    else:
+        out["sign_in_frequency"] = None
+
+    pct = out.get("readiness_max_unregistered_pct")
+    if pct not in (None, ""):
+        try:
+            pct = float(pct)
+        except (TypeError, ValueError):
+            pct = -1
+        if not 0 <= pct <= 100:
+            errors.append("The readiness threshold is a percentage from 0 to 100.")
+        out["readiness_max_unregistered_pct"] = pct
+    else:
+        out["readiness_max_unregistered_pct"] = None
+    reason = str(out.get("readiness_override") or "").strip()
+    if len(reason) > 500:
+        errors.append("Keep the readiness override's reason under 500 characters.")
+    out["readiness_override"] = reason
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def grant_controls(grant: str) -> dict[str, Any]:
+    """The `grantControls` a run's `grant` option creates a policy with: the built-in `mfa` control, or
+    the built-in authentication strength by id (Graph's documented create shape; never both, since with
+    OR plain MFA would satisfy the policy beside a stronger strength)."""
+    strength = GRANTS.get(grant or "mfa", GRANTS["mfa"])[1]
+    if strength is None:
+        return {"operator": "OR", "builtInControls": ["mfa"]}
+    return {"operator": "OR", "builtInControls": [], "authenticationStrength": {"id": strength}}

@@ -1,0 +1,249 @@
+"""The readiness gate, before any write: who will be asked to register, who may lose an app password or a
+legacy client, and which Conditional Access policies already cover MFA or get in the way.
+
+It reads the registration report onto the snapshot's user rows (page by page, so memory stays flat),
+the last 30 days of sign-ins by legacy clients, the legacy MFA service settings (undocumented; absent
+is fine) and the census's policy list. In scope: the snapshot's enabled users, break-glass accounts
+excluded, pilot members only in pilot mode. Disabled accounts (shared and room mailboxes are created
+with sign-in blocked) are counted apart: they never sign in, so they never register.
+
+A full run stops here when more than the threshold of in-scope users are not MFA-registered (run option
+`readiness_max_unregistered_pct`, else READINESS_MAX_UNREGISTERED_PCT), unless it was started with a
+`readiness_override` reason, which is recorded in the audit log. Plan and pilot runs only report.
+The report is kept in the item's state (`readiness`) for the run page.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+
+from migrations_engine.audit import record_staff_action
+from migrations_engine.census import microsoft_managed_ids
+from migrations_engine.graph import GraphError
+from migrations_engine.steps import graph_reads as reads
+from migrations_engine.steps.base import Step, StepContext, StepFailed
+from migrations_engine.steps.policy_kinds import describe_policies
+
+# clientAppUsed values of sign-ins that cannot do modern authentication (they use a password, or an app
+# password while per-user MFA is enforced): these users lose access when per-user MFA goes.
+LEGACY_CLIENTS = (
+    "Exchange ActiveSync",
+    "IMAP4",
+    "POP3",
+    "Authenticated SMTP",
+    "MAPI Over HTTP",
+    "Exchange Web Services",
+    "Other clients",
+)
+# The modern clients, excluded in the query (Graph's sign-in filter takes `and`, not `or`).
+MODERN_CLIENTS = ("Browser", "Mobile Apps and Desktop clients")
+SIGN_IN_DAYS = 30
+SIGN_IN_PAGES = 10  # at most ~10,000 legacy sign-ins read: enough to name the users
+LISTED = 50  # users named per list in the report (counts are exact)
+
+
+def threshold(ctx: StepContext) -> float:
+    value = ctx.settings.get("readiness_max_unregistered_pct")
+    return float(settings.READINESS_MAX_UNREGISTERED_PCT if value in (None, "") else value)
+
+
+class Readiness(Step):
+    key = "readiness"
+    title = "Readiness gate"
+
+    def run(self, ctx: StepContext) -> str:
+        from migrations_engine.models import TenantSnapshot
+
+        snapshot = TenantSnapshot.objects.get(item=ctx.item)
+        in_scope = self._in_scope(ctx, snapshot)
+        notes: list[str] = []
+        registration_read = self._read_registration(ctx, snapshot, notes)
+        enabled = in_scope.filter(account_enabled=True)
+        total = enabled.count()
+        unregistered = enabled.exclude(mfa_registered=True) if registration_read else enabled.none()
+        unregistered_count = unregistered.count()
+        pct = round(100.0 * unregistered_count / total, 1) if total else 0.0
+        enforced = enabled.filter(per_user_state="enforced")
+        legacy = self._legacy_sign_ins(ctx, notes)
+        ids = list(legacy)
+        scoped: set[str] = set()
+        for at in range(0, len(ids), 1000):
+            scoped.update(in_scope.filter(user_id__in=ids[at : at + 1000]).values_list("user_id", flat=True))
+        legacy_in_scope = {uid: info for uid, info in legacy.items() if uid in scoped}
+        enforced_legacy = list(
+            enforced.filter(user_id__in=list(legacy_in_scope)).values_list("upn", flat=True)[:LISTED]
+        )
+        legacy_settings = ctx.wait(reads.legacy_mfa_settings(ctx.graph))
+        app_passwords = None
+        if legacy_settings is not None:
+            app_passwords = (legacy_settings.get("appPasswords") or {}).get("isAllowed")
+        managed_ids = ctx.wait(microsoft_managed_ids(ctx.graph)) if snapshot.policies else set()
+        if managed_ids is None:
+            notes.append("directory audit log unreadable: Microsoft-managed policies recognised by name only")
+        policies = describe_policies(snapshot.policies or [], managed_ids)
+        report: dict[str, Any] = {
+            "in_scope_enabled": total,
+            "disabled_accounts": in_scope.filter(account_enabled=False).count(),
+            "registration_read": registration_read,
+            "unregistered": unregistered_count,
+            "unregistered_pct": pct,
+            "unregistered_users": list(unregistered.order_by("upn").values_list("upn", flat=True)[:LISTED]),
+            "threshold_pct": threshold(ctx),
+            "enforced": enforced.count(),
+            "app_passwords_allowed": app_passwords,
+            "legacy_sign_in_users": len(legacy_in_scope),
+            "legacy_sign_ins": [
+                {"upn": info["upn"], "clients": sorted(info["clients"])}
+                for info in sorted(legacy_in_scope.values(), key=lambda i: i["upn"])[:LISTED]
+            ],
+            "enforced_with_legacy_clients": enforced_legacy,
+            "policies": policies,
+            "notes": notes,
+        }
+        warnings = self._warnings(report)
+        report["warnings"] = warnings
+        blocked = ctx.mode == "full" and registration_read and total and pct > report["threshold_pct"]
+        override = str(ctx.settings.get("readiness_override") or "").strip()
+        report["blocked"] = bool(blocked and not override)
+        report["override"] = override if blocked else ""
+        ctx.save_state(readiness=report)
+        ctx.set_counters(
+            readiness_unregistered=unregistered_count,
+            readiness_legacy_clients=len(legacy_in_scope),
+        )
+        summary = (
+            f"{unregistered_count} of {total} in-scope users not MFA-registered ({pct}%, threshold "
+            f"{report['threshold_pct']:g}%); {len(legacy_in_scope)} use legacy clients "
+            f"({len(enforced_legacy)} of them enforced); {len(policies['covering'])} policies already "
+            f"require MFA, {len(policies['managed'])} Microsoft-managed"
+        )
+        if not registration_read:
+            summary = "registration report unreadable: " + summary
+        if warnings:
+            summary += ". Warnings: " + " ".join(warnings)
+        if blocked and not override:
+            raise StepFailed(
+                f"Readiness: {pct}% of in-scope users ({unregistered_count} of {total}) are not "
+                f"MFA-registered, above the {report['threshold_pct']:g}% threshold: each would be asked to "
+                "register at the next sign-in. Run a plan to list them, or start the run again with a "
+                "higher threshold or an override reason. Nothing was changed."
+            )
+        if blocked and override:
+            record_staff_action(
+                actor=ctx.run.actor,
+                action="readiness.overridden",
+                tenant_id=ctx.tenant.pk,
+                run_id=ctx.run.pk,
+                detail={
+                    "reason": override,
+                    "unregistered_pct": pct,
+                    "unregistered": unregistered_count,
+                    "in_scope": total,
+                    "threshold_pct": report["threshold_pct"],
+                },
+            )
+            summary += f". Gate overridden: {override}"
+        if ctx.plan and pct > report["threshold_pct"] and registration_read:
+            ctx.diff(
+                self.key,
+                "a full run would stop at the readiness gate",
+                unregistered_pct=pct,
+                threshold_pct=report["threshold_pct"],
+            )
+        return summary
+
+    def _in_scope(self, ctx: StepContext, snapshot):
+        rows = snapshot.users.exclude(user_id__in=ctx.state.get("break_glass_ids") or [])
+        if ctx.mode == "pilot":
+            rows = rows.filter(user_id__in=ctx.state.get("pilot_member_ids") or [])
+        return rows
+
+    def _read_registration(self, ctx: StepContext, snapshot, notes: list[str]) -> bool:
+        """Mark each snapshot row registered or not, page by page; False when the report is unreadable."""
+        from migrations_engine.models import UserSnapshot
+
+        snapshot.users.update(mfa_registered=None)
+        pages = ctx.graph.iter_pages(
+            "/reports/authenticationMethods/userRegistrationDetails",
+            query={"$select": "id,isMfaRegistered", "$top": 999},
+        )
+        try:
+            while True:
+                try:
+                    page = ctx.wait(pages.__anext__())
+                except StopAsyncIteration:
+                    return True
+                for flag in (True, False):
+                    ids = [row["id"] for row in page if bool(row.get("isMfaRegistered")) is flag]
+                    if ids:
+                        UserSnapshot.objects.filter(snapshot=snapshot, user_id__in=ids).update(
+                            mfa_registered=flag
+                        )
+                ctx.heartbeat()
+        except GraphError as exc:
+            if exc.status in (400, 403):
+                notes.append(f"registration report unreadable ({exc.code})")
+                return False
+            raise
+
+    def _legacy_sign_ins(self, ctx: StepContext, notes: list[str]) -> dict[str, dict[str, Any]]:
+        """Users who signed in with a legacy client in the last 30 days: {user id: {upn, clients}}.
+
+        One query (sign-in logs are paced like reports, 5 requests per 10 s): every sign-in whose client
+        is not a modern one, at most SIGN_IN_PAGES pages."""
+        since = (datetime.now(UTC) - timedelta(days=SIGN_IN_DAYS)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        modern = " and ".join(f"clientAppUsed ne '{client}'" for client in MODERN_CLIENTS)
+        pages = ctx.graph.iter_pages(
+            "/auditLogs/signIns", query={"$filter": f"createdDateTime ge {since} and {modern}", "$top": 999}
+        )
+        users: dict[str, dict[str, Any]] = {}
+        try:
+            for _ in range(SIGN_IN_PAGES):
+                try:
+                    page = ctx.wait(pages.__anext__())
+                except StopAsyncIteration:
+                    break
+                for row in page:
+                    uid, client = row.get("userId"), row.get("clientAppUsed") or "Other clients"
+                    if uid and client in LEGACY_CLIENTS:
+                        entry = users.setdefault(
+                            uid, {"upn": row.get("userPrincipalName") or uid, "clients": set()}
+                        )
+                        entry["clients"].add(client)
+            else:
+                notes.append(f"more than {SIGN_IN_PAGES * 999} legacy sign-ins: users named from the newest")
+        except GraphError as exc:
+            if exc.status in (400, 403, 404):
+                notes.append(f"sign-in logs unreadable ({exc.code}): legacy clients not checked")
+                return {}
+            raise
+        for entry in users.values():
+            entry["clients"] = sorted(entry["clients"])
+        return users
+
+    @staticmethod
+    def _warnings(report: dict[str, Any]) -> list[str]:
+        warnings = []
+        if report["enforced_with_legacy_clients"]:
+            warnings.append(
+                f"{len(report['enforced_with_legacy_clients'])} enforced users sign in with legacy clients "
+                "(app passwords or basic auth): those clients stop working once per-user MFA is off."
+            )
+        if report["app_passwords_allowed"]:
+            warnings.append(
+                "App passwords are allowed in the MFA service settings: they only work with per-user MFA "
+                "and stop working after the move."
+            )
+        for policy in report["policies"]["trusted_location_exclusions"]:
+            warnings.append(
+                f"Policy '{policy['displayName']}' excludes trusted locations from MFA: users there are "
+                "never asked to register. Prefer MFA everywhere and use the location for sign-in frequency."
+            )
+        for policy in report["policies"]["blocking"]:
+            warnings.append(
+                f"Policy '{policy['displayName']}' blocks access for all users ({policy['state']})."
+            )
+        return warnings
