@@ -166,6 +166,14 @@ def _run(args, procs: Processes) -> int:
         "2",
         "--ring-delay-days",
         "0",
+        # The plan also shows the optional steps: trusted IPs as a named location, remember-MFA as a
+        # sign-in frequency policy, and the "Multifactor authentication" strength as the grant.
+        "--trusted-ips",
+        "203.0.113.0/24",
+        "--sign-in-frequency",
+        "14d",
+        "--grant",
+        "mfa_strength",
         "--actor",
         "demo",
     )
