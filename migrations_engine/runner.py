@@ -32,6 +32,7 @@ from migrations_engine.graph import GraphClient, GraphConfig, GraphError, GraphU
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem
 from migrations_engine.pipeline import steps_for
 from migrations_engine.steps.base import StepContext, StepFailed, graph_failure
+from msp_console.log_context import working_on
 from tenants.access import can_access
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,11 @@ def run_item(item_pk: int, job_id: str) -> str:
     item = RunItem.objects.select_related("run", "run__started_by", "tenant", "tenant__break_glass").get(
         pk=item_pk
     )
+    with working_on(item.run_id, item.pk):  # every log line of this item carries its run and item ids
+        return _run_claimed(item, job_id)
+
+
+def _run_claimed(item: RunItem, job_id: str) -> str:
     run = item.run
     close_dangling_intents(item)
     if run.started_by_id and not can_access(run.started_by, item.tenant):

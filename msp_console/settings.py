@@ -34,6 +34,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "msp_console.log_context.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -190,11 +191,17 @@ X_FRAME_OPTIONS = "DENY"
 # (msp_console.E001) unless this says it is on purpose (a staging stack, a demo).
 ALLOW_SIMULATOR = env_bool("ALLOW_SIMULATOR", "False")
 
+# `json`: one JSON object per line on stdout with the request or run id (the default in production);
+# `plain`: readable lines (the default with DEBUG on).
+LOG_FORMAT = env_choice("LOG_FORMAT", ("plain", "json") if DEBUG else ("json", "plain"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "msp_console.log_context.JsonLinesFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         # httpx logs every request URL at INFO; keep it to warnings.
