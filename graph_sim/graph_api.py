@@ -937,19 +937,8 @@ def _filtered_log(req: GraphRequest, entries: list[dict], fields: dict, time_key
 def list_sign_ins(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphResponse:
     if tenant.licence == "Free":
         return error(req, 403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant", _SIGN_INS_NON_PREMIUM)
-    entries, bad = _filtered_log(req, tenant.sign_ins, audit_logs.SIGN_IN_FILTERS, "createdDateTime")
-    if bad:
-        return bad
-    return _page(
-        sim,
-        req,
-        entries,
-        "signins",
-        "auditLogs/signIns",
-        lambda e: e,
-        _ctx(sim, req, "auditLogs/signIns"),
-        default_top=1000,
-        max_top=1000,
+    return _log_page(
+        sim, req, tenant.sign_ins, audit_logs.SIGN_IN_FILTERS, "createdDateTime", "signIns", "signins"
     )
 
 
@@ -963,19 +952,27 @@ def get_sign_in(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphRespons
 
 
 def list_directory_audits(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphResponse:
-    entries, bad = _filtered_log(req, tenant.directory_audits, audit_logs.AUDIT_FILTERS, "activityDateTime")
-    if bad:
-        return bad
-    return _page(
+    return _log_page(
         sim,
         req,
-        entries,
+        tenant.directory_audits,
+        audit_logs.AUDIT_FILTERS,
+        "activityDateTime",
+        "directoryAudits",
         "audits",
-        "auditLogs/directoryAudits",
-        lambda e: e,
-        _ctx(sim, req, "auditLogs/directoryAudits"),
-        default_top=1000,
-        max_top=1000,
+    )
+
+
+def _log_page(
+    sim, req: GraphRequest, log: list, fields: dict, time_key: str, name: str, kind: str
+) -> GraphResponse:
+    """One page of an audit log (`auditLogs/<name>`), filtered, newest first, at most 1,000 entries."""
+    entries, bad = _filtered_log(req, log, fields, time_key)
+    if bad:
+        return bad
+    path = f"auditLogs/{name}"
+    return _page(
+        sim, req, entries, kind, path, lambda e: e, _ctx(sim, req, path), default_top=1000, max_top=1000
     )
 
 

@@ -17,21 +17,24 @@ async def security_defaults_on(graph: GraphClient) -> bool:
     return bool((await graph.get_json(SECURITY_DEFAULTS)).get("isEnabled"))
 
 
-async def list_policies(graph: GraphClient) -> list[dict[str, Any]]:
-    policies: list[dict[str, Any]] = []
-    async for page in graph.iter_pages(POLICIES):
-        policies.extend(page)
-    return policies
+async def list_all(graph: GraphClient, path: str) -> list[dict[str, Any]]:
+    """Every object of a collection, page after page."""
+    found: list[dict[str, Any]] = []
+    async for page in graph.iter_pages(path):
+        found.extend(page)
+    return found
 
 
-async def get_policy(graph: GraphClient, policy_id: str, *, wait_seconds: float = 0) -> dict[str, Any] | None:
-    """A policy by id; right after a create Graph may answer 404 for a while (replication lag), so a
-    404 is retried with backoff for up to `wait_seconds` before it counts as gone."""
+async def get_after_create(
+    graph: GraphClient, path: str, *, wait_seconds: float = 0
+) -> dict[str, Any] | None:
+    """An object by path; right after a create Graph may answer 404 for a while (replication lag), so a
+    404 is retried with backoff for up to `wait_seconds` before it counts as gone (None)."""
     deadline = time.monotonic() + wait_seconds
     delay = 0.5
     while True:
         try:
-            return await graph.get_json(f"{POLICIES}/{quote(policy_id)}")
+            return await graph.get_json(path)
         except GraphError as exc:
             if exc.status != 404:
                 raise
@@ -39,6 +42,15 @@ async def get_policy(graph: GraphClient, policy_id: str, *, wait_seconds: float 
                 return None
         await asyncio.sleep(min(delay, max(0.05, deadline - time.monotonic())))
         delay = min(delay * 2, 10)
+
+
+async def list_policies(graph: GraphClient) -> list[dict[str, Any]]:
+    return await list_all(graph, POLICIES)
+
+
+async def get_policy(graph: GraphClient, policy_id: str, *, wait_seconds: float = 0) -> dict[str, Any] | None:
+    """A policy by id (see `get_after_create`)."""
+    return await get_after_create(graph, f"{POLICIES}/{quote(policy_id)}", wait_seconds=wait_seconds)
 
 
 async def resolve_user(graph: GraphClient, name: str) -> dict[str, Any] | None:

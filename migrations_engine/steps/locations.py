@@ -18,9 +18,7 @@ The better pattern: MFA everywhere, the trusted location for sign-in frequency i
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -181,24 +179,13 @@ def location_snapshot(location: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_locations(graph: GraphClient) -> list[dict[str, Any]]:
-    locations: list[dict[str, Any]] = []
-    async for page in graph.iter_pages(NAMED_LOCATIONS):
-        locations.extend(page)
-    return locations
+    return await reads.list_all(graph, NAMED_LOCATIONS)
 
 
 async def get_location(graph: GraphClient, location_id: str, *, wait_seconds: float = 0) -> dict | None:
-    """A named location by id; a 404 is retried for `wait_seconds` (replication lag after a create)."""
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            return await graph.get_json(f"{NAMED_LOCATIONS}/{quote(location_id)}")
-        except GraphError as exc:
-            if exc.status != 404:
-                raise
-            if time.monotonic() >= deadline:
-                return None
-        await asyncio.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+    """A named location by id (see `graph_reads.get_after_create`)."""
+    path = f"{NAMED_LOCATIONS}/{quote(location_id)}"
+    return await reads.get_after_create(graph, path, wait_seconds=wait_seconds)
 
 
 def referencing_policies(policies: list[dict[str, Any]], location_id: str) -> list[dict[str, Any]]:
