@@ -14,7 +14,7 @@ import traceback
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -96,8 +96,31 @@ def _after_wave_item(run_pk: int) -> None:
         logger.exception("wave bookkeeping after run %s's item failed; the wave tick will catch up", run_pk)
 
 
+PIPELINE_CHANGED = (
+    "The console was upgraded while this tenant was part-way through a run, and the steps changed: its "
+    "checkpoint ({done}) is not the start of today's steps ({expected}), so its next step cannot be known. "
+    "Nothing was changed now; start a new run for this tenant (each step reads Graph's state first)."
+)
+
+
+def _pipeline_changed(item: RunItem, steps) -> str:
+    """The reason to refuse an item whose finished steps are not the first steps of today's pipeline (its
+    checkpoint, an index, was made by another release), else ""."""
+    done = [entry["key"] for entry in item.step_log if entry.get("status") == "done"]
+    keys = [step.key for step in steps]
+    expected = keys[: item.next_step_index]
+    # A worker killed between logging a step done and moving the checkpoint leaves that one step extra.
+    if done in (expected, keys[: item.next_step_index + 1]):
+        return ""
+    return PIPELINE_CHANGED.format(done=", ".join(done) or "none", expected=", ".join(expected) or "none")
+
+
 def _run_steps(item: RunItem, run: MigrationRun, job_id: str) -> str:
     steps = steps_for(run.mode)
+    changed = _pipeline_changed(item, steps)
+    if changed:
+        logger.error("item %s: %s", item.pk, changed)
+        return _finish(item, job_id, ItemStatus.FAILED, reason=changed, retryable=False)
     audit = AuditContext(actor=run.actor, tenant_id=item.tenant_id, run_id=run.pk, item_id=item.pk)
     loop = asyncio.new_event_loop()
     graph = GraphClient(
@@ -220,21 +243,28 @@ def _finish(
 
 
 def finalize_run(run_pk: int) -> str:
-    """Set the run's status from its items (the only place a run's status changes after start)."""
-    items = list(RunItem.objects.filter(run_id=run_pk).values_list("status", flat=True))
-    run = MigrationRun.objects.get(pk=run_pk)
-    if run.status == RunStatus.AWAITING_APPROVAL:
-        return run.status  # nothing of it has run; approval or cancel moves it on
-    if any(s in ACTIVE_ITEM_STATUSES for s in items):
-        started = any(s not in (ItemStatus.QUEUED, ItemStatus.WAITING) for s in items)
-        status = RunStatus.RUNNING if started else run.status
-        MigrationRun.objects.filter(pk=run_pk).exclude(status=status).update(status=status, finished_at=None)
+    """Set the run's status from its items (the only place a run's status changes after start).
+
+    Two workers finishing the run's last two items call this at once: each reads the items only once it
+    holds the run's row lock, so the one that runs last sees both items finished and its answer stands
+    (read outside the lock, a stale "running" could be written after "succeeded").
+    """
+    with transaction.atomic():
+        run = MigrationRun.objects.select_for_update().get(pk=run_pk)
+        items = list(RunItem.objects.filter(run_id=run_pk).values_list("status", flat=True))
+        if run.status == RunStatus.AWAITING_APPROVAL:
+            return run.status  # nothing of it has run; approval or cancel moves it on
+        if any(s in ACTIVE_ITEM_STATUSES for s in items):
+            started = any(s not in (ItemStatus.QUEUED, ItemStatus.WAITING) for s in items)
+            status = RunStatus.RUNNING if started else run.status
+            if run.status != status:
+                MigrationRun.objects.filter(pk=run_pk).update(status=status, finished_at=None)
+            return status
+        if run.cancel_requested and any(s == ItemStatus.CANCELLED for s in items):
+            status = RunStatus.CANCELLED
+        elif items and all(s == ItemStatus.SUCCEEDED for s in items):
+            status = RunStatus.SUCCEEDED
+        else:
+            status = RunStatus.FAILED
+        MigrationRun.objects.filter(pk=run_pk).update(status=status, finished_at=timezone.now())
         return status
-    if run.cancel_requested and any(s == ItemStatus.CANCELLED for s in items):
-        status = RunStatus.CANCELLED
-    elif items and all(s == ItemStatus.SUCCEEDED for s in items):
-        status = RunStatus.SUCCEEDED
-    else:
-        status = RunStatus.FAILED
-    MigrationRun.objects.filter(pk=run_pk).update(status=status, finished_at=timezone.now())
-    return status

@@ -280,3 +280,39 @@ def test_verify_turns_per_user_mfa_off_again_when_a_late_write_turned_it_back_on
     redone = UserOutcome.objects.filter(item=item, purpose="straggler", status="succeeded")
     assert sorted(redone.values_list("user_id", flat=True)) == sorted(u["id"] for u in late)
     assert coverage_gaps(fast_graph, tenant, since=t0) == []
+
+
+def test_an_item_checkpointed_by_another_release_is_refused_without_a_write(fast_graph, tmp_path, queue):
+    """An upgrade that changed the steps met a run in flight: the checkpoint (an index) cannot be trusted."""
+    seed(fast_graph, tmp_path)
+    tenant = tenant_named("contoso")
+    run = start_run(mode="full", tenants=[tenant], actor="test", options=FAST)
+    keys = step_keys("full")
+    # As a release without the readiness gate left it: six steps done, its sixth being ensure_policy.
+    older = [key for key in keys if key != "readiness"][:6]
+    RunItem.objects.filter(run=run).update(
+        next_step_index=6, step_log=[{"key": key, "title": key, "status": "done"} for key in older]
+    )
+    work(queue)
+    item = item_of(run)
+    assert item.status == "failed" and not item.retryable
+    assert "upgraded" in item.failure_reason and "ensure_policy" in item.failure_reason
+    assert effective_writes(fast_graph, tenant) == []
+    run.refresh_from_db()
+    assert run.status == "failed"
+
+
+def test_a_step_logged_done_before_its_checkpoint_moved_is_not_taken_for_an_upgrade(
+    fast_graph, tmp_path, queue
+):
+    """A worker killed between logging a step done and moving the checkpoint: that step runs again."""
+    seed(fast_graph, tmp_path)
+    tenant = tenant_named("contoso")
+    run = start_run(mode="plan", tenants=[tenant], actor="test", options=FAST)
+    keys = step_keys("plan")
+    RunItem.objects.filter(run=run).update(
+        next_step_index=2, step_log=[{"key": key, "title": key, "status": "done"} for key in keys[:3]]
+    )
+    work(queue)
+    item = item_of(run)
+    assert item.status == "succeeded", item.failure_reason

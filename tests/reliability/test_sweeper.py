@@ -200,7 +200,7 @@ def test_the_sweeper_is_scheduled_once_every_minute_and_its_job_sweeps(fast_grap
     queue.empty()
     scheduler.enqueue_jobs()  # what `rqscheduler` does when the slot comes
     work(queue)  # runs the sweep, which enqueues the item, which the same burst then runs
-    assert item_of(run).status == "succeeded"
+    assert item_of(run).status == "succeeded", (item_of(run).failure_reason, item_of(run).traceback)
     assert [job.id for job in scheduler.get_jobs()] == [SCHEDULE_ID]  # and it stays scheduled
 
 
