@@ -12,7 +12,7 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 # Django's own deploy check asks for at least this much (security.W009).
@@ -36,23 +36,33 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
+# Microsoft's global cloud: the only one the console supports (its token scope is the global Graph's).
+MICROSOFT_HOSTS = {
+    "GRAPH_BASE_URL": "graph.microsoft.com",
+    "GRAPH_AUTHORITY_HOST": "login.microsoftonline.com",
+}
+
+
 @register()
 def graph_not_the_simulator(app_configs, **kwargs):
-    """Production settings whose Graph or login host is on loopback are talking to the simulator."""
+    """Production settings whose Graph or login host is not Microsoft's are talking to the simulator (on
+    loopback, or a `graph-sim` service) or to something else that must not see the app's credential."""
     if not _production() or getattr(settings, "ALLOW_SIMULATOR", False):
         return []
     errors = []
-    for name in ("GRAPH_BASE_URL", "GRAPH_AUTHORITY_HOST"):
+    for name, expected in MICROSOFT_HOSTS.items():
         value = getattr(settings, name, "")
-        if value and _is_loopback(value):
-            errors.append(
-                Error(
-                    f"{name} is {value}, a loopback address (the Graph simulator), while DEBUG is off.",
-                    hint="Point it at Microsoft (the defaults), or set ALLOW_SIMULATOR=1 if this "
-                    "production-like stack is meant to use the simulator.",
-                    id="msp_console.E001",
-                )
+        if (urlsplit(value).hostname or "").lower() == expected:
+            continue
+        what = "a loopback address (the Graph simulator)" if _is_loopback(value) else f"not {expected}"
+        errors.append(
+            Error(
+                f"{name} is {value}, {what}, while DEBUG is off.",
+                hint="Point it at Microsoft (the defaults), or set ALLOW_SIMULATOR=1 if this "
+                "production-like stack is meant to use the simulator.",
+                id="msp_console.E001",
             )
+        )
     return errors
 
 
@@ -108,3 +118,50 @@ def redis_requires_a_password(app_configs, **kwargs):
             id="msp_console.E003",
         )
     ]
+
+
+# Days before the app certificate's expiry from which `check --deploy` warns.
+CERTIFICATE_WARN_DAYS = 30
+
+
+@register(deploy=True)
+def graph_credentials_usable(app_configs, **kwargs):
+    """`check --deploy`: the app's Graph credential can be used, and is a certificate that is not about to
+    expire (a client secret works, but certificates are preferred: nothing reusable travels)."""
+    if not _production():
+        return []
+    from datetime import UTC, datetime, timedelta
+
+    from migrations_engine.graph.config import GraphConfig, certificate_expiry
+    from migrations_engine.graph.errors import GraphConfigError
+
+    try:
+        config = GraphConfig.from_settings()
+    except GraphConfigError as exc:
+        return [
+            Error(
+                f"The Graph app credential cannot be used: {exc}",
+                hint="See docs/operations.md, 'Certificate credentials'.",
+                id="msp_console.E004",
+            )
+        ]
+    if not config.private_key_pem:
+        return [
+            Warning(
+                "The console signs in to Graph with a client secret.",
+                hint="Certificate credentials are preferred: set GRAPH_CLIENT_PRIVATE_KEY_FILE and "
+                "GRAPH_CLIENT_CERTIFICATE_FILE (docs/operations.md).",
+                id="msp_console.W001",
+            )
+        ]
+    if config.public_certificate_pem:
+        expires = certificate_expiry(config.public_certificate_pem)
+        if expires - datetime.now(UTC) < timedelta(days=CERTIFICATE_WARN_DAYS):
+            return [
+                Warning(
+                    f"The Graph app certificate expires on {expires:%Y-%m-%d}.",
+                    hint="Rotate it now: docs/operations.md, 'Rotating credentials'.",
+                    id="msp_console.W002",
+                )
+            ]
+    return []

@@ -57,8 +57,14 @@ def _msal_app(config: GraphConfig, tenant: str) -> msal.ConfidentialClientApplic
     with _apps_lock:
         app = _apps.get(key)
         if app is None:
-            if config.private_key_pem:
+            if config.private_key_pem and config.public_certificate_pem:
+                # msal signs with the certificate's SHA-256 thumbprint and sends the chain (x5c).
                 credential: object = {
+                    "private_key": config.private_key_pem,
+                    "public_certificate": config.public_certificate_pem,
+                }
+            elif config.private_key_pem:
+                credential = {
                     "private_key": config.private_key_pem,
                     "thumbprint": config.certificate_thumbprint,
                 }

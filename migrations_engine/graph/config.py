@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,6 +23,10 @@ class GraphConfig:
     client_secret: str = field(default="", repr=False)
     private_key_pem: str = field(default="", repr=False)
     certificate_thumbprint: str = ""
+    # The certificate (and its chain) from GRAPH_CLIENT_CERTIFICATE_FILE: msal then signs with its SHA-256
+    # thumbprint (PS256) and sends the chain (x5c, for subject name and issuer authentication). Without it,
+    # the SHA-1 thumbprint alone (RS256), which msal keeps for older setups.
+    public_certificate_pem: str = ""
     ca_bundle: str = ""
     allowed_hosts: tuple[str, ...] = ()
     connect_timeout: float = 10.0
@@ -48,7 +51,7 @@ class GraphConfig:
             raise GraphConfigError(
                 "No app credential: set GRAPH_CLIENT_PRIVATE_KEY_FILE (+ certificate) or GRAPH_CLIENT_SECRET"
             )
-        if self.private_key_pem and not self.certificate_thumbprint:
+        if self.private_key_pem and not (self.certificate_thumbprint or self.public_certificate_pem):
             raise GraphConfigError("A private key needs GRAPH_CLIENT_CERTIFICATE_FILE or its thumbprint")
         try:
             self.pacing_rates  # noqa: B018 - validates every rate
@@ -62,13 +65,13 @@ class GraphConfig:
         """Build from Django settings (which read the environment)."""
         from django.conf import settings
 
-        private_key = ""
+        private_key = chain = ""
         thumbprint = settings.GRAPH_CLIENT_CERTIFICATE_THUMBPRINT.replace(":", "").upper()
         if settings.GRAPH_CLIENT_PRIVATE_KEY_FILE:
             private_key = _read(settings.GRAPH_CLIENT_PRIVATE_KEY_FILE, "GRAPH_CLIENT_PRIVATE_KEY_FILE")
-            if not thumbprint and settings.GRAPH_CLIENT_CERTIFICATE_FILE:
-                cert = _read(settings.GRAPH_CLIENT_CERTIFICATE_FILE, "GRAPH_CLIENT_CERTIFICATE_FILE")
-                thumbprint = certificate_thumbprint(cert)
+            if settings.GRAPH_CLIENT_CERTIFICATE_FILE:
+                chain = _read(settings.GRAPH_CLIENT_CERTIFICATE_FILE, "GRAPH_CLIENT_CERTIFICATE_FILE")
+                thumbprint = check_certificate(private_key, chain, thumbprint)
         return cls(
             authority_host=settings.GRAPH_AUTHORITY_HOST,
             base_url=settings.GRAPH_BASE_URL,
@@ -77,6 +80,7 @@ class GraphConfig:
             client_secret="" if private_key else settings.GRAPH_CLIENT_SECRET,
             private_key_pem=private_key,
             certificate_thumbprint=thumbprint,
+            public_certificate_pem=chain,
             ca_bundle=settings.GRAPH_CA_BUNDLE,
             allowed_hosts=tuple(settings.GRAPH_ALLOWED_HOSTS),
             connect_timeout=settings.GRAPH_CONNECT_TIMEOUT,
@@ -122,16 +126,66 @@ class GraphConfig:
 
 
 def certificate_thumbprint(certificate_pem: str) -> str:
-    """SHA-1 thumbprint (upper-case hex) of a PEM certificate, as Entra shows it."""
+    """SHA-1 thumbprint (upper-case hex) of a PEM certificate (the first of a chain), as Entra shows it."""
+    from cryptography.hazmat.primitives import hashes
+
+    return _certificates(certificate_pem)[0].fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - Entra's
+
+
+def check_certificate(private_key_pem: str, chain_pem: str, thumbprint: str = "", now=None) -> str:
+    """The certificate file's first certificate must belong to the private key, be in date, and match a
+    thumbprint that is also set (SHA-1 or SHA-256). Returns its SHA-1 thumbprint."""
+    from datetime import UTC, datetime
+
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    leaf = _certificates(chain_pem)[0]
+    try:
+        key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+    except TypeError as exc:
+        raise GraphConfigError(
+            "GRAPH_CLIENT_PRIVATE_KEY_FILE is encrypted: store it unencrypted in a file only the console "
+            "can read (a mounted secret)"
+        ) from exc
+    except ValueError as exc:
+        raise GraphConfigError("GRAPH_CLIENT_PRIVATE_KEY_FILE is not a PEM private key") from exc
+    if key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) != leaf.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ):
+        raise GraphConfigError(
+            "GRAPH_CLIENT_PRIVATE_KEY_FILE does not belong to the first certificate in "
+            "GRAPH_CLIENT_CERTIFICATE_FILE"
+        )
+    expires = leaf.not_valid_after_utc
+    if expires <= (now or datetime.now(UTC)):
+        raise GraphConfigError(
+            f"The certificate in GRAPH_CLIENT_CERTIFICATE_FILE expired on {expires:%Y-%m-%d}: "
+            "upload a new one to the app registration and replace the files"
+        )
+    sha1 = leaf.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - Entra's format
+    if thumbprint and thumbprint not in (sha1, leaf.fingerprint(hashes.SHA256()).hex().upper()):
+        raise GraphConfigError(
+            f"GRAPH_CLIENT_CERTIFICATE_THUMBPRINT {thumbprint} is not the thumbprint of the certificate in "
+            f"GRAPH_CLIENT_CERTIFICATE_FILE ({sha1}); leave it empty when the file is set"
+        )
+    return sha1
+
+
+def certificate_expiry(chain_pem: str):
+    """When the file's first certificate stops being valid (UTC)."""
+    return _certificates(chain_pem)[0].not_valid_after_utc
+
+
+def _certificates(chain_pem: str) -> list:
     from cryptography import x509
 
     try:
-        cert = x509.load_pem_x509_certificate(certificate_pem.encode())
+        certificates = x509.load_pem_x509_certificates(chain_pem.encode())
     except ValueError as exc:
         raise GraphConfigError("GRAPH_CLIENT_CERTIFICATE_FILE is not a PEM certificate") from exc
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return hashlib.sha1(cert.public_bytes(Encoding.DER)).hexdigest().upper()  # noqa: S324 - Entra's format
+    return certificates
 
 
 def _read(path: str, setting: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import secrets
 import subprocess
@@ -14,11 +15,27 @@ ROOT = Path(__file__).resolve().parents[2]
 INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TMPDIR")
 
 
+def app_certificate(tmp_path, *, not_after=None, name="app") -> tuple[str, str]:
+    """A key and certificate (with its issuing CA after it, a chain) as files; their paths."""
+    import trustme
+
+    cert = trustme.CA().issue_cert("msp-mfa-console.example.com", not_after=not_after)
+    key_file, cert_file = tmp_path / f"{name}-key.pem", tmp_path / f"{name}-cert.pem"
+    key_file.write_bytes(cert.private_key_pem.bytes())
+    cert_file.write_bytes(b"".join(pem.bytes() for pem in cert.cert_chain_pems))
+    return str(key_file), str(cert_file)
+
+
 def production_env(tmp_path, **changes: str) -> dict[str, str]:
     """What "production settings" means: DEBUG off, a long random key, real host names, an authenticated
-    Redis, the Microsoft endpoints, and the secure defaults that follow from DEBUG being off."""
+    Redis, the Microsoft endpoints, certificate credentials, and the secure defaults that follow from
+    DEBUG being off."""
     env = {name: os.environ[name] for name in INHERITED if name in os.environ}
+    key_file, cert_file = app_certificate(tmp_path)
     env.update(
+        GRAPH_CLIENT_ID="11111111-2222-3333-4444-555555555555",
+        GRAPH_CLIENT_PRIVATE_KEY_FILE=key_file,
+        GRAPH_CLIENT_CERTIFICATE_FILE=cert_file,
         DJANGO_SETTINGS_MODULE="msp_console.settings",
         DEBUG="False",
         SECRET_KEY=secrets.token_urlsafe(64),
@@ -83,6 +100,13 @@ def test_unsafe_overrides_are_reported_by_check_deploy(tmp_path):
         ({"GRAPH_BASE_URL": "https://127.0.0.1:8443"}, "msp_console.E001", "GRAPH_BASE_URL"),
         ({"GRAPH_AUTHORITY_HOST": "https://localhost:8443"}, "msp_console.E001", "GRAPH_AUTHORITY_HOST"),
         ({"GRAPH_BASE_URL": "https://[::1]:8443"}, "msp_console.E001", "loopback"),
+        # The compose demo's simulator is not on loopback; nor is any other host that is not Microsoft's.
+        ({"GRAPH_BASE_URL": "https://graph-sim:8443"}, "msp_console.E001", "not graph.microsoft.com"),
+        (
+            {"GRAPH_AUTHORITY_HOST": "https://login.example.net"},
+            "msp_console.E001",
+            "not login.microsoftonline.com",
+        ),
         ({"SECRET_KEY": None}, "msp_console.E002", "SECRET_KEY is empty"),
         ({"SECRET_KEY": "short-key"}, "msp_console.E002", "shorter than 50"),
         ({"SECRET_KEY": "a" * 80}, "msp_console.E002", "too repetitive"),
@@ -123,3 +147,53 @@ def test_a_worker_refuses_to_start_with_production_settings_on_the_simulator(tmp
         timeout=120,
     )
     assert result.returncode != 0 and "msp_console.E001" in result.stderr
+
+
+def test_check_deploy_refuses_an_unusable_app_credential(tmp_path):
+    other_key, _ = app_certificate(tmp_path, name="other")
+    expired_key, expired_cert = app_certificate(
+        tmp_path, name="expired", not_after=datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    )
+    cases = [
+        ({"GRAPH_CLIENT_ID": None}, "GRAPH_CLIENT_ID is not set"),
+        ({"GRAPH_CLIENT_PRIVATE_KEY_FILE": other_key}, "does not belong to the first certificate"),
+        (
+            {"GRAPH_CLIENT_PRIVATE_KEY_FILE": expired_key, "GRAPH_CLIENT_CERTIFICATE_FILE": expired_cert},
+            "expired on 2020-01-01",
+        ),
+        ({"GRAPH_CLIENT_CERTIFICATE_THUMBPRINT": "AB" * 20}, "is not the thumbprint of the certificate"),
+        ({"GRAPH_CLIENT_PRIVATE_KEY_FILE": str(tmp_path / "missing.pem")}, "cannot be read"),
+    ]
+    for changes, words in cases:
+        result = check(production_env(tmp_path, **changes), "--deploy")
+        assert result.returncode != 0, changes
+        assert "msp_console.E004" in result.stderr and words in result.stderr, (changes, result.stderr)
+    # Not part of the checks that run before every command: a console without Graph credentials yet
+    # still migrates and serves its pages.
+    assert check(production_env(tmp_path, GRAPH_CLIENT_ID=None)).returncode == 0
+
+
+def test_check_deploy_warns_about_a_secret_and_a_certificate_near_its_end(tmp_path):
+    secret = production_env(
+        tmp_path,
+        GRAPH_CLIENT_PRIVATE_KEY_FILE=None,
+        GRAPH_CLIENT_CERTIFICATE_FILE=None,
+        GRAPH_CLIENT_SECRET="s",
+    )
+    result = check(secret, "--deploy", "--fail-level", "WARNING")
+    assert result.returncode != 0 and "msp_console.W001" in result.stderr, result.stderr
+    soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=10)
+    key_file, cert_file = app_certificate(tmp_path, name="soon", not_after=soon)
+    env = production_env(
+        tmp_path, GRAPH_CLIENT_PRIVATE_KEY_FILE=key_file, GRAPH_CLIENT_CERTIFICATE_FILE=cert_file
+    )
+    result = check(env, "--deploy", "--fail-level", "WARNING")
+    assert result.returncode != 0, result.stderr
+    assert "msp_console.W002" in result.stderr and f"expires on {soon:%Y-%m-%d}" in result.stderr
+    # The same thumbprint Entra shows is accepted alongside the file.
+    from migrations_engine.graph.config import certificate_thumbprint
+
+    thumbprint = certificate_thumbprint(Path(cert_file).read_text())
+    env["GRAPH_CLIENT_CERTIFICATE_THUMBPRINT"] = ":".join(thumbprint[i : i + 2] for i in range(0, 40, 2))
+    result = check(env, "--deploy")
+    assert "msp_console.E004" not in result.stderr and "msp_console.W002" in result.stderr
