@@ -26,8 +26,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="python -m graph_sim", description="Microsoft Graph + login simulator"
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the HTTPS simulator on 127.0.0.1")
+    serve = sub.add_parser("serve", help="run the HTTPS simulator (on 127.0.0.1 unless --host says so)")
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (0.0.0.0 only inside a container network)"
+    )
+    serve.add_argument(
+        "--public-host",
+        default="127.0.0.1",
+        help="the name clients reach it by: written into fleet.json, token metadata and the TLS certificate",
+    )
     serve.add_argument("--fleet", choices=("demo", "generated"), default="demo")
     serve.add_argument("--state-dir", type=Path, required=True)
     serve.add_argument("--tenants", type=int, default=3, help="generated fleet: number of tenants")
@@ -62,10 +70,14 @@ async def serve(args: argparse.Namespace) -> None:
         throttle=not args.no_throttle,
         limits=ThrottleLimits(app_writes=args.app_write_cap),
         log_size=args.log_size,
+        host=args.host,
         port=args.port,
+        public_host=args.public_host,
         state_dir=args.state_dir.resolve(),
         time_scale=args.time_scale,
     )
+    # A server.json left by a killed run would announce a server that is not up yet.
+    (config.state_dir / "server.json").unlink(missing_ok=True)
     sim = Simulator(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

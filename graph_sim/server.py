@@ -47,8 +47,11 @@ class SimConfig:
     throttle: bool = True
     limits: ThrottleLimits = field(default_factory=ThrottleLimits)
     log_size: int = 100_000
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # the address to listen on
     port: int = 0
+    # The name clients use (base URLs in fleet.json and token metadata, and the TLS certificate's name):
+    # 127.0.0.1 here; a service name such as `graph-sim` in a container network.
+    public_host: str = "127.0.0.1"
     state_dir: Path | None = None
     time_scale: float = 1.0  # simulated seconds per real second (see graph_sim.clock)
 
@@ -77,7 +80,7 @@ class Simulator:
         self.stats = SimStats(self.clock, self.state.tenants)
         self.throttle = Throttler(config.limits, enabled=config.throttle)
         self.ca = trustme.CA()
-        self._server_cert = self.ca.issue_cert("127.0.0.1", "localhost")
+        self._server_cert = self.ca.issue_cert(*dict.fromkeys(("127.0.0.1", "localhost", config.public_host)))
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
 
@@ -100,7 +103,7 @@ class Simulator:
 
     @property
     def base_url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self.config.public_host}:{self.port}"
 
     # -- files -------------------------------------------------------------------------------------
     def fleet_json(self) -> dict:

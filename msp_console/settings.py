@@ -18,7 +18,8 @@ DEBUG = env_bool("DEBUG", "True")
 SECRET_KEY = env_secret("SECRET_KEY", "insecure-local-development-key" if DEBUG else "")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+# No trailing slash: paths are appended to it.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -35,6 +36,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "msp_console.log_context.RequestIdMiddleware",
+    # /healthz answers here, before the HTTPS redirect and the allowed-hosts check.
+    "msp_console.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -46,7 +49,7 @@ MIDDLEWARE = [
 
 if not DEBUG:
     # Static files under gunicorn (collected at image build); runserver serves them itself in DEBUG.
-    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+    MIDDLEWARE.insert(2, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "msp_console.urls"
 WSGI_APPLICATION = "msp_console.wsgi.application"
@@ -68,7 +71,7 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        env_secret("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
@@ -123,7 +126,7 @@ GRAPH_READ_TIMEOUT = env_float("GRAPH_READ_TIMEOUT", 60.0)
 # Pacing, kept just under Graph's documented limits and shared by every worker through Redis
 # ("redis"; "local" paces each process on its own): user writes per tenant (Graph: 20/s), CA requests
 # per tenant (1/s), writes per app across tenants (70,000 per 5 min = 233/s), registration reports per
-# tenant (5 per 10 s). Resource units are paced to 90 % of Graph's per-size budgets.
+# tenant (5 per 10 s). Resource units are paced to 85 % of Graph's per-size budgets.
 GRAPH_PACING = env_choice("GRAPH_PACING", ("redis", "local"))
 GRAPH_WRITES_PER_SECOND = env_float("GRAPH_WRITES_PER_SECOND", 19.0)
 GRAPH_CA_REQUESTS_PER_SECOND = env_float("GRAPH_CA_REQUESTS_PER_SECOND", 0.9)
@@ -187,8 +190,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
-# Production settings pointing at the Graph simulator on loopback are refused by a system check
-# (msp_console.E001) unless this says it is on purpose (a staging stack, a demo).
+# Production settings whose Graph or login host is not Microsoft's (the simulator) are refused by a
+# system check (msp_console.E001) unless this says it is on purpose (a staging stack, a demo).
 ALLOW_SIMULATOR = env_bool("ALLOW_SIMULATOR", "False")
 
 # `json`: one JSON object per line on stdout with the request or run id (the default in production);
@@ -207,5 +210,7 @@ LOGGING = {
         # httpx logs every request URL at INFO; keep it to warnings.
         "httpx": {"level": "WARNING"},
         "msal": {"level": "WARNING"},
+        # rq-scheduler adds a plain handler of its own to a logger that has none: give it ours.
+        "rq_scheduler.scheduler": {"handlers": ["console"], "propagate": False},
     },
 }

@@ -43,6 +43,17 @@ def wait_for_http(url: str, timeout: float = 30) -> None:
         time.sleep(0.2)
 
 
+def ready_domains(fleet: dict) -> list[str]:
+    """The demo tenants a full run can migrate: consented, P1/P2, every write permission granted."""
+    return [
+        t["domain"]
+        for t in fleet["tenants"]
+        if t["consent_granted"]
+        and t["licence"] != "Free"
+        and "Policy.ReadWrite.AuthenticationMethod" in t["roles"]
+    ]
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tasks.py demo")
     parser.add_argument("--once", action="store_true", help="check the demo comes up right, then stop")
@@ -127,13 +138,7 @@ def _run(args, procs: Processes) -> int:
     except subprocess.CalledProcessError:
         print("Some tenants could not be read (see the Notes column).")
 
-    ready = ",".join(
-        t["domain"]
-        for t in fleet["tenants"]
-        if t["consent_granted"]
-        and t["licence"] != "Free"
-        and "Policy.ReadWrite.AuthenticationMethod" in t["roles"]
-    )
+    ready = ",".join(ready_domains(fleet))
     print("\nA plan, then a full migration, of the consented P1/P2 demo tenants:", flush=True)
     for mode in ("plan", "full"):
         try:

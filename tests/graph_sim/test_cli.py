@@ -67,3 +67,31 @@ def test_it_builds_a_generated_fleet_from_a_seed(tmp_path):
     assert len(fleet["tenants"]) == 4 and all(t["user_count"] == 30 for t in fleet["tenants"])
     assert all(t["licence"] in ("P1", "P2") and t["consent_granted"] for t in fleet["tenants"])
     assert all(len(t["break_glass_upns"]) == 1 for t in fleet["tenants"])
+
+
+def test_it_answers_by_the_name_clients_use_in_a_container_network(tmp_path):
+    """`--public-host graph-sim` (compose's demo profile): URLs, login metadata and certificate name it."""
+    import socket
+
+    with simulator_process(tmp_path, "--public-host", "graph-sim") as info:
+        port = info["port"]
+        assert info["authority_host"] == f"https://graph-sim:{port}"
+        fleet = json.loads((tmp_path / "fleet.json").read_text())
+        assert fleet["graph_base_url"] == f"https://graph-sim:{port}"
+        ctx = ssl.create_default_context(cafile=info["ca_bundle"])
+        with socket.create_connection(("127.0.0.1", port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="graph-sim") as tls:  # verifies the name
+                tls.sendall(b"GET /common/v2.0/.well-known/openid-configuration HTTP/1.1\r\n")
+                tls.sendall(f"Host: graph-sim:{port}\r\nConnection: close\r\n\r\n".encode())
+                answer = b""
+                while chunk := tls.recv(65536):
+                    answer += chunk
+        body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+        assert body["token_endpoint"].startswith(f"https://graph-sim:{port}/")
+        with socket.create_connection(("127.0.0.1", port)) as raw:
+            try:
+                ctx.wrap_socket(raw, server_hostname="other-name")
+            except ssl.SSLCertVerificationError:
+                pass
+            else:
+                raise AssertionError("the certificate names only the simulator's own names")

@@ -1,8 +1,9 @@
-"""`manage.py seed_demo --fleet FILE`: add the simulator's demo tenants and a console admin user."""
+"""`manage.py seed_demo --fleet FILE [--admin-user NAME]`: add the simulator's demo tenants and an admin."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -22,9 +23,16 @@ class Command(BaseCommand):
             "--fleet", required=True, help="fleet.json written by `python -m graph_sim serve`"
         )
         parser.add_argument("--admin-user", default="", help="create this superuser if missing")
-        parser.add_argument("--admin-password", default="", help="its password (required with --admin-user)")
+        parser.add_argument(
+            "--admin-password",
+            default="",
+            help="its password (else DJANGO_SUPERUSER_PASSWORD, as for createsuperuser)",
+        )
 
     def handle(self, *args, **options):
+        password = options["admin_password"] or os.environ.get("DJANGO_SUPERUSER_PASSWORD", "")
+        if options["admin_user"] and not password:
+            raise CommandError("--admin-user needs --admin-password or DJANGO_SUPERUSER_PASSWORD")
         try:
             fleet = json.loads(Path(options["fleet"]).read_text())
             entries = fleet["tenants"]
@@ -51,9 +59,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{added} tenants added, {len(entries) - added} already present")
 
         if options["admin_user"]:
-            if not options["admin_password"]:
-                raise CommandError("--admin-user needs --admin-password")
             users = get_user_model()
             if not users.objects.filter(username=options["admin_user"]).exists():
-                users.objects.create_superuser(options["admin_user"], "", options["admin_password"])
+                users.objects.create_superuser(options["admin_user"], "", password)
                 self.stdout.write(f"admin user {options['admin_user']!r} created")
