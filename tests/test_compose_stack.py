@@ -135,12 +135,9 @@ class Loopback:
                 arg = "127.0.0.1"
             elif before == "--port" and arg == "8443":
                 arg = str(self.ports["graph-sim:8443"])
-            elif arg in ("0.0.0.0:8000", "http://127.0.0.1:8000/healthz"):
-                arg = arg.replace("0.0.0.0:8000", "127.0.0.1:8000").replace(
-                    "127.0.0.1:8000", f"127.0.0.1:{self.ports['web:8000']}"
-                )
-            elif "'http://127.0.0.1:8000/healthz'" in arg:
-                arg = arg.replace("127.0.0.1:8000", f"127.0.0.1:{self.ports['web:8000']}")
+            else:  # gunicorn's --bind and the health check's URL
+                web = f"127.0.0.1:{self.ports['web:8000']}"
+                arg = arg.replace("0.0.0.0:8000", web).replace("127.0.0.1:8000", web)
             out.append(self.value(arg))
         if out and out[0] == "/entrypoint.sh":
             out[0] = str(DOCKER / "entrypoint.sh")

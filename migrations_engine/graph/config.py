@@ -132,7 +132,7 @@ def certificate_thumbprint(certificate_pem: str) -> str:
     return _certificates(certificate_pem)[0].fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - Entra's
 
 
-def check_certificate(private_key_pem: str, chain_pem: str, thumbprint: str = "", now=None) -> str:
+def check_certificate(private_key_pem: str, chain_pem: str, thumbprint: str = "") -> str:
     """The certificate file's first certificate must belong to the private key, be in date, and match a
     thumbprint that is also set (SHA-1 or SHA-256). Returns its SHA-1 thumbprint."""
     from datetime import UTC, datetime
@@ -159,7 +159,7 @@ def check_certificate(private_key_pem: str, chain_pem: str, thumbprint: str = ""
             "GRAPH_CLIENT_CERTIFICATE_FILE"
         )
     expires = leaf.not_valid_after_utc
-    if expires <= (now or datetime.now(UTC)):
+    if expires <= datetime.now(UTC):
         raise GraphConfigError(
             f"The certificate in GRAPH_CLIENT_CERTIFICATE_FILE expired on {expires:%Y-%m-%d}: "
             "upload a new one to the app registration and replace the files"
