@@ -50,6 +50,11 @@ MIDDLEWARE = [
 if not DEBUG:
     # Static files under gunicorn (collected at image build); runserver serves them itself in DEBUG.
     MIDDLEWARE.insert(2, "whitenoise.middleware.WhiteNoiseMiddleware")
+    # Hashed, compressed copies made by collectstatic: browsers may cache them for good.
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
 
 ROOT_URLCONF = "msp_console.urls"
 WSGI_APPLICATION = "msp_console.wsgi.application"

@@ -403,6 +403,8 @@ def _check_console(port: int, password: str, wave_id: int, ready: list[str]) -> 
         html = response.read().decode()
         assert response.headers["X-Request-ID"] == "stack-check-0001"
     assert "Stack wave" in html and all(domain in html for domain in ready)
-    css = re.search(r'href="(/static/[^"]+\.css)"', html).group(1)
-    with opener.open(f"{base}{css}") as response:
-        assert response.status == 200 and "max-age" in response.headers.get("Cache-Control", "")
+    # Static files: collected at build with hashed names, served by whitenoise to be cached for good.
+    css = re.search(r'href="(/static/[^"]+\.[0-9a-f]{12}\.css)"', html).group(1)
+    with opener.open(urllib.request.Request(f"{base}{css}", headers={"Accept-Encoding": "gzip"})) as response:
+        assert response.status == 200 and "immutable" in response.headers.get("Cache-Control", "")
+        assert response.headers.get("Content-Encoding") == "gzip"
