@@ -48,6 +48,11 @@ def browser_page(request, tmp_path, monkeypatch):
             print(f"screenshot of the failure: {shot}")
         context.close()
         browser.close()
+        # The test's queries ran while Playwright's loop was running in this thread: close that
+        # connection here, or it outlives the test and holds the test database at its drop.
+        from django.db import connections
+
+        connections.close_all()
 
 
 @pytest.hookimpl(hookwrapper=True)
