@@ -1,6 +1,7 @@
 #!/bin/sh
-# Wait for PostgreSQL and Redis; then the web service (RUN_MIGRATIONS=1) applies migrations and the
-# others (workers, scheduler) wait until the schema is migrated; then run the given command.
+# Wait for PostgreSQL and Redis; then compose's one-shot `migrate` service (RUN_MIGRATIONS=1) applies
+# migrations, and the others (web, workers, scheduler) wait until the schema is migrated; then run the
+# given command.
 set -e
 python - <<'PY'
 import os, sys, time
@@ -43,7 +44,7 @@ def schema():
 
 wait("PostgreSQL and Redis", dependencies, int(os.environ.get("WAIT_FOR_DEPENDENCIES_SECONDS", "60")))
 if os.environ.get("RUN_MIGRATIONS", "0") != "1":
-    # The web service migrates; a worker or scheduler started on an older schema would fail its jobs.
+    # The migrate service migrates; a process started on an older schema would fail its requests and jobs.
     wait("the database schema", schema, int(os.environ.get("WAIT_FOR_MIGRATIONS_SECONDS", "300")))
 PY
 if [ "${RUN_MIGRATIONS:-0}" = "1" ]; then

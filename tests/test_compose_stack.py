@@ -107,19 +107,25 @@ class Loopback:
         self.ports = {"redis:6379": free_port(), "graph-sim:8443": free_port(), "web:8000": free_port()}
         pg = urllib.parse.urlsplit(pg_admin_url)
         self.pg_hostport = f"127.0.0.1:{pg.port or 5432}"
-        db_env = interpolate(compose["services"]["postgres"]["environment"], variables)
+        self.db_env = interpolate(compose["services"]["postgres"]["environment"], variables)
         suffix = f"stack_{os.getpid()}"
-        self.db_names = {"user": db_env["POSTGRES_USER"], "db": db_env["POSTGRES_DB"]}
-        self.role, self.database = f"{db_env['POSTGRES_USER']}_{suffix}", f"{db_env['POSTGRES_DB']}_{suffix}"
-        self.password = db_env["POSTGRES_PASSWORD"]
+        # The image's POSTGRES_USER (owner, superuser) and the console's runtime role, named apart here.
+        self.roles = {
+            self.db_env[key]: f"{self.db_env[key]}_{suffix}" for key in ("POSTGRES_USER", "POSTGRES_APP_USER")
+        }
+        self.role = self.roles[self.db_env["POSTGRES_USER"]]
+        self.app_role = self.roles[self.db_env["POSTGRES_APP_USER"]]
+        self.database = f"{self.db_env['POSTGRES_DB']}_{suffix}"
+        self.password = self.db_env["POSTGRES_PASSWORD"]
 
     def value(self, text: str) -> str:
         text = text.replace("/app/state", str(self.state))
         if text.startswith("postgres://"):
             url = urllib.parse.urlsplit(text)
-            assert url.hostname == "postgres" and url.username == self.db_names["user"], text
+            assert url.hostname == "postgres" and url.username in self.roles, text
             text = url._replace(
-                netloc=f"{self.role}:{url.password}@{self.pg_hostport}", path=f"/{self.database}"
+                netloc=f"{self.roles[url.username]}:{url.password}@{self.pg_hostport}",
+                path=f"/{self.database}",
             ).geturl()
         for hostport, port in self.ports.items():
             text = text.replace(f"//{hostport}", f"//127.0.0.1:{port}").replace(
@@ -186,13 +192,30 @@ def test_the_compose_stack_runs_a_full_wave_of_the_demo_fleet(tmp_path, pg_admin
     services = compose["services"]
     net = Loopback(tmp_path, pg_admin_url, compose, variables)
     procs = Processes(tmp_path / "logs")
-    psql(pg_admin_url, f"CREATE ROLE {net.role} LOGIN PASSWORD '{net.password}'")
+    # What the postgres image does on an empty volume: POSTGRES_USER (a superuser) and POSTGRES_DB, then
+    # the scripts in /docker-entrypoint-initdb.d (compose mounts docker/postgres-init there).
+    psql(pg_admin_url, f"CREATE ROLE {net.role} LOGIN SUPERUSER PASSWORD '{net.password}'")
     try:
         psql(pg_admin_url, f"CREATE DATABASE {net.database} OWNER {net.role}")
+        pg = urllib.parse.urlsplit(pg_admin_url)
+        init_env = {
+            **{k: net.value(str(v)) for k, v in net.db_env.items()},
+            "POSTGRES_USER": net.role,
+            "POSTGRES_DB": net.database,
+            "POSTGRES_APP_USER": net.app_role,
+            "PATH": os.environ["PATH"],
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(pg.port or 5432),
+            "PGPASSWORD": net.password,
+        }
+        for script in sorted((DOCKER / "postgres-init").glob("*.sh")):
+            done = subprocess.run([str(script)], env=init_env, capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stdout + done.stderr
         _run_the_stack(tmp_path, compose, services, env_file, variables, image, net, procs)
     finally:
         procs.stop_all()
         psql(pg_admin_url, f"DROP DATABASE IF EXISTS {net.database} WITH (FORCE)")
+        psql(pg_admin_url, f"DROP ROLE IF EXISTS {net.app_role}")
         psql(pg_admin_url, f"DROP ROLE IF EXISTS {net.role}")
 
 
@@ -240,8 +263,16 @@ def _run_the_stack(tmp_path, compose, services, env_file, variables, image, net,
         ],
     )
 
-    # Everything that depends only on postgres and redis starts at once (the workers and the scheduler
-    # wait in the entrypoint until web has migrated), plus the simulator.
+    # migrate: one-shot, as the tables' owner; the console services start once it has succeeded.
+    assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    migrated = subprocess.run(
+        command_of("migrate"), env=env_of("migrate"), cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert migrated.returncode == 0 and "migrations applied" in migrated.stdout, (
+        migrated.stdout + migrated.stderr
+    )
+    assert urllib.parse.urlsplit(env_of("web")["DATABASE_URL"]).username == net.app_role
+
     start("web")
     replicas = services["worker"]["deploy"]["replicas"]
     for n in range(1, replicas + 1):
@@ -342,6 +373,7 @@ def _run_the_stack(tmp_path, compose, services, env_file, variables, image, net,
             "SELECT count(*) FROM migrations_engine_waveslot WHERE wave_id = %s", (wave_id,)
         ).fetchone()[0]
     assert runs == [(0, "full", "succeeded"), (1, "full", "succeeded")], runs
+    _audit_log_holds_against_the_console_role(web_env["DATABASE_URL"])
     assert sorted(items) == sorted((d, "succeeded") for d in ready), items
     assert slots == 2
 
@@ -408,3 +440,31 @@ def _check_console(port: int, password: str, wave_id: int, ready: list[str]) -> 
     with opener.open(urllib.request.Request(f"{base}{css}", headers={"Accept-Encoding": "gzip"})) as response:
         assert response.status == 200 and "immutable" in response.headers.get("Cache-Control", "")
         assert response.headers.get("Content-Encoding") == "gzip"
+
+
+def _audit_log_holds_against_the_console_role(database_url: str) -> None:
+    """The console's own role wrote the audit rows; it can neither change, delete, empty them nor switch
+    off the trigger that guards them."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM migrations_engine_auditevent").fetchone()[0] > 0
+        changed, privileged = (
+            psycopg.errors.IntegrityConstraintViolation,
+            psycopg.errors.InsufficientPrivilege,
+        )
+        table = "migrations_engine_auditevent"
+        refused = {
+            f"DELETE FROM {table}": changed,  # the append-only trigger
+            f"UPDATE {table} SET actor = 'x'": changed,
+            f"TRUNCATE {table}": privileged,  # not granted
+            f"ALTER TABLE {table} DISABLE TRIGGER ALL": privileged,  # not the owner
+            f"DROP TRIGGER migrations_engine_auditevent_append_only ON {table}": privileged,
+            "CREATE TABLE stack_probe (id int)": privileged,  # no DDL
+        }
+        for sql, error in refused.items():
+            try:
+                conn.execute(sql)
+            except error:
+                continue
+            raise AssertionError(f"the console's role was allowed: {sql}")

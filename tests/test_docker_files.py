@@ -22,6 +22,7 @@ TEST_ONLY = {"TEST_SQLITE_PATH"}
 # Compose variables (the postgres and redis services, the demo's admin) and the entrypoint's waits.
 NOT_SETTINGS = {
     "POSTGRES_PASSWORD",
+    "POSTGRES_APP_PASSWORD",
     "REDIS_PASSWORD",
     "DJANGO_SUPERUSER_PASSWORD",
     "CONSOLE_ENV_FILE",
