@@ -272,6 +272,9 @@ def _run_the_stack(tmp_path, compose, services, env_file, variables, image, net,
         migrated.stdout + migrated.stderr
     )
     assert urllib.parse.urlsplit(env_of("web")["DATABASE_URL"]).username == net.app_role
+    # The owner's password reaches the migrate service alone.
+    for name in ("web", "worker", "scheduler", "demo-seed"):
+        assert net.password not in "\n".join(env_of(name).values()), name
 
     start("web")
     replicas = services["worker"]["deploy"]["replicas"]
