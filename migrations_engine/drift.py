@@ -45,6 +45,7 @@ from migrations_engine.graph import (
     TokenError,
 )
 from migrations_engine.graph.auth import forget_tokens
+from migrations_engine.graph.config import unusable
 from migrations_engine.migrated import baseline_policy, first_migration_item, migrated_item
 from migrations_engine.models import DriftCheck, DriftFinding, MigrationRun, RunItem, UserSnapshot
 from migrations_engine.steps import graph_reads as reads
@@ -204,7 +205,7 @@ def check_tenant(tenant: CustomerTenant, *, actor: str) -> DriftCheck:
             reason += " (throttled past every retry: the next check tries again)"
         return _failed(check, reason)
     except GraphConfigError as exc:
-        return _failed(check, f"The console's Graph settings are unusable: {exc}")
+        return _failed(check, unusable(exc))
     except BaseException:
         # A bug, not a tenant problem: the check does not stay "running" for ever, and the job fails loudly.
         _failed(check, "The check stopped on an unexpected error (a bug): see the worker log")

@@ -10,8 +10,9 @@ from rq import Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from migrations_engine.census import take_census
-from migrations_engine.graph import GraphClient, GraphConfig
+from migrations_engine.census import CensusResult, take_census
+from migrations_engine.graph import GraphClient, GraphConfig, GraphConfigError
+from migrations_engine.graph.config import unusable
 
 CENSUS_JOB_TIMEOUT = 3600  # seconds; a 100,000-user census at the documented limits fits well inside
 ITEM_JOB_TIMEOUT = 6 * 3600  # 100,000 users at 20 writes/s is ~1.5 h; verify may wait 10 min more
@@ -36,12 +37,18 @@ def census_tenant(tenant_pk: int, actor: str = "system") -> str:
     """RQ job: census one tenant and store it. Returns the census status."""
     from rq import get_current_job
 
+    from tenants.choices import CensusStatus
     from tenants.models import CustomerTenant
     from tenants.services import CensusWriter, record_census
 
     tenant = CustomerTenant.objects.get(pk=tenant_pk)
     if not _actor_may_act(actor, tenant):
         return "refused: the staff member who asked for this census no longer has access to the tenant"
+    try:
+        config = GraphConfig.from_settings()
+    except GraphConfigError as exc:  # e.g. the app certificate expired: shown like a login error
+        result = CensusResult(status=CensusStatus.ERROR, message=unusable(exc))
+        return record_census(tenant, result, actor=actor).census_status
     writer = CensusWriter(tenant)
     job = get_current_job()
 
@@ -51,9 +58,7 @@ def census_tenant(tenant_pk: int, actor: str = "system") -> str:
             job.save_meta()
 
     async def run():
-        async with GraphClient(
-            str(tenant.tenant_id), GraphConfig.from_settings(), user_count=tenant.users_total
-        ) as client:
+        async with GraphClient(str(tenant.tenant_id), config, user_count=tenant.users_total) as client:
             try:
                 return await take_census(
                     client, progress=progress, sink=writer.awrite, registration_sink=writer.aregistration

@@ -28,7 +28,15 @@ from migrations_engine.choices import (
     RunStatus,
 )
 from migrations_engine.faults import crash_point
-from migrations_engine.graph import GraphClient, GraphConfig, GraphError, GraphUnavailable, TokenError
+from migrations_engine.graph import (
+    GraphClient,
+    GraphConfig,
+    GraphConfigError,
+    GraphError,
+    GraphUnavailable,
+    TokenError,
+)
+from migrations_engine.graph.config import unusable
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem
 from migrations_engine.pipeline import steps_for
 from migrations_engine.steps.base import StepContext, StepFailed, graph_failure
@@ -121,11 +129,16 @@ def _run_steps(item: RunItem, run: MigrationRun, job_id: str) -> str:
     if changed:
         logger.error("item %s: %s", item.pk, changed)
         return _finish(item, job_id, ItemStatus.FAILED, reason=changed, retryable=False)
+    try:
+        config = GraphConfig.from_settings()
+    except GraphConfigError as exc:  # e.g. the app certificate expired: fix the settings, then retry
+        logger.error("item %s: %s", item.pk, unusable(exc))
+        return _finish(item, job_id, ItemStatus.FAILED, reason=unusable(exc), retryable=True)
     audit = AuditContext(actor=run.actor, tenant_id=item.tenant_id, run_id=run.pk, item_id=item.pk)
     loop = asyncio.new_event_loop()
     graph = GraphClient(
         str(item.tenant.tenant_id),
-        GraphConfig.from_settings(),
+        config,
         audit=audit,
         dry_run=run.mode == "plan",
         user_count=item.tenant.users_total,

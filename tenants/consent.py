@@ -24,7 +24,7 @@ from django.utils import timezone
 from migrations_engine.audit import record_staff_action
 from migrations_engine.graph import auth as graph_auth
 from migrations_engine.graph.auth import AppToken, acquire_app_token, resolve_tenant_id
-from migrations_engine.graph.config import GraphConfig
+from migrations_engine.graph.config import GraphConfig, unusable
 from migrations_engine.graph.errors import ConsentMissing, GraphConfigError, TokenError
 from migrations_engine.graph.permissions import missing_roles
 from tenants.access import can_access
@@ -53,7 +53,7 @@ def _graph_config() -> GraphConfig:
     try:
         return GraphConfig.from_settings()
     except GraphConfigError as exc:
-        raise ValidationError(f"The console's Graph settings are unusable: {exc}") from exc
+        raise ValidationError(unusable(exc)) from exc
 
 
 def _login_text(exc: TokenError) -> str:

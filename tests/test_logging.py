@@ -29,7 +29,7 @@ def test_a_line_is_one_json_object_with_the_context_ids_and_the_traceback():
     try:
         with working_on(12, 34):
             try:
-                raise ValueError("bad \"quoted\"\nvalue")
+                raise ValueError('bad "quoted"\nvalue')
             except ValueError:
                 log.exception("failed for %s", "tenant ü")
         log.warning("outside")

@@ -125,6 +125,11 @@ class GraphConfig:
         return urlsplit(self.base_url).hostname in _LOOPBACK
 
 
+def unusable(exc: GraphConfigError) -> str:
+    """What staff read when the console's own Graph settings stop a job or a page (not the tenant's fault)."""
+    return f"The console's Graph settings are unusable: {exc}"
+
+
 def certificate_thumbprint(certificate_pem: str) -> str:
     """SHA-1 thumbprint (upper-case hex) of a PEM certificate (the first of a chain), as Entra shows it."""
     from cryptography.hazmat.primitives import hashes

@@ -316,3 +316,31 @@ def test_a_step_logged_done_before_its_checkpoint_moved_is_not_taken_for_an_upgr
     work(queue)
     item = item_of(run)
     assert item.status == "succeeded", item.failure_reason
+
+
+def test_unusable_graph_settings_fail_the_item_and_the_census_in_words(fast_graph, tmp_path, queue, settings):
+    """The app certificate expired (or its key was swapped): a run's tenant and a census say so, retryably,
+    and nothing reaches Graph; no job ends in a traceback."""
+    import datetime
+
+    from migrations_engine.jobs import enqueue_census
+    from tests.migrations_engine.pipeline_helpers import sim_log
+    from tests.security.test_deploy_settings import app_certificate
+
+    seed(fast_graph, tmp_path)
+    tenant = tenant_named("contoso")
+    run = start_run(mode="plan", tenants=[tenant], actor="test", options=FAST)
+    expired = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    settings.GRAPH_CLIENT_PRIVATE_KEY_FILE, settings.GRAPH_CLIENT_CERTIFICATE_FILE = app_certificate(
+        tmp_path, name="expired", not_after=expired
+    )
+    census = enqueue_census(tenant.pk, actor="test")
+    work(queue)
+    item = item_of(run)
+    assert item.status == "failed" and item.retryable and not item.traceback
+    assert item.failure_reason.startswith("The console's Graph settings are unusable")
+    assert "expired on 2020-01-01" in item.failure_reason
+    assert census.get_status(refresh=True) == "finished"
+    tenant.refresh_from_db()
+    assert tenant.census_status == "error" and "expired on 2020-01-01" in tenant.census_message
+    assert sim_log(fast_graph, tenant) == []
