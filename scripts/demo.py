@@ -54,6 +54,18 @@ def ready_domains(fleet: dict) -> list[str]:
     ]
 
 
+def wave_soon_args(name: str, mode: str, tenants: str, *extra: str, seconds: int = 5) -> list[str]:
+    """`manage.py wave create` arguments for a wave of two rings whose window opens in a few seconds (UTC,
+    an hour long, two tenants at once; the second ring follows as soon as the first verified)."""
+    opens = datetime.datetime.now(datetime.UTC).replace(tzinfo=None, microsecond=0)
+    opens += datetime.timedelta(seconds=seconds)
+    return [
+        "wave", "create", "--name", name, "--mode", mode, "--tenants", tenants, "--time-zone", "UTC",
+        "--start", opens.isoformat(), "--window-minutes", "60", "--concurrency", "2", "--rings", "2",
+        "--ring-delay-days", "0", *extra,
+    ]  # fmt: skip
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tasks.py demo")
     parser.add_argument("--once", action="store_true", help="check the demo comes up right, then stop")
@@ -148,39 +160,23 @@ def _run(args, procs: Processes) -> int:
 
     # A scheduled wave: a plan of the same tenants in two rings, its window opening in 5 s. rq-scheduler
     # fires its slot, ring 2 follows once ring 1 verified (no delay in the demo).
-    opens = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=5)).replace(microsecond=0)
     manage(
         env,
-        "wave",
-        "create",
-        "--name",
-        "Nightly plan (demo)",
-        "--mode",
-        "plan",
-        "--tenants",
-        ready,
-        "--time-zone",
-        "UTC",
-        "--start",
-        opens.replace(tzinfo=None).isoformat(),
-        "--window-minutes",
-        "60",
-        "--concurrency",
-        "2",
-        "--rings",
-        "2",
-        "--ring-delay-days",
-        "0",
-        # The plan also shows the optional steps: trusted IPs as a named location, remember-MFA as a
-        # sign-in frequency policy, and the "Multifactor authentication" strength as the grant.
-        "--trusted-ips",
-        "203.0.113.0/24",
-        "--sign-in-frequency",
-        "14d",
-        "--grant",
-        "mfa_strength",
-        "--actor",
-        "demo",
+        *wave_soon_args(
+            "Nightly plan (demo)",
+            "plan",
+            ready,
+            # The plan also shows the optional steps: trusted IPs as a named location, remember-MFA as a
+            # sign-in frequency policy, and the "Multifactor authentication" strength as the grant.
+            "--trusted-ips",
+            "203.0.113.0/24",
+            "--sign-in-frequency",
+            "14d",
+            "--grant",
+            "mfa_strength",
+            "--actor",
+            "demo",
+        ),
     )
 
     # Evidence for the customer: the whole fleet's audit log, exported each day with a manifest.

@@ -91,29 +91,25 @@ class Processes:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start_redis(procs: Processes, data_dir: Path, port: int | None = None) -> str:
-    """A real Redis on loopback without persistence; returns its URL once it answers PING."""
+def start_redis(
+    procs: Processes,
+    data_dir: Path,
+    port: int | None = None,
+    *,
+    args: tuple[str, ...] | list[str] = ("--save", "", "--appendonly", "no"),
+    password: str = "",
+) -> str:
+    """A real Redis on loopback (by default without persistence) with `args` for the server; returns its
+    URL once it answers PING."""
     import redis
 
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     procs.start(
         "redis",
-        [
-            redis_server_binary(),
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(data_dir),
-        ],
+        [redis_server_binary(), *args, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir)],
     )
-    url = f"redis://127.0.0.1:{port}/0"
+    url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     deadline = time.monotonic() + 15
     while True:

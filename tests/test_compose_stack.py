@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from scripts.demo import ready_domains
-from scripts.processes import Processes, free_port, redis_server_binary
+from scripts.demo import ready_domains, wave_soon_args
+from scripts.processes import Processes, free_port, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
@@ -248,19 +248,12 @@ def _run_the_stack(tmp_path, compose, services, env_file, variables, image, net,
     # redis: the compose command, on loopback with its own data folder.
     redis_args = interpolate(services["redis"]["command"], variables)
     assert redis_args[0] == "redis-server" and "--requirepass" in redis_args and "yes" in redis_args
-    (net.state / "redisdata").mkdir()
-    procs.start(
-        "redis",
-        [
-            redis_server_binary(),
-            *redis_args[1:],
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(net.ports["redis:6379"]),
-            "--dir",
-            str(net.state / "redisdata"),
-        ],
+    start_redis(
+        procs,
+        net.state / "redisdata",
+        net.ports["redis:6379"],
+        args=redis_args[1:],
+        password=variables["REDIS_PASSWORD"],
     )
 
     # migrate: one-shot, as the tables' owner; the console services start once it has succeeded.
@@ -322,30 +315,8 @@ def _run_the_stack(tmp_path, compose, services, env_file, variables, image, net,
     fleet = json.loads((net.state / "sim" / "fleet.json").read_text())
     ready = ready_domains(fleet)
     assert len(ready) >= 2, ready
-    opens = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 3))
     created = manage(
-        "wave",
-        "create",
-        "--name",
-        "Stack wave",
-        "--mode",
-        "full",
-        "--tenants",
-        ",".join(ready),
-        "--time-zone",
-        "UTC",
-        "--start",
-        opens,
-        "--window-minutes",
-        "60",
-        "--concurrency",
-        "2",
-        "--rings",
-        "2",
-        "--ring-delay-days",
-        "0",
-        "--actor",
-        "stack-test",
+        *wave_soon_args("Stack wave", "full", ",".join(ready), "--actor", "stack-test", seconds=3)
     )
     assert created.returncode == 0, created.stdout + created.stderr
 
