@@ -25,12 +25,12 @@ from urllib.parse import quote
 
 from django.core.exceptions import ValidationError
 
-from migrations_engine.graph import GraphClient, GraphError, GraphUnavailable
+from migrations_engine.graph import GraphClient
 from migrations_engine.run_options import NAMED_LOCATION_NAME, parse_cidr
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps.base import Step, StepContext, StepFailed
 from migrations_engine.steps.policy_kinds import asks_mfa
-from migrations_engine.steps.reconcile import find_ours, reconcile
+from migrations_engine.steps.reconcile import create_ours, delete_ours, find_ours, reconcile
 
 NAMED_LOCATIONS = "/identity/conditionalAccess/namedLocations"
 IP_LOCATION = "#microsoft.graph.ipNamedLocation"
@@ -360,24 +360,18 @@ class NamedLocation(Step):
             ctx.wait(ctx.graph.write("POST", NAMED_LOCATIONS, body=body, action="named_location.create"))
             return None
         ctx.save_state(named_location_before=None, named_location_create_attempted=True)
-        try:
-            response = ctx.wait(
-                ctx.graph.write(
-                    "POST", NAMED_LOCATIONS, body=body, action="named_location.create", target=name
-                )
-            )
-        except (GraphUnavailable, GraphError) as exc:
-            if isinstance(exc, GraphError) and exc.status < 500:
-                raise  # refused: nothing was made
-            location = self._ours(ctx, name, wait)  # lists (waiting out the lag) and reconciles
-            if location is None:
-                raise StepFailed(
-                    f"Creating the named location got no clear answer ({exc}) and it is not listed after "
-                    f"{wait:.0f} s; the next attempt lists again before creating",
-                    retryable=True,
-                ) from exc
+        location, answered = create_ours(
+            ctx,
+            NAMED_LOCATIONS,
+            body,
+            action="named_location.create",
+            target=name,
+            what="the named location",
+            find=lambda: self._ours(ctx, name, wait),  # lists (waiting out the lag) and reconciles
+            wait=wait,
+        )
+        if not answered:
             return location
-        location = response.body
         ctx.save_state(named_location_id=location["id"], named_location_created=True)
         return location
 
@@ -505,19 +499,13 @@ class RestoreNamedLocation(Step):
                 )
             else:
                 reconcile(ctx, "named_location.untrust", applied=True, evidence={"isTrusted": False})
-            try:
-                ctx.wait(
-                    ctx.graph.write(
-                        "DELETE",
-                        f"{NAMED_LOCATIONS}/{location_id}",
-                        action="named_location.delete",
-                        target=location_id,
-                        before=location_snapshot(location),
-                    )
-                )
-            except GraphError as exc:
-                if exc.status != 404:
-                    raise
+            delete_ours(
+                ctx,
+                f"{NAMED_LOCATIONS}/{location_id}",
+                action="named_location.delete",
+                target=location_id,
+                before=location_snapshot(location),
+            )
             return f"deleted the named location '{location.get('displayName')}' this run created"
         before = ctx.state.get("named_location_before") or {}
         if location is None:

@@ -23,7 +23,7 @@ from migrations_engine.steps.policy import (
     scope_fix,
     scope_problems,
 )
-from migrations_engine.steps.reconcile import reconcile
+from migrations_engine.steps.reconcile import create_ours, reconcile
 from migrations_engine.steps.user_scope import (
     keyset_rows,
     reconcile_unknown_writes,
@@ -335,32 +335,29 @@ class EnsurePolicy(Step):
             )
             return None
         ctx.save_state(create_attempted=True, create_attempted_at=timezone.now().isoformat())
-        try:
-            response = ctx.wait(
-                ctx.graph.write("POST", reads.POLICIES, body=body, action="policy.create", target=POLICY_NAME)
-            )
-        except (GraphUnavailable, GraphError) as exc:
-            if isinstance(exc, GraphError) and exc.status < 500:
-                raise  # Graph refused the create: nothing was made; the runner reports it
-            # The create may have applied: find it by listing (waiting out replication lag), never by
-            # creating again.
-            policy = self._wait_for_listed(ctx, wait)
-            reconcile(
-                ctx,
-                "policy.create",
-                applied=policy is not None,
-                evidence={"listed": policy.get("id") if policy else None},
-            )
-            if policy is None:
-                raise StepFailed(
-                    f"Creating the policy got no clear answer ({exc}) and it is not listed"
-                    f" after {wait:.0f} s; the next attempt lists again before creating",
-                    retryable=True,
-                ) from exc
-            ctx.save_state(policy_id=policy["id"], policy_created=True, policy_state_before=None)
-            return policy
-        policy = response.body
+        policy, _ = create_ours(
+            ctx,
+            reads.POLICIES,
+            body,
+            action="policy.create",
+            target=POLICY_NAME,
+            what="the policy",
+            find=lambda: self._listed_after_lost_answer(ctx, wait),
+            wait=wait,
+        )
         ctx.save_state(policy_id=policy["id"], policy_created=True, policy_state_before=None)
+        return policy
+
+    def _listed_after_lost_answer(self, ctx: StepContext, wait: float) -> dict[str, Any] | None:
+        """The create may have applied: find it by listing (waiting out replication lag), never by
+        creating again."""
+        policy = self._wait_for_listed(ctx, wait)
+        reconcile(
+            ctx,
+            "policy.create",
+            applied=policy is not None,
+            evidence={"listed": policy.get("id") if policy else None},
+        )
         return policy
 
     def _wait_for_listed(self, ctx: StepContext, wait: float) -> dict[str, Any] | None:

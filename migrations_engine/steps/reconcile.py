@@ -8,6 +8,7 @@ from typing import Any
 
 from migrations_engine.audit import record_reconciliation
 from migrations_engine.choices import AuditKind, AuditOutcome
+from migrations_engine.graph import GraphError, GraphUnavailable
 from migrations_engine.steps.base import StepContext, StepFailed
 
 
@@ -77,3 +78,44 @@ def find_ours(
             + "). A human must choose which to keep; nothing was changed."
         )
     return listed[0] if listed else None
+
+
+def delete_ours(ctx: StepContext, path: str, *, action: str, target: str, before: dict[str, Any]) -> None:
+    """DELETE an object this run created. Gone already (404: someone deleted it meanwhile, or our own
+    earlier DELETE landed without its answer) is the outcome wanted, not a failure."""
+    try:
+        ctx.wait(ctx.graph.write("DELETE", path, action=action, target=target, before=before))
+    except GraphError as exc:
+        if exc.status != 404:
+            raise
+
+
+def create_ours(
+    ctx: StepContext,
+    path: str,
+    body: dict[str, Any],
+    *,
+    action: str,
+    target: str,
+    what: str,
+    find: Callable[[], dict[str, Any] | None],
+    wait: float,
+) -> tuple[dict[str, Any], bool]:
+    """POST an object of ours: (it, True) from the answer. Refused (4xx): raised, nothing was made. No
+    clear answer (timeout, 5xx): it may have been made, so `find` lists for it, waiting out the lag, and
+    records it: (it, False); not listed after `wait` seconds is a retryable failure (the next attempt
+    lists again before creating)."""
+    try:
+        response = ctx.wait(ctx.graph.write("POST", path, body=body, action=action, target=target))
+    except (GraphUnavailable, GraphError) as exc:
+        if isinstance(exc, GraphError) and exc.status < 500:
+            raise
+        found = find()
+        if found is None:
+            raise StepFailed(
+                f"Creating {what} got no clear answer ({exc}) and it is not listed after {wait:.0f} s; "
+                "the next attempt lists again before creating",
+                retryable=True,
+            ) from exc
+        return found, False
+    return response.body, True

@@ -27,7 +27,7 @@ from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps.base import Step, StepContext, StepFailed
 from migrations_engine.steps.locations import read_legacy
 from migrations_engine.steps.policy import REPORT_ONLY, fixed_conditions, normalized, scope_users
-from migrations_engine.steps.reconcile import find_ours, reconcile
+from migrations_engine.steps.reconcile import create_ours, delete_ours, find_ours, reconcile
 from migrations_engine.steps.writes import patch_policy
 
 SESSION_POLICY_NAME = "[SESSION] Sign-in frequency all users"
@@ -243,28 +243,18 @@ class SignInFrequency(Step):
             ctx.wait(ctx.graph.write("POST", reads.POLICIES, body=body, action="session_policy.create"))
             return None
         ctx.save_state(session_policy_before=None, session_create_attempted=True)
-        try:
-            response = ctx.wait(
-                ctx.graph.write(
-                    "POST",
-                    reads.POLICIES,
-                    body=body,
-                    action="session_policy.create",
-                    target=SESSION_POLICY_NAME,
-                )
-            )
-        except (GraphUnavailable, GraphError) as exc:
-            if isinstance(exc, GraphError) and exc.status < 500:
-                raise
-            policy = self._ours(ctx, wait)
-            if policy is None:
-                raise StepFailed(
-                    f"Creating the sign-in frequency policy got no clear answer ({exc}) and it is not listed "
-                    f"after {wait:.0f} s; the next attempt lists again before creating",
-                    retryable=True,
-                ) from exc
+        policy, answered = create_ours(
+            ctx,
+            reads.POLICIES,
+            body,
+            action="session_policy.create",
+            target=SESSION_POLICY_NAME,
+            what="the sign-in frequency policy",
+            find=lambda: self._ours(ctx, wait),
+            wait=wait,
+        )
+        if not answered:
             return policy
-        policy = response.body
         ctx.save_state(session_policy_id=policy["id"], session_policy_created=True)
         return policy
 
@@ -379,19 +369,13 @@ class RestoreSessionPolicy(Step):
             reconcile(ctx, "session_policy.delete", applied=policy is None, evidence={"found": bool(policy)})
             if policy is None:
                 return "the sign-in frequency policy is already gone"
-            try:
-                ctx.wait(
-                    ctx.graph.write(
-                        "DELETE",
-                        f"{reads.POLICIES}/{policy_id}",
-                        action="session_policy.delete",
-                        target=policy_id,
-                        before=_snapshot(policy),
-                    )
-                )
-            except GraphError as exc:
-                if exc.status != 404:
-                    raise
+            delete_ours(
+                ctx,
+                f"{reads.POLICIES}/{policy_id}",
+                action="session_policy.delete",
+                target=policy_id,
+                before=_snapshot(policy),
+            )
             return "deleted the sign-in frequency policy this run created"
         if policy is None:
             return "the sign-in frequency policy no longer exists (deleted by someone)"
