@@ -6,6 +6,7 @@ The README's settings table lists every variable.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -29,7 +30,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_rq",
+    # Second factor for local accounts (TOTP authenticator apps, single-use backup codes).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    # Failed sign-ins counted per user and per IP address; lockouts (staff/lockout.py).
+    "axes",
     "msp_console",
+    "staff",
     "tenants",
     "migrations_engine",
 ]
@@ -43,8 +51,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): the session passed a second factor (django-otp).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Signed out after STAFF_IDLE_MINUTES without a click; a second factor before any console page.
+    "staff.sessions.IdleTimeoutMiddleware",
+    "staff.second_factor.SecondFactorMiddleware",
+    # Last, as django-axes requires: answers a locked-out sign-in with the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 if not DEBUG:
@@ -92,8 +107,17 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # A season, month, "password", "welcome" or the product's name with digits, the username inside it.
+    {"NAME": "staff.passwords.GuessablePatternValidator"},
+]
+# django-axes first: a locked-out user is refused before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 LANGUAGE_CODE = "en-gb"
@@ -172,6 +196,31 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", "False")
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
 # Where scheduled audit exports (data file + manifest) are written.
 AUDIT_EXPORT_DIR = Path(env_str("AUDIT_EXPORT_DIR", str(BASE_DIR / "audit-exports")))
+
+# --- Staff sign-in ----------------------------------------------------------------------------------
+# A second factor (an authenticator app's code) for every local account; superusers always need one,
+# whatever this says. Staff who sign in through Entra ID prove MFA there instead.
+STAFF_SECOND_FACTOR_REQUIRED = env_bool("STAFF_SECOND_FACTOR_REQUIRED", str(not DEBUG))
+# Signed out after this many minutes without a click (the run page's polling does not count).
+STAFF_IDLE_MINUTES = env_int("STAFF_IDLE_MINUTES", 30)
+# Approve, full run, rollback and credential changes ask for the password and code again when the last
+# sign-in or confirmation is older than this (minutes).
+STAFF_REAUTH_MINUTES = env_int("STAFF_REAUTH_MINUTES", 10)
+# The longest a session lives whatever the activity (seconds; 12 h); it also ends when the browser closes.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Lockout (django-axes): this many failed sign-ins in a row for one username, or from one IP address,
+# lock that username or address out for STAFF_LOCKOUT_MINUTES. Unlocking early is an audited admin action.
+AXES_ENABLED = env_bool("AXES_ENABLED", "True")
+AXES_FAILURE_LIMIT = env_int("STAFF_LOCKOUT_FAILURES", 5)
+STAFF_LOCKOUT_MINUTES = env_int("STAFF_LOCKOUT_MINUTES", 15)
+AXES_COOLOFF_TIME = timedelta(minutes=STAFF_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "staff.lockout.lockout_response"
+# The client's address: REMOTE_ADDR, or behind the TLS proxy the address that proxy saw (staff/lockout.py).
+AXES_CLIENT_IP_CALLABLE = "staff.lockout.client_ip"
+AXES_VERBOSE = False
 
 # --- Production hardening ------------------------------------------------------------------------
 # With DEBUG off every default below is the safe one (`manage.py check --deploy` is clean); each can

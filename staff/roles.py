@@ -1,0 +1,110 @@
+"""What each staff role may do. Every state-changing view, admin action, service and command asks here,
+on top of the tenant grant (`tenants.access`).
+
+Roles are Django groups shipped by a data migration (staff/migrations/0002_role_groups.py): Viewer,
+Operator, Approver, Administrator. A user may hold several; superusers hold every permission.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+
+CENSUS = "staff.run_census"
+PLAN = "staff.plan_run"
+MIGRATE = "staff.start_migration"
+ROLLBACK = "staff.rollback_run"
+APPROVE = "staff.approve_run"
+WAVES = "staff.manage_waves"
+EXPORTS = "staff.manage_exports"
+CUSTOMERS = "staff.manage_customers"
+
+# What each permission lets a person do, in the words a refusal uses.
+WORDS = {
+    CENSUS: "run a census",
+    PLAN: "plan a migration",
+    MIGRATE: "start, cancel or retry a pilot or full migration",
+    ROLLBACK: "roll a migration back",
+    APPROVE: "approve a full run",
+    WAVES: "schedule or steer waves",
+    EXPORTS: "schedule audit exports",
+    CUSTOMERS: "add customers or change their consent",
+}
+
+# The permission a run of each mode needs, to start it and to cancel, retry or resume it.
+FOR_MODE = {"plan": PLAN, "pilot": MIGRATE, "full": MIGRATE, "rollback": ROLLBACK}
+
+_VIEW_MODELS = {
+    "tenants": ["customertenant", "tag", "tenantconsent", "breakglassconfig", "censususer"],
+    "migrations_engine": [
+        "migrationrun",
+        "runitem",
+        "auditevent",
+        "wave",
+        "driftfinding",
+        "driftcheck",
+        "exportschedule",
+        "exportfile",
+    ],
+}
+VIEW = [f"{app}.view_{model}" for app, models in _VIEW_MODELS.items() for model in models]
+
+# Each role group and its permissions ("app_label.codename"). Administrators also edit the rows that
+# say who and what the console manages (tenants, break-glass, tags, waves, export schedules).
+ROLES: dict[str, list[str]] = {
+    "Viewer": VIEW,
+    "Operator": [*VIEW, CENSUS, PLAN, MIGRATE, ROLLBACK],
+    "Approver": [*VIEW, APPROVE],
+    "Administrator": [
+        *VIEW,
+        CENSUS,
+        PLAN,
+        MIGRATE,
+        ROLLBACK,
+        APPROVE,
+        WAVES,
+        EXPORTS,
+        CUSTOMERS,
+        "tenants.add_customertenant",
+        "tenants.change_customertenant",
+        "tenants.change_breakglassconfig",
+        "tenants.add_breakglassconfig",
+        "tenants.add_tag",
+        "tenants.change_tag",
+        "migrations_engine.add_wave",
+        "migrations_engine.change_wave",
+        "migrations_engine.add_exportschedule",
+        "migrations_engine.change_exportschedule",
+    ],
+}
+
+
+def is_person(actor: Any) -> bool:
+    """True for a staff user (an object with a username); False for a process ("cli", "scheduler:…")."""
+    return hasattr(actor, "has_perm")
+
+
+def may(actor: Any, permission: str) -> bool:
+    """True when `actor` holds `permission`. A process acts with the host's authority: whoever can run
+    a command on the host holds the database credentials already."""
+    if not is_person(actor):
+        return True
+    return bool(actor.is_active and actor.has_perm(permission))
+
+
+def require(actor: Any, permission: str) -> None:
+    """PermissionDenied, in words, unless `actor` holds `permission`."""
+    if not may(actor, permission):
+        raise PermissionDenied(
+            f"Your role does not allow you to {WORDS.get(permission, permission)}. "
+            "Ask a console administrator for a role that does."
+        )
+
+
+def resolve_actor(name: str) -> Any:
+    """A command's `--actor`: the active staff user of that name (their role and grants are checked),
+    or the name itself for a process of the host."""
+    user = get_user_model().objects.filter(username=name, is_active=True, is_staff=True).first()
+    return user or name
