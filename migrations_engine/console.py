@@ -26,6 +26,7 @@ from migrations_engine.audit import verify_chain
 from migrations_engine.choices import ACTIVE_ITEM_STATUSES, ItemStatus, RunMode, RunStatus, UserOutcomeStatus
 from migrations_engine.models import AuditChainHead, AuditEvent, MigrationRun, RunItem, UserOutcome
 from migrations_engine.pipeline import steps_for
+from staff import roles
 from tenants.access import visible_tenants
 
 # A running item whose heartbeat is older than this has probably lost its worker: offer "Resume stalled".
@@ -195,6 +196,8 @@ def run_page_context(run: MigrationRun, user) -> dict[str, Any]:
         run.started_by_id is not None and run.started_by_id == user.pk
     ) or run.actor == user.username
     rollback_ids = _rollback_tenant_ids(run) if run.mode in (RunMode.PILOT, RunMode.FULL) else []
+    steers = roles.may(user, roles.FOR_MODE[run.mode])  # cancel, retry, resume
+    approves = roles.may(user, roles.APPROVE)
     return {
         "run": run,
         "items": rows,
@@ -203,17 +206,26 @@ def run_page_context(run: MigrationRun, user) -> dict[str, Any]:
         "active": any(r["status"] in ACTIVE_ITEM_STATUSES for r in rows),
         "awaiting_approval": awaiting,
         "is_starter": is_starter,
-        "can_cancel": acts and any_active and not run.cancel_requested,
+        "can_cancel": acts
+        and any_active
+        and not run.cancel_requested
+        and (steers or (awaiting and approves)),
         "can_retry": acts
+        and steers
         and not awaiting
         and any(status in (ItemStatus.FAILED, ItemStatus.ERRORED) for status, _ in all_statuses),
         "can_resume": acts
+        and steers
         and any(
             status == ItemStatus.RUNNING and (beat is None or beat < stale_before)
             for status, beat in all_statuses
         ),
-        "can_rollback": acts and not any_active and bool(rollback_ids) and may_act_on_all(user, rollback_ids),
-        "can_approve": acts and awaiting and not is_starter,
+        "can_rollback": acts
+        and roles.may(user, roles.ROLLBACK)
+        and not any_active
+        and bool(rollback_ids)
+        and may_act_on_all(user, rollback_ids),
+        "can_approve": acts and awaiting and not is_starter and approves,
         "progress_url": reverse("admin:migrations_engine_run_progress", args=[run.pk]),
         "audit_url": reverse("admin:migrations_engine_auditevent_changelist") + f"?run={run.pk}",
     }

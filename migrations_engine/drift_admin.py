@@ -22,6 +22,7 @@ from migrations_engine.jobs import enqueue_drift_check
 from migrations_engine.models import DriftCheck, DriftFinding
 from migrations_engine.services import RunConflict
 from msp_console.admin_site import site
+from staff import roles
 
 
 class TenantFilter(VisibleTenantFilter):
@@ -111,7 +112,13 @@ class DriftFindingAdmin(TenantScopedAdmin):
         text = json.dumps(finding.detail, indent=2, sort_keys=True, ensure_ascii=False)
         return format_html("<pre>{}</pre>", text)
 
-    @admin.action(description="Remediate (re-run the migration's steps)")
+    def has_migrate_permission(self, request) -> bool:
+        return roles.may(request.user, roles.MIGRATE)
+
+    def has_census_permission(self, request) -> bool:
+        return roles.may(request.user, roles.CENSUS)
+
+    @admin.action(description="Remediate (re-run the migration's steps)", permissions=["migrate"])
     def remediate(self, request, queryset):
         """First POST: what would run for which tenant; second (with `confirm`): start the runs."""
         plans = drift.plan_remediation(queryset.select_related("tenant").order_by("tenant__display_name"))
@@ -159,7 +166,7 @@ class DriftFindingAdmin(TenantScopedAdmin):
             )
         return None
 
-    @admin.action(description="Check again now")
+    @admin.action(description="Check again now", permissions=["census"])
     def check_again(self, request, queryset):
         tenant_pks = sorted(set(queryset.values_list("tenant_id", flat=True)))
         for pk in tenant_pks:

@@ -15,11 +15,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, Http404, HttpResponseNotAllowed
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.text import slugify
 
 from migrations_engine.admin import ReadOnlyAdmin
 from migrations_engine.models import ExportFile, ExportSchedule
 from migrations_engine.scheduled_exports import check_folder_name, first_pending_period, save_schedule
 from msp_console.admin_site import site
+from staff import roles
 from tenants.access import visible_tenants
 
 CONTENT_TYPES = {".csv": "text/csv", ".jsonl": "application/x-ndjson", ".json": "application/json"}
@@ -36,7 +38,22 @@ class ExportScheduleForm(forms.ModelForm):
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
-        check_folder_name(name, exclude_pk=self.instance.pk)
+        try:
+            check_folder_name(name, exclude_pk=self.instance.pk)
+        except ValidationError:
+            slug = slugify(name)
+            clashes = [
+                other.pk
+                for other in ExportSchedule.objects.exclude(pk=self.instance.pk).only("pk", "name")
+                if slug and slugify(other.name) == slug
+            ]
+            # The folder is the user's own words (their name, slugified); the schedule that has it, and its
+            # scope, are named only to a user who may see that schedule.
+            if clashes and not visible_schedules(self.user).filter(pk__in=clashes).exists():
+                raise ValidationError(
+                    f"Another schedule already writes to the folder {slug!r}: choose another name."
+                ) from None
+            raise
         return name
 
     def clean(self):
@@ -48,6 +65,13 @@ class ExportScheduleForm(forms.ModelForm):
         elif self.instance.pk and "tenant" in self.changed_data and self.instance.files.exists():
             self.add_error("tenant", "This schedule has written exports: its scope cannot change.")
         return data
+
+
+def visible_schedules(user):
+    """The schedules `user` may see: those of their tenants (every one, fleet ones too, for superusers)."""
+    if user.is_superuser:
+        return ExportSchedule.objects.all()
+    return ExportSchedule.objects.filter(tenant__in=visible_tenants(user).values("pk"))
 
 
 def _scope_label(schedule: ExportSchedule) -> str:
@@ -74,10 +98,7 @@ class ExportScheduleAdmin(admin.ModelAdmin):
     readonly_fields = ("created_by", "created_at", "last_period_end")
 
     def get_queryset(self, request):
-        schedules = super().get_queryset(request)
-        if request.user.is_superuser:
-            return schedules
-        return schedules.filter(tenant__in=visible_tenants(request.user).values("pk"))
+        return super().get_queryset(request).filter(pk__in=visible_schedules(request.user).values("pk"))
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -92,6 +113,12 @@ class ExportScheduleAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # disable instead: its folder and files are evidence, and names pick folders
+
+    def has_add_permission(self, request) -> bool:
+        return super().has_add_permission(request) and roles.may(request.user, roles.EXPORTS)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and roles.may(request.user, roles.EXPORTS)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if self.get_object(request, object_id) is None:

@@ -14,10 +14,12 @@ import traceback
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
 from django.db import connections, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from migrations_engine import run_options
 from migrations_engine.audit import AuditContext, WriteOutcome, record_outcomes
 from migrations_engine.choices import (
     ACTIVE_ITEM_STATUSES,
@@ -41,6 +43,7 @@ from migrations_engine.models import AuditEvent, MigrationRun, RunItem
 from migrations_engine.pipeline import steps_for
 from migrations_engine.steps.base import StepContext, StepFailed, graph_failure
 from msp_console.log_context import working_on
+from staff import roles
 from tenants.access import can_access
 
 logger = logging.getLogger(__name__)
@@ -80,6 +83,12 @@ def _run_claimed(item: RunItem, job_id: str) -> str:
     if run.started_by_id and not can_access(run.started_by, item.tenant):
         # Access is checked again when the job runs: a grant revoked after the start stops it here.
         reason = f"{run.started_by} started this run but lost access to this tenant: nothing was done"
+        _finish(item, job_id, ItemStatus.FAILED, reason=reason)
+        finalize_run(run.pk)
+        return ItemStatus.FAILED
+    if run.started_by_id and not roles.may(run.started_by, roles.FOR_MODE[run.mode]):
+        # So is the role: a starter whose role was taken away after the start stops here too.
+        reason = f"{run.started_by}'s role no longer allows this kind of run: nothing was done"
         _finish(item, job_id, ItemStatus.FAILED, reason=reason)
         finalize_run(run.pk)
         return ItemStatus.FAILED
@@ -129,6 +138,16 @@ def _run_steps(item: RunItem, run: MigrationRun, job_id: str) -> str:
     if changed:
         logger.error("item %s: %s", item.pk, changed)
         return _finish(item, job_id, ItemStatus.FAILED, reason=changed, retryable=False)
+    try:
+        # Checked when the run was made; a row written around that (or by an older release) stops here,
+        # in words, before a step meets a value of the wrong type.
+        run_options.validate(run.options or {})
+    except ValidationError as exc:
+        reason = (
+            f"The run's options cannot be used ({' '.join(exc.messages)}): no step was run; start a new run."
+        )
+        logger.error("item %s: %s", item.pk, reason)
+        return _finish(item, job_id, ItemStatus.FAILED, reason=reason, retryable=False)
     try:
         config = GraphConfig.from_settings()
     except GraphConfigError as exc:  # e.g. the app certificate expired: fix the settings, then retry

@@ -20,6 +20,7 @@ from migrations_engine import run_options
 from migrations_engine.audit import record_staff_action
 from migrations_engine.choices import ACTIVE_ITEM_STATUSES, ItemStatus, RunMode, RunStatus
 from migrations_engine.models import MigrationRun, RunItem
+from staff import roles
 from tenants.access import can_access
 from tenants.models import CustomerTenant
 
@@ -65,12 +66,15 @@ def start_run(
 
     With `RUN_APPROVAL_REQUIRED`, a full run is created `awaiting_approval` and nothing is enqueued
     until `approve_run`; its items are queued already, so its tenants stay reserved meanwhile.
-    Raises ValidationError for bad input and RunConflict when a tenant is busy (checked here, and
+    Raises ValidationError for bad input, PermissionDenied when a staff actor's role may not start this
+    mode or a tenant is not granted to them, and RunConflict when a tenant is busy (checked here, and
     enforced by the database's one-active-item-per-tenant constraint when two starts race).
     """
     tenants = list(dict.fromkeys(tenants))
     if mode not in RunMode.values:
         raise ValidationError(f"Unknown mode {mode!r}; choose one of {', '.join(RunMode.values)}.")
+    roles.require(actor, roles.FOR_MODE[mode])
+    require_tenants(actor, tenants)
     if not tenants:
         raise ValidationError("Choose at least one tenant.")
     if mode == RunMode.PILOT:
@@ -114,6 +118,19 @@ def start_run(
     return run
 
 
+def require_tenants(actor: Any, tenants: Iterable[CustomerTenant | int]) -> None:
+    """PermissionDenied unless a staff actor may act on every one of `tenants` (a process may)."""
+    if roles.is_person(actor) and not all(can_access(actor, tenant) for tenant in tenants):
+        raise PermissionDenied("This touches a tenant you may not act on: nothing was done.")
+
+
+def require_run_permission(run: MigrationRun, actor: Any) -> None:
+    """A staff actor may cancel, retry or resume a run only with the role that starts its mode and a
+    grant on every one of its tenants."""
+    roles.require(actor, roles.FOR_MODE[run.mode])
+    require_tenants(actor, run.items.values_list("tenant_id", flat=True))
+
+
 def _refuse_if_busy(tenant: CustomerTenant) -> None:
     busy = (
         RunItem.objects.filter(tenant=tenant, status__in=ACTIVE_ITEM_STATUSES).select_related("run").first()
@@ -155,6 +172,7 @@ def approve_run(run: MigrationRun, *, actor: Any) -> MigrationRun:
         raise ValidationError(f"Run {run.pk} is {run.get_status_display().lower()}, not awaiting approval.")
     if not hasattr(actor, "username"):
         raise ValidationError("A run is approved by a staff member, not by a process.")
+    roles.require(actor, roles.APPROVE)
     if (run.started_by_id is not None and run.started_by_id == actor.pk) or run.actor == actor.username:
         raise ValidationError(
             f"You started run {run.pk}: a second staff member must approve it, not the one who started it."
@@ -214,8 +232,12 @@ def cancel_run(run: MigrationRun, *, actor: Any) -> int:
     """Ask the run to stop between steps (cooperative). Returns how many items were still active.
 
     A run still awaiting approval never ran: it and its items are cancelled at once, which frees its
-    tenants for another run.
+    tenants for another run. An approver may cancel (decline) a run awaiting their approval.
     """
+    if run.status == RunStatus.AWAITING_APPROVAL and roles.may(actor, roles.APPROVE):
+        require_tenants(actor, run.items.values_list("tenant_id", flat=True))
+    else:
+        require_run_permission(run, actor)
     now = timezone.now()
     if MigrationRun.objects.filter(pk=run.pk, status=RunStatus.AWAITING_APPROVAL).update(
         status=RunStatus.CANCELLED, cancel_requested=True, finished_at=now
@@ -263,6 +285,7 @@ def requeue_items(run: MigrationRun, *, actor: Any, statuses: Iterable[str], act
     """Queue items in `statuses` again under a new deterministic job id; they resume at their checkpoint."""
     from migrations_engine.jobs import enqueue_items
 
+    require_run_permission(run, actor)
     count = 0
     for item in run.items.filter(status__in=list(statuses)):
         old = item.status

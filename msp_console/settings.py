@@ -37,9 +37,10 @@ INSTALLED_APPS = [
     # Failed sign-ins counted per user and per IP address; lockouts (staff/lockout.py).
     "axes",
     "msp_console",
-    "staff",
     "tenants",
     "migrations_engine",
+    # After the apps whose permissions its role groups hold (made after each migrate, see staff/apps.py).
+    "staff",
 ]
 
 MIDDLEWARE = [
@@ -266,6 +267,8 @@ LOGGING = {
         # httpx logs every request URL at INFO; keep it to warnings.
         "httpx": {"level": "WARNING"},
         "msal": {"level": "WARNING"},
+        # django-axes logs every sign-in at INFO; failures and lockouts are audit rows already.
+        "axes": {"level": "WARNING"},
         # rq-scheduler adds a plain handler of its own to a logger that has none: give it ours.
         "rq_scheduler.scheduler": {"handlers": ["console"], "propagate": False},
     },

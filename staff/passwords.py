@@ -34,7 +34,9 @@ class GuessablePatternValidator:
             )
         username = (getattr(user, "username", "") or "").lower().split("@")[0]
         if len(username) >= 3 and username in lowered:
-            raise ValidationError("The password must not contain your username.", code="password_has_username")
+            raise ValidationError(
+                "The password must not contain your username.", code="password_has_username"
+            )
         for run in _KEYBOARD_RUNS:
             if any(run[i : i + 6] in lowered for i in range(len(run) - 5)):
                 raise ValidationError(

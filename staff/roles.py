@@ -1,14 +1,17 @@
 """What each staff role may do. Every state-changing view, admin action, service and command asks here,
 on top of the tenant grant (`tenants.access`).
 
-Roles are Django groups shipped by a data migration (staff/migrations/0002_role_groups.py): Viewer,
-Operator, Approver, Administrator. A user may hold several; superusers hold every permission.
+Roles are Django groups: Viewer, Operator, Approver, Administrator, made by a data migration
+(staff/migrations/0002_role_groups.py) and again after every migrate or flush when one is missing
+(`ensure_role_groups`; a group that exists is left as an administrator may have changed it). A user may
+hold several; superusers hold every permission.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps as django_apps
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 
@@ -108,3 +111,21 @@ def resolve_actor(name: str) -> Any:
     or the name itself for a process of the host."""
     user = get_user_model().objects.filter(username=name, is_active=True, is_staff=True).first()
     return user or name
+
+
+def ensure_role_groups(apps=django_apps) -> None:
+    """Make each role group that does not exist, with its permissions (`apps`: a migration's, or the
+    project's). The permissions must exist already (Django makes them after migrating)."""
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for name, perms in ROLES.items():
+        group, created = Group.objects.get_or_create(name=name)
+        if created:
+            wanted = [tuple(perm.split(".")) for perm in perms]
+            found = Permission.objects.filter(content_type__app_label__in={a for a, _ in wanted})
+            group.permissions.set([p for p in found if (p.content_type.app_label, p.codename) in wanted])
+
+
+def on_post_migrate(sender, apps=django_apps, **kwargs) -> None:
+    """post_migrate receiver (also sent after a test database's flush): role groups back if missing."""
+    ensure_role_groups(apps)

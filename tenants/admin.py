@@ -94,7 +94,7 @@ class ConsentFilter(admin.SimpleListFilter):
 
 
 @admin.register(CustomerTenant, site=site)
-class CustomerTenantAdmin(admin.ModelAdmin):
+class CustomerTenantAdmin(fleet_actions.RolePermissions, admin.ModelAdmin):
     """The MSP's home page: one row per customer tenant, with what the last census and run found."""
 
     list_display = (

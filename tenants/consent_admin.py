@@ -17,7 +17,7 @@ _LEVELS = {
 }
 
 
-@admin.action(description="Re-check consent")
+@admin.action(description="Re-check consent", permissions=["customers"])
 def recheck_consent_action(modeladmin, request, queryset) -> None:
     """Ask the login service for a fresh token per selected tenant; one message per tenant."""
     for tenant in queryset.filter(pk__in=visible_tenants(request.user).values("pk")):

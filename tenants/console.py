@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from migrations_engine.graph.permissions import REQUIRED_ROLES
+from staff import roles
 from tenants.access import get_tenant_for_user
 from tenants.consent import ConsentRefused, complete_consent, new_consent_link, onboard_customer
 from tenants.importing import (
@@ -66,8 +67,7 @@ def _roles_in_words(roles) -> list[tuple[str, str]]:
 @require_http_methods(["GET", "POST"])
 def add_customer_view(request, site):
     """The "Add customer" form; a valid POST onboards the tenant and redirects to its consent link."""
-    if not request.user.has_perm("tenants.add_customertenant"):
-        raise PermissionDenied
+    roles.require(request.user, roles.CUSTOMERS)
     form = AddCustomerForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -92,6 +92,7 @@ def consent_link_view(request, pk, site):
     """The consent link to send (or open), what it asks for, and where the tenant's consent stands."""
     tenant = get_tenant_for_user(request.user, pk)
     if request.method == "POST":
+        roles.require(request.user, roles.CUSTOMERS)
         _remember_link(request, tenant.pk, new_consent_link(tenant, actor=request.user, request=request))
         return HttpResponseRedirect(reverse("admin:tenants_consent_link", args=[tenant.pk]))
     consent = getattr(tenant, "consent", None)
@@ -133,8 +134,7 @@ class ImportTenantsForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 def import_tenants_view(request, site):
     """Upload a CSV of tenants: every row is checked first; any bad row and nothing is imported."""
-    if not request.user.has_perm("tenants.add_customertenant"):
-        raise PermissionDenied
+    roles.require(request.user, roles.CUSTOMERS)
     form = ImportTenantsForm(request.POST or None, request.FILES or None)
     errors: list[RowError] = []
     checked = None
@@ -144,7 +144,7 @@ def import_tenants_view(request, site):
         if upload.size > MAX_FILE_BYTES:
             errors = [RowError(0, f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB.")]
         else:
-            plan = parse_tenant_csv(upload.read())
+            plan = parse_tenant_csv(upload.read(), user=request.user)
             errors = plan.errors
             if not errors and form.cleaned_data["dry_run"]:
                 checked = len(plan.rows)

@@ -3,32 +3,63 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from staff.sessions import mark_authenticated
 from tenants.models import TenantGrant
 
 STAFF_PERMISSIONS = ("view_migrationrun", "view_runitem", "view_auditevent", "view_customertenant")
 PASSWORD = "pw-for-tests-only"
 
 
-def staff_user(username: str, *tenants, superuser: bool = False):
-    """A staff user with view permissions on runs, audit rows and tenants, granted `tenants` only."""
+def staff_user(username: str, *tenants, superuser: bool = False, role: str | None = "Operator"):
+    """A staff user in a role group (Viewer, Operator, Approver, Administrator; None: only the view
+    permissions on runs, audit rows and tenants), granted `tenants` only."""
     User = get_user_model()
     if superuser:
         return User.objects.create_superuser(username, "", PASSWORD)
     user = User.objects.create_user(username, "", PASSWORD, is_staff=True)
     user.user_permissions.add(*Permission.objects.filter(codename__in=STAFF_PERMISSIONS))
+    if role:
+        user.groups.add(Group.objects.get(name=role))
     for tenant in tenants:
         TenantGrant.objects.create(tenant=tenant, user=user)
     return user
 
 
-def client_for(user, *, csrf: bool = False) -> Client:
-    """A logged-in test client; with `csrf` it enforces CSRF checks like a browser session would."""
+def client_for(user, *, csrf: bool = False, second_factor: bool = True, fresh: bool = True) -> Client:
+    """A signed-in test client; with `csrf` it enforces CSRF checks like a browser session would.
+
+    `second_factor`: the session passed its second factor (a TOTP device is made for the user);
+    `fresh`: the person signed in just now (no re-authentication asked before a risky action).
+    """
     client = Client(enforce_csrf_checks=csrf)
     client.force_login(user)
+    session = client.session
+    if second_factor:
+        verify_second_factor(session, user)
+    if fresh:
+        mark_authenticated(_Request(session))
+    session.save()
     return client
+
+
+class _Request:
+    """What `mark_authenticated` needs of a request: its session."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+
+
+def verify_second_factor(session, user) -> None:
+    """Mark `session` as having passed a TOTP device of `user` (made if missing), as django-otp does."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
+        user=user, name="test authenticator", confirmed=True
+    )
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
 
 
 def csrf_post(client: Client, page: str, url: str, data: dict | None = None):

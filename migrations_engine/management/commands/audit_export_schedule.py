@@ -26,6 +26,7 @@ from migrations_engine.scheduled_exports import (
     export_folder,
     first_pending_period,
 )
+from staff.commands import acting
 from tenants.models import CustomerTenant
 
 
@@ -53,6 +54,7 @@ class Command(BaseCommand):
         disable.add_argument("name", metavar="NAME")
         actions.add_parser("run-due", help="write every completed period not yet exported")
 
+    @acting
     def handle(self, *args, **options):
         getattr(self, f"_{options['action'].replace('-', '_')}")(options)
 

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from migrations_engine.models import MigrationRun
 from migrations_engine.services import cancel_run
+from staff.commands import acting
 
 
 class Command(BaseCommand):
@@ -15,6 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("run", type=int)
         parser.add_argument("--actor", default="cli")
 
+    @acting
     def handle(self, *args, **options):
         run = MigrationRun.objects.filter(pk=options["run"]).first()
         if run is None:

@@ -17,6 +17,9 @@ from migrations_engine.choices import DriftCheckStatus
 from migrations_engine.drift import NotCheckable, check_tenant
 from migrations_engine.migrated import migrated_item, migrated_tenants
 from migrations_engine.models import DriftCheck, DriftFinding
+from staff import roles
+from staff.commands import acting, require_for_command
+from tenants.access import can_access
 from tenants.lookup import find_tenant
 
 
@@ -29,7 +32,11 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=3600, help="--wait: give up after S seconds")
         parser.add_argument("--actor", default="cli", help="who to record as having run the checks")
 
+    @acting
     def handle(self, *args, **options):
+        actor = options["actor"]
+        require_for_command(actor, roles.CENSUS)  # a drift check is a census of a migrated tenant
+        options["actor"] = getattr(actor, "username", actor)
         if options["tenant"]:
             tenant = find_tenant(options["tenant"])
             if tenant is None:
@@ -44,6 +51,8 @@ class Command(BaseCommand):
             tenants = [tenant]
         else:
             tenants = list(migrated_tenants().order_by("display_name"))
+        if roles.is_person(actor):
+            tenants = [tenant for tenant in tenants if can_access(actor, tenant)]
         if not tenants:
             self.stdout.write("No migrated tenants to check.")
             return

@@ -17,6 +17,7 @@ from migrations_engine.audit import record_staff_action
 from migrations_engine.audit_export import COLUMNS, FORMATS, write_rows
 from migrations_engine.management.commands.verify_audit import chain_for_option
 from migrations_engine.models import AuditEvent
+from staff.commands import acting
 
 
 def parse_moment(option: str, value: str | None) -> datetime.datetime | None:
@@ -49,6 +50,7 @@ class Command(BaseCommand):
         parser.add_argument("--output", metavar="FILE", help="write here instead of stdout")
         parser.add_argument("--actor", default="cli", help='who the export is recorded as (default "cli")')
 
+    @acting
     def handle(self, *args, **options):
         # Everything is checked before the output is opened: a bad option writes nothing.
         fmt = (options["format"] or "").lower()

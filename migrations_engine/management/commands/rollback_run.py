@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from migrations_engine.management.progress import wait_for_run
 from migrations_engine.models import MigrationRun
 from migrations_engine.services import RunConflict, start_rollback
+from staff.commands import acting
 
 
 class Command(BaseCommand):
@@ -18,6 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--wait", action="store_true")
         parser.add_argument("--actor", default="cli")
 
+    @acting
     def handle(self, *args, **options):
         run = MigrationRun.objects.filter(pk=options["run"]).first()
         if run is None:

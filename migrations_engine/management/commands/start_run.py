@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from migrations_engine.management.progress import wait_for_run
 from migrations_engine.options_form import add_cli_arguments, cli_options
 from migrations_engine.services import RunConflict, start_run
+from staff.commands import acting
 from tenants.lookup import find_tenant
 from tenants.models import CustomerTenant
 
@@ -26,6 +27,7 @@ class Command(BaseCommand):
         add_cli_arguments(parser)
         parser.add_argument("--actor", default="cli", help="who to record as having started it")
 
+    @acting
     def handle(self, *args, **options):
         if options["all"]:
             tenants = list(CustomerTenant.objects.order_by("display_name"))

@@ -17,6 +17,7 @@ from django.utils import dateparse, timezone
 from migrations_engine import waves
 from migrations_engine.models import Wave
 from migrations_engine.options_form import add_cli_arguments, cli_options
+from staff.commands import acting
 from tenants.choices import LicenceTier
 from tenants.lookup import find_tenant
 from tenants.models import CustomerTenant, Tag
@@ -97,6 +98,7 @@ class Command(BaseCommand):
         for name in ("pause", "cancel", "resume"):
             sub.choices[name].add_argument("--actor", default="cli")
 
+    @acting
     def handle(self, *args, **options):
         action = options["action"]
         try:

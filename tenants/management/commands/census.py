@@ -10,6 +10,9 @@ from tqdm import tqdm
 
 from migrations_engine.census import CensusResult, take_census
 from migrations_engine.graph import GraphClient, GraphConfig, GraphConfigError
+from staff import roles
+from staff.commands import acting, require_for_command
+from tenants.access import can_access
 from tenants.lookup import find_tenant
 from tenants.models import CustomerTenant
 from tenants.services import CensusWriter, record_census
@@ -25,11 +28,19 @@ class Command(BaseCommand):
         target.add_argument("--all", action="store_true", help="every customer tenant")
         parser.add_argument("--concurrency", type=int, default=4, help="tenants read at once (default 4)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+        parser.add_argument(
+            "--actor", default="cli", help="a staff username to act as (role and grants checked)"
+        )
 
+    @acting
     def handle(self, *args, **options):
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1")
+        actor = options["actor"]
+        require_for_command(actor, roles.CENSUS)
         tenants = self._tenants(options)
+        if roles.is_person(actor) and not all(can_access(actor, t) for t in tenants):
+            raise CommandError(f"{actor} may not act on every tenant named; nothing was read")
         try:
             config = GraphConfig.from_settings()
         except GraphConfigError as exc:
@@ -49,7 +60,7 @@ class Command(BaseCommand):
             bar.close()
 
         stored = [
-            record_census(t, r, actor="cli", writer=w)
+            record_census(t, r, actor=getattr(actor, "username", actor), writer=w)
             for t, r, w in zip(tenants, results, writers, strict=True)
         ]
         self.stdout.write(render_table(census_rows(stored)))

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from staff import roles
+from staff.commands import acting, require_for_command
 from tenants.importing import COLUMNS, ImportRefused, import_tenants, parse_tenant_csv
 
 
@@ -20,8 +22,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", help="the CSV file (UTF-8, with or without a byte-order mark)")
         parser.add_argument("--dry-run", action="store_true", help="check every row, import nothing")
+        parser.add_argument("--actor", default="cli", help="a staff username to act as (role checked)")
 
+    @acting
     def handle(self, *args, **options):
+        require_for_command(options["actor"], roles.CUSTOMERS)
         path = Path(options["file"])
         try:
             data = path.read_bytes()
@@ -36,7 +41,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{len(plan.rows)} tenants would be imported (dry run: nothing was imported)")
             return
         try:
-            tenants = import_tenants(plan, actor="cli")
+            tenants = import_tenants(plan, actor=options["actor"])
         except ImportRefused as exc:
             for error in exc.errors:
                 self.stderr.write(str(error))
