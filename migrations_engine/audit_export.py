@@ -5,8 +5,10 @@ Callers pass an iterator of `values_list(*COLUMNS)` tuples (read in chunks with 
 stays flat however many rows match. `request_body` was redacted when the row was written.
 
 A CSV cell is text: None is an empty cell, JSON columns hold their canonical JSON, datetimes their ISO
-form. `read_rows` undoes exactly that, column by column, so `compute_row_hash` over a row read back gives
-the hash it was written with (string columns are never None, so an empty cell there is "").
+form, and a text cell a spreadsheet would run as a formula gets a leading quote (`msp_console.csv_safe`:
+actors, targets and errors come from customer tenants and staff). `read_rows` undoes exactly that, column
+by column, so `compute_row_hash` over a row read back gives the hash it was written with (string columns
+are never None, so an empty cell there is "").
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from migrations_engine.models.audit import EVIDENCE_FIELDS, canonical_json
+from msp_console.csv_safe import ESCAPING, SafeWriter, is_escaped, unescape_cell
 
 FORMATS = ("csv", "jsonl")
 COLUMNS = ("id", *EVIDENCE_FIELDS, "prev_hash", "row_hash")
@@ -42,20 +45,13 @@ def _json_value(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime.datetime) else value
 
 
-class _Line:
-    """A file-like object whose `write` hands the text back, so `csv.writer` yields lines."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 def iter_lines(fmt: str, rows: Iterable[tuple]) -> Iterator[str]:
     """The export as text lines: a CSV header and one line per row, or one JSON object per row."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if fmt == "csv":
-        writer = csv.writer(_Line())
-        yield writer.writerow(COLUMNS)
+        writer = SafeWriter()
+        yield writer.writeheader(COLUMNS)
         for row in rows:
             yield writer.writerow([_csv_cell(c, v) for c, v in zip(COLUMNS, row, strict=True)])
     else:
@@ -77,7 +73,12 @@ class ExportFormatError(ValueError):
     """An export file that cannot be read back as audit rows (wrong header, bad cell, broken line)."""
 
 
-def _from_csv_cell(column: str, cell: str) -> Any:
+def _from_csv_cell(column: str, cell: str, escaping: str | None) -> Any:
+    # Integer cells were written as numbers, never escaped; every other cell was text.
+    if escaping is not None and column not in INT_COLUMNS:
+        if not is_escaped(cell):
+            raise ValueError(f"{column} starts like a formula but is not escaped as {escaping}")
+        cell = unescape_cell(cell)
     if column in JSON_COLUMNS or column in INT_COLUMNS or column in DATETIME_COLUMNS:
         if cell == "":
             return None
@@ -95,12 +96,16 @@ def _from_json_value(column: str, value: Any) -> Any:
     return value
 
 
-def read_rows(fh, fmt: str) -> Iterator[dict[str, Any]]:
+def read_rows(fh, fmt: str, *, csv_escaping: str | None = ESCAPING) -> Iterator[dict[str, Any]]:
     """The rows of an export file, one dict per row with the values as `values_list(*COLUMNS)` gave them.
 
     Open CSV with `newline=""` and JSON lines with `newline="\n"` (a JSON string may hold U+2028 or
-    U+0085, which other line splitting would break on). Raises `ExportFormatError` naming the row.
+    U+0085, which other line splitting would break on). `csv_escaping` is how the CSV's cells were
+    escaped: `iter_lines`' way by default, None for files written before cells were escaped (a cell not
+    in the stated form is an error: someone took the quote off). Raises `ExportFormatError` naming the row.
     """
+    if csv_escaping not in (None, ESCAPING):
+        raise ValueError(f"unknown CSV cell escaping {csv_escaping!r}")
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if fmt == "csv":
@@ -112,7 +117,7 @@ def read_rows(fh, fmt: str) -> Iterator[dict[str, Any]]:
             if len(cells) != len(COLUMNS):
                 raise ExportFormatError(f"row {number}: {len(cells)} cells, expected {len(COLUMNS)}")
             try:
-                yield {c: _from_csv_cell(c, v) for c, v in zip(COLUMNS, cells, strict=True)}
+                yield {c: _from_csv_cell(c, v, csv_escaping) for c, v in zip(COLUMNS, cells, strict=True)}
             except ValueError as exc:
                 raise ExportFormatError(f"row {number}: unreadable cell ({exc})") from exc
         return

@@ -1,9 +1,11 @@
 """Checking a scheduled export against its manifest, and (online) against the audit log it came from.
 
 Offline, from the two files alone: the data file's size and sha256 are the manifest's; every row reads back
-(`audit_export.read_rows`) and its row_hash recomputes (`compute_row_hash`, as the writer did); each chain's
-rows are together, in seq order without gaps, linked by prev_hash from the manifest's first_prev_hash to
-its head; rows lie in the period and in the scope; counts, first/last seq and heads match the manifest.
+(`audit_export.read_rows`: it undoes the CSV cell escaping the manifest names, `csv_cell_escaping`, and
+refuses a cell that lost its quote; a manifest without it predates escaping) and its row_hash recomputes
+(`compute_row_hash`, as the writer did); each chain's rows are together, in seq order without gaps, linked
+by prev_hash from the manifest's first_prev_hash to its head; rows lie in the period and in the scope;
+counts, first/last seq and heads match the manifest.
 
 Online, against the database: the period's rows per chain (count, first and last seq) are the manifest's,
 the row at each head's seq still has that row_hash, no row after it was written before the period ended,
@@ -29,6 +31,7 @@ from migrations_engine.audit_export import FORMATS, ExportFormatError, read_rows
 from migrations_engine.models import AuditEvent
 from migrations_engine.models.audit import GENESIS_HASH, compute_row_hash
 from migrations_engine.scheduled_exports import MANIFEST_SCHEMA, MANIFEST_VERSION
+from msp_console.csv_safe import ESCAPING
 
 
 class _Problem(Exception):
@@ -74,6 +77,8 @@ class _Manifest:
     end: datetime.datetime
     scope_chain: str | None
     chains: list[dict[str, Any]] = field(default_factory=list)
+    # None: a CSV written before cells were escaped against formulas, read back as it was then.
+    csv_escaping: str | None = None
 
 
 def _get(mapping: Any, key: str, kind: type | tuple[type, ...], where: str = "manifest") -> Any:
@@ -109,6 +114,11 @@ def _load_manifest(path: Path) -> _Manifest:
     fmt = _get(raw, "format", str)
     if fmt not in FORMATS:
         raise _Problem(f"unknown export format {fmt!r}")
+    csv_escaping = None
+    if "csv_cell_escaping" in raw:
+        csv_escaping = _get(raw, "csv_cell_escaping", str)
+        if fmt != "csv" or csv_escaping != ESCAPING:
+            raise _Problem(f"unknown csv_cell_escaping {csv_escaping!r} for a {fmt} export")
     period = _get(raw, "period", dict)
     start = _moment(_get(period, "start", str, "period"), "period start")
     end = _moment(_get(period, "end", str, "period"), "period end")
@@ -137,7 +147,7 @@ def _load_manifest(path: Path) -> _Manifest:
             _get(entry, "first_seq", int, where)
             _get(entry, "last_seq", int, where)
             _get(entry, "first_prev_hash", str, where)
-    return _Manifest(raw, fmt, start, end, scope_chain, chains)
+    return _Manifest(raw, fmt, start, end, scope_chain, chains, csv_escaping)
 
 
 def _data_path(manifest_path: Path, manifest: _Manifest) -> Path:
@@ -187,7 +197,8 @@ def _check_rows(path: Path, manifest: _Manifest) -> tuple[int, int]:
     newline = "" if manifest.fmt == "csv" else "\n"
     try:
         with path.open(encoding="utf-8", newline=newline) as fh:
-            for total, row in enumerate(read_rows(fh, manifest.fmt), start=1):
+            rows = read_rows(fh, manifest.fmt, csv_escaping=manifest.csv_escaping)
+            for total, row in enumerate(rows, start=1):
                 chain, seq = row["chain"], row["seq"]
                 where = f"row {total} (chain {chain}, seq {seq})"
                 if state is None or chain != state.entry["chain"]:

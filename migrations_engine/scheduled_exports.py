@@ -5,8 +5,9 @@ to Monday) or per month, cut at midnight in the console's time zone. `export_due
 rq-scheduler, or `manage.py audit_export_schedule run-due`) writes every completed period since the last
 one, oldest first, as `<AUDIT_EXPORT_DIR>/<name slug>/<start>_<end>.<csv|jsonl>` plus
 `<start>_<end>.manifest.json`: row count, time range, the data file's sha256 and size, and per chain the
-first and last seq, the first row's prev_hash and the head (last row_hash). `export_verify.verify_export`
-checks a manifest against its file and the database.
+first and last seq, the first row's prev_hash and the head (last row_hash); a CSV's manifest also names
+how its cells were escaped against spreadsheet formulas (`csv_cell_escaping`, see `msp_console.csv_safe`).
+`export_verify.verify_export` checks a manifest against its file and the database.
 
 Exactly once, and a crash never blocks a period. A period is claimed by inserting its `ExportFile` row
 (unique per schedule and period start) in a transaction that stays open while the files are written and
@@ -49,6 +50,8 @@ from migrations_engine.choices import ExportFrequency
 from migrations_engine.faults import crash_point
 from migrations_engine.models import AuditChainHead, AuditEvent, ExportFile, ExportSchedule
 from migrations_engine.models.audit import GENESIS_HASH
+from msp_console.csv_safe import ESCAPING
+from staff import roles
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +222,7 @@ def save_schedule(schedule: ExportSchedule, *, actor: Any, changed=()) -> Export
 
     Its scope cannot change once it has written a file: those files would then cover two scopes.
     """
+    roles.require(actor, roles.EXPORTS)
     created = schedule.pk is None
     if created and schedule.created_by_id is None and hasattr(actor, "username"):
         schedule.created_by = actor
@@ -243,6 +247,7 @@ def create_schedule(
 
 def disable_schedule(schedule: ExportSchedule, *, actor: Any) -> bool:
     """Stop exporting (files written so far stay). False when it was already disabled."""
+    roles.require(actor, roles.EXPORTS)
     if not ExportSchedule.objects.filter(pk=schedule.pk, enabled=True).update(enabled=False):
         return False
     schedule.enabled = False
@@ -414,7 +419,7 @@ def _chain_summaries(chains: dict[str, ChainSummary], chain: str | None, period:
 
 
 def _manifest(schedule, period, data_path: Path, out: _HashingFile, rows: int, chains: list[dict]) -> dict:
-    return {
+    manifest = {
         "schema": MANIFEST_SCHEMA,
         "schema_version": MANIFEST_VERSION,
         "schedule": {"id": schedule.pk, "name": schedule.name, "frequency": schedule.frequency},
@@ -434,6 +439,10 @@ def _manifest(schedule, period, data_path: Path, out: _HashingFile, rows: int, c
         "row_hash": ROW_HASH_RULE,
         "chains": chains,
     }
+    if schedule.format == "csv":
+        # The verifier undoes exactly this before recomputing row hashes; manifests without it predate it.
+        manifest["csv_cell_escaping"] = ESCAPING
+    return manifest
 
 
 def _export_period(schedule: ExportSchedule, period: Period, *, run_by: str) -> ExportFile | None:

@@ -1,10 +1,14 @@
-"""The per-user census report as CSV, streamed: what MSPs build today with PowerShell."""
+"""The per-user census report as CSV, streamed: what MSPs build today with PowerShell.
+
+UPNs and display names are the customer tenant's to choose: cells go through `msp_console.csv_safe`, so
+a spreadsheet never runs one as a formula.
+"""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator
 
+from msp_console.csv_safe import SafeWriter
 from tenants.models import CensusUser, CustomerTenant
 
 COLUMNS = [
@@ -20,15 +24,10 @@ COLUMNS = [
 ]
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 def census_csv_rows(tenants: Iterable[CustomerTenant]) -> Iterator[str]:
     """CSV lines (header first) for every user of each tenant's current census, in constant memory."""
-    writer = csv.writer(_Echo())
-    yield writer.writerow(COLUMNS)
+    writer = SafeWriter()
+    yield writer.writeheader(COLUMNS)
     for tenant in tenants:
         rows = CensusUser.objects.filter(tenant=tenant, generation=tenant.census_generation).order_by("upn")
         for user in rows.iterator(chunk_size=2000):

@@ -1,4 +1,9 @@
-"""`manage.py seed_demo --fleet FILE [--admin-user NAME]`: add the simulator's demo tenants and an admin."""
+"""`manage.py seed_demo --fleet FILE [--admin-user NAME]`: add the simulator's demo tenants and an admin.
+
+The admin's password comes from DJANGO_SUPERUSER_PASSWORD (as for `createsuperuser`; what the demo and
+docker/compose.yml use: it stays out of the process list) or `--admin-password=VALUE`. Written with `=`,
+a value that starts with "-" is the option's value; as a separate word argparse reads it as an option.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +31,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--admin-password",
             default="",
-            help="its password (else DJANGO_SUPERUSER_PASSWORD, as for createsuperuser)",
+            help=(
+                "its password, written --admin-password=VALUE (a VALUE starting with '-' is fine then); "
+                "better DJANGO_SUPERUSER_PASSWORD, as for createsuperuser, which no process list shows"
+            ),
         )
 
     def handle(self, *args, **options):
