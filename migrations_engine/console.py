@@ -27,6 +27,7 @@ from migrations_engine.choices import ACTIVE_ITEM_STATUSES, ItemStatus, RunMode,
 from migrations_engine.models import AuditChainHead, AuditEvent, MigrationRun, RunItem, UserOutcome
 from migrations_engine.pipeline import steps_for
 from staff import roles
+from staff.reauth import require_fresh
 from tenants.access import visible_tenants
 
 # A running item whose heartbeat is older than this has probably lost its worker: offer "Resume stalled".
@@ -241,6 +242,13 @@ def run_progress(request: HttpRequest, pk: int) -> JsonResponse:
 # --- the buttons -----------------------------------------------------------------------------------
 
 
+def _site():
+    # Why here: msp_console.admin_site imports the console URLs that import this module.
+    from msp_console.admin_site import site
+
+    return site
+
+
 def _back(run: MigrationRun) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("admin:migrations_engine_migrationrun_change", args=[run.pk]))
 
@@ -297,6 +305,8 @@ def resume_stalled(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def roll_back(request: HttpRequest, pk: int) -> HttpResponse:
     """Start a rollback run for the run's tenants that have a complete snapshot."""
+    if (ask := require_fresh(request, f"roll back run {pk}", _site())) is not None:
+        return ask
 
     def act(run):
         rollback = services.start_rollback(run, actor=request.user)
@@ -309,6 +319,8 @@ def roll_back(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def approve_run(request: HttpRequest, pk: int) -> HttpResponse:
     """A second staff member approves a full run awaiting approval; it is then queued."""
+    if (ask := require_fresh(request, f"approve run {pk}", _site())) is not None:
+        return ask
 
     def act(run):
         services.approve_run(run, actor=request.user)

@@ -23,6 +23,7 @@ from migrations_engine.models import DriftCheck, DriftFinding
 from migrations_engine.services import RunConflict
 from msp_console.admin_site import site
 from staff import roles
+from staff.reauth import require_fresh
 
 
 class TenantFilter(VisibleTenantFilter):
@@ -134,6 +135,8 @@ class DriftFindingAdmin(TenantScopedAdmin):
             return TemplateResponse(
                 request, "admin/migrations_engine/driftfinding/confirm_remediate.html", context
             )
+        if ask := require_fresh(request, "remediate drift (a full run)", self.admin_site):
+            return ask
         started = []
         for plan in plans:
             try:

@@ -31,8 +31,23 @@ class ConsoleSite(admin.AdminSite):
         return extra_urls(self) + super().get_urls()
 
 
+class StaffUserAdmin(UserAdmin):
+    """Django's user admin; setting someone's password asks the person doing it to confirm it is them."""
+
+    def user_change_password(self, request, id, form_url=""):
+        if request.method == "POST":
+            # Why here: staff.reauth reaches the audit log, whose app imports this module's site.
+            from staff.reauth import require_fresh
+
+            if (
+                ask := require_fresh(request, "change a staff member's password", self.admin_site)
+            ) is not None:
+                return ask
+        return super().user_change_password(request, id, form_url)
+
+
 site = ConsoleSite(name="admin")
-site.register(User, UserAdmin)
+site.register(User, StaffUserAdmin)
 site.register(Group, GroupAdmin)
 
 

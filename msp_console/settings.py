@@ -222,6 +222,8 @@ AXES_LOCKOUT_CALLABLE = "staff.lockout.lockout_response"
 # The client's address: REMOTE_ADDR, or behind the TLS proxy the address that proxy saw (staff/lockout.py).
 AXES_CLIENT_IP_CALLABLE = "staff.lockout.client_ip"
 AXES_VERBOSE = False
+# Its admin would go on Django's default site, which the console does not serve (staff/lockout_admin.py).
+AXES_ENABLE_ADMIN = False
 # Staff sign-in through the MSP's own Entra ID (staff/entra/): see docs/operations.md.
 # (settings of the Entra ID sign-in go here)
 

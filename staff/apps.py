@@ -13,6 +13,7 @@ class StaffConfig(AppConfig):
         from axes.signals import user_locked_out
         from django.db.models.signals import post_migrate
 
+        from staff import checks  # noqa: F401 - registers the deploy checks
         from staff.lockout import on_locked_out
         from staff.roles import on_post_migrate
 

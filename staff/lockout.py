@@ -7,7 +7,8 @@ from axes.helpers import get_cool_off
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.db.models import Max, Q
-from django.template.response import TemplateResponse
+from django.http import HttpResponse
+from django.shortcuts import render
 from django.utils import timezone
 
 from migrations_engine.audit import record_staff_action
@@ -31,7 +32,7 @@ def lockout_ends(username: str, ip_address: str):
     return (last or timezone.now()) + get_cool_off()
 
 
-def lockout_response(request, original_response=None, credentials=None) -> TemplateResponse:
+def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:
     """The sign-in page's answer while locked out: 429, saying until when, and who can unlock earlier."""
     username = (credentials or {}).get("username") or request.POST.get("username", "")
     ends = lockout_ends(username, client_ip(request))
@@ -42,7 +43,8 @@ def lockout_response(request, original_response=None, credentials=None) -> Templ
         "minutes": settings.STAFF_LOCKOUT_MINUTES,
         "failures": settings.AXES_FAILURE_LIMIT,
     }
-    return TemplateResponse(request, "staff/locked_out.html", context, status=429)
+    # Rendered now: django-axes answers from its middleware, after template responses were rendered.
+    return render(request, "staff/locked_out.html", context, status=429)
 
 
 def on_locked_out(sender, request=None, username=None, ip_address=None, **kwargs) -> None:

@@ -1,8 +1,21 @@
-"""The staff app's pages (sign-in steps, second factor, re-authentication), mounted at the console root."""
+"""The staff app's pages (sign-in steps, second factor, re-authentication), mounted at the console root.
+
+They are wrapped in `site.admin_view` (signed in, staff, never cached, CSRF-checked); the second-factor
+middleware lets /account/ through, so these are reachable before the second factor.
+"""
 
 from __future__ import annotations
 
+from django.urls import path
+
+from staff.second_factor_views import second_factor_view
+
 
 def urls(site) -> list:
-    """URL patterns, each view wrapped by the caller's conventions (see each module's `urls`)."""
-    return []
+    """URL patterns mounted at the console's root."""
+    extra = {"site": site}
+    return [
+        path(
+            "account/second-factor/", site.admin_view(second_factor_view), extra, name="staff_second_factor"
+        ),
+    ]

@@ -17,6 +17,7 @@ from migrations_engine.models import MigrationRun, RunItem
 from migrations_engine.options_form import RunOptionsForm
 from migrations_engine.services import RunConflict, start_rollback, start_run
 from staff import roles
+from staff.reauth import require_fresh
 
 MODES = {
     "plan": (
@@ -109,6 +110,12 @@ def _mode_action(mode: str):
         title, explain = MODES[mode]
         form = _options_form(request)
         if "confirm" in request.POST and form.is_valid():
+            if mode == "full" and (
+                ask := require_fresh(
+                    request, f"start a full migration of {queryset.count()} tenants", modeladmin.admin_site
+                )
+            ):
+                return ask
             return _start(modeladmin, request, queryset, mode, options=form.cleaned_data["options"])
         return _confirm(
             modeladmin,
@@ -190,6 +197,8 @@ def rollback(modeladmin, request, queryset):
         if skipped:
             explain += f" Not rolled back (no snapshot): {', '.join(skipped)}."
         return _confirm(modeladmin, request, queryset, action="rollback", title="Roll back", explain=explain)
+    if ask := require_fresh(request, f"roll back {queryset.count()} tenants", modeladmin.admin_site):
+        return ask
     started = []
     for run_id, tenants in latest.items():
         try:

@@ -23,6 +23,25 @@ def redis_url(tmp_path_factory) -> str:
         procs.stop_all()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _force_login_is_a_complete_sign_in():
+    """`Client.force_login` stands for a finished sign-in: password, second factor (a TOTP device of the
+    user), just now. The sign-in steps themselves go through /login/ in tests/staff/."""
+    from django.test import Client
+
+    from tests.migrations_engine.console_helpers import complete_sign_in
+
+    plain = Client.force_login
+
+    def force_login(self, user, backend=None):
+        plain(self, user, backend)
+        complete_sign_in(self, user)
+
+    Client.force_login = force_login
+    yield
+    Client.force_login = plain
+
+
 @pytest.fixture(autouse=True)
 def _fresh_local_pacing():
     """In-process pacing buckets start empty in every test (simulators reuse the same tenant ids)."""

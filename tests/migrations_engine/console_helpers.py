@@ -30,21 +30,20 @@ def staff_user(username: str, *tenants, superuser: bool = False, role: str | Non
     return user
 
 
-def client_for(user, *, csrf: bool = False, second_factor: bool = True, fresh: bool = True) -> Client:
-    """A signed-in test client; with `csrf` it enforces CSRF checks like a browser session would.
-
-    `second_factor`: the session passed its second factor (a TOTP device is made for the user);
-    `fresh`: the person signed in just now (no re-authentication asked before a risky action).
-    """
+def client_for(user, *, csrf: bool = False) -> Client:
+    """A signed-in test client (password, second factor, just now: see tests/conftest.py); with `csrf`
+    it enforces CSRF checks like a browser session would."""
     client = Client(enforce_csrf_checks=csrf)
     client.force_login(user)
-    session = client.session
-    if second_factor:
-        verify_second_factor(session, user)
-    if fresh:
-        mark_authenticated(_Request(session))
-    session.save()
     return client
+
+
+def complete_sign_in(client: Client, user) -> None:
+    """Mark the client's session as having passed a second factor and signed in just now."""
+    session = client.session
+    verify_second_factor(session, user)
+    mark_authenticated(_Request(session))
+    session.save()
 
 
 class _Request:

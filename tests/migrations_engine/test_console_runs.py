@@ -182,7 +182,7 @@ def test_a_full_run_waits_for_a_second_staff_members_approval(settings, fast_gra
     settings.RUN_APPROVAL_REQUIRED = True
     seed(fast_graph, tmp_path)
     tenant = tenant_named("woodgrove")
-    alice, bob = staff_user("alice", tenant), staff_user("bob", tenant)
+    alice, bob = staff_user("alice", tenant), staff_user("bob", tenant, role="Approver")
     run = start_run(mode="full", tenants=[tenant], actor=alice, options=FAST)
 
     assert run.status == "awaiting_approval" and len(queue) == 0
@@ -264,6 +264,6 @@ def test_a_staff_member_without_a_grant_sees_and_does_nothing(settings, fast_gra
     assert partial.post(action_url(run, "rollback")).status_code == 302
     assert MigrationRun.objects.count() == 1
     with pytest.raises(Exception, match="may not act on every tenant"):
-        approve_run(run, actor=staff_user("pat2", woodgrove))
+        approve_run(run, actor=staff_user("pat2", woodgrove, role="Approver"))
     run.refresh_from_db()
     assert (run.status, run.cancel_requested) == ("awaiting_approval", False)

@@ -753,7 +753,7 @@ FILES = "/migrations_engine/exportfile/"
 
 
 def exporter(username: str, *tenants):
-    user = staff_user(username, *tenants)
+    user = staff_user(username, *tenants, role="Administrator")
     user.user_permissions.add(*Permission.objects.filter(codename__in=EXPORT_PERMISSIONS))
     return user
 

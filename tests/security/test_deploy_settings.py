@@ -97,6 +97,22 @@ def test_unsafe_overrides_are_reported_by_check_deploy(tmp_path):
 @pytest.mark.parametrize(
     ("changes", "check_id", "words"),
     [
+        ({"STAFF_SECOND_FACTOR_REQUIRED": "False"}, "staff.E001", "a guessed password alone"),
+        ({"AXES_ENABLED": "False"}, "staff.E002", "never locked out"),
+        ({"STAFF_IDLE_MINUTES": "480"}, "staff.W001", "STAFF_IDLE_MINUTES is 480"),
+        ({"SESSION_COOKIE_AGE": "1209600"}, "staff.W002", "Sessions last 1209600 s"),
+    ],
+)
+def test_check_deploy_refuses_weak_staff_sign_in(tmp_path, changes, check_id, words):
+    """Second factor, lockout and session age: each weakened alone fails `check --deploy`."""
+    result = check(production_env(tmp_path, **changes), "--deploy", "--fail-level", "WARNING")
+    assert result.returncode != 0
+    assert check_id in result.stderr and words in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("changes", "check_id", "words"),
+    [
         ({"GRAPH_BASE_URL": "https://127.0.0.1:8443"}, "msp_console.E001", "GRAPH_BASE_URL"),
         ({"GRAPH_AUTHORITY_HOST": "https://localhost:8443"}, "msp_console.E001", "GRAPH_AUTHORITY_HOST"),
         ({"GRAPH_BASE_URL": "https://[::1]:8443"}, "msp_console.E001", "loopback"),

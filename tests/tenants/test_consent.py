@@ -14,7 +14,7 @@ from datetime import timedelta
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.contrib.messages.storage.fallback import FallbackStorage
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client, RequestFactory
@@ -47,6 +47,7 @@ def staff(django_user_model):
     """A staff user (not a superuser) who may add customers and sees only the tenants granted to them."""
     user = django_user_model.objects.create_user("alice", password="pw-for-tests-only", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="add_customertenant"))
+    user.groups.add(Group.objects.get(name="Administrator"))  # adding customers is an administrator's
     return user
 
 

@@ -6,7 +6,7 @@ import csv
 import io
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Group, Permission, User
 from django.core.management import call_command
 from django.test import Client
 
@@ -29,6 +29,7 @@ def staff_user(name: str) -> User:
     user = User.objects.create_user(name, "", "pw-for-tests-only", is_staff=True)
     for codename in ("view_customertenant", "change_customertenant", "view_migrationrun", "view_auditevent"):
         user.user_permissions.add(Permission.objects.get(codename=codename))
+    user.groups.add(Group.objects.get(name="Operator"))  # starts censuses and runs
     return user
 
 
