@@ -7,6 +7,7 @@ the census is right, then stops and exits 0 (or 1 with the reason).
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime
 import os
 import secrets
@@ -133,9 +134,15 @@ def _run(args, procs: Processes) -> int:
     print("Preparing the console database ...", flush=True)
     manage(env, "migrate", "--noinput", "-v", "0")
     password = demo_password()
+    totp_key, backup_codes = secrets.token_hex(20), [secrets.token_hex(4) for _ in range(5)]
     # Through the environment: out of the process list, and never parsed as an option.
     manage(
-        {**env, "DJANGO_SUPERUSER_PASSWORD": password},
+        {
+            **env,
+            "DJANGO_SUPERUSER_PASSWORD": password,
+            "DJANGO_SUPERUSER_TOTP_KEY": totp_key,
+            "DJANGO_SUPERUSER_BACKUP_CODES": ",".join(backup_codes),
+        },
         "seed_demo",
         "--fleet",
         str(STATE / "sim" / "fleet.json"),
@@ -215,6 +222,8 @@ def _run(args, procs: Processes) -> int:
         f"""
 The console is running at http://127.0.0.1:{port}/
   user: admin   password: {password}
+  second factor: one of the backup codes {", ".join(backup_codes)} (each works once),
+  or add this key to an authenticator app: {base64.b32encode(bytes.fromhex(totp_key)).decode()}
 Graph simulator: {fleet["graph_base_url"]} (fleet in {STATE / "sim" / "fleet.json"})
 Logs: {procs.log_dir}    Settings for manage.py by hand: source {STATE / "env"}
 Press Ctrl-C to stop everything.""",

@@ -7,7 +7,6 @@ import base64
 
 import segno
 from django import forms
-from django.contrib import messages
 from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -59,7 +58,9 @@ def _qr_svg(url: str) -> str:
 
 
 def _secret_for_typing(device: TOTPDevice) -> str:
-    return base64.b32encode(device.bin_key).decode().rstrip("=")
+    """The key in base32, in groups of four (authenticator apps ignore the spaces)."""
+    key = base64.b32encode(device.bin_key).decode().rstrip("=")
+    return " ".join(key[i : i + 4] for i in range(0, len(key), 4))
 
 
 @require_http_methods(["GET", "POST"])
@@ -100,7 +101,6 @@ def _enrol(request, site):
             otp_login(request, device)
             mark_authenticated(request)
             record_staff_action(actor=user.username, action="staff.second_factor_enrolled", detail={})
-            messages.success(request, "Your authenticator app is set up.")
             context = {
                 **site.each_context(request),
                 "title": "Backup codes",

@@ -3,6 +3,10 @@
 The admin's password comes from DJANGO_SUPERUSER_PASSWORD (as for `createsuperuser`; what the demo and
 docker/compose.yml use: it stays out of the process list) or `--admin-password=VALUE`. Written with `=`,
 a value that starts with "-" is the option's value; as a separate word argparse reads it as an option.
+
+A superuser always needs a second factor: DJANGO_SUPERUSER_TOTP_KEY (hex, as django-otp stores it) gives
+the new admin a confirmed authenticator with that key, and DJANGO_SUPERUSER_BACKUP_CODES (comma-separated)
+single-use backup codes. Without them the admin enrols an authenticator at the first sign-in.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tenants.models import CustomerTenant
 from tenants.services import add_tenant, set_break_glass
@@ -69,5 +75,21 @@ class Command(BaseCommand):
         if options["admin_user"]:
             users = get_user_model()
             if not users.objects.filter(username=options["admin_user"]).exists():
-                users.objects.create_superuser(options["admin_user"], "", password)
+                admin = users.objects.create_superuser(options["admin_user"], "", password)
+                self._second_factor(admin)
                 self.stdout.write(f"admin user {options['admin_user']!r} created")
+
+    def _second_factor(self, admin) -> None:
+        key = os.environ.get("DJANGO_SUPERUSER_TOTP_KEY", "").strip()
+        if key:
+            try:
+                bytes.fromhex(key)
+            except ValueError as exc:
+                raise CommandError("DJANGO_SUPERUSER_TOTP_KEY must be hex (e.g. 40 hex digits)") from exc
+            TOTPDevice.objects.create(user=admin, name="Authenticator app", key=key, confirmed=True)
+        codes = [
+            c.strip() for c in os.environ.get("DJANGO_SUPERUSER_BACKUP_CODES", "").split(",") if c.strip()
+        ]
+        if codes:
+            device = StaticDevice.objects.create(user=admin, name="Backup codes", confirmed=True)
+            StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
