@@ -18,6 +18,7 @@ from django.http import Http404, HttpResponseBadRequest, HttpResponseNotAllowed,
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.text import smart_split, unescape_string_literal
 
 from migrations_engine import console
 from migrations_engine.audit import record_staff_action
@@ -54,6 +55,33 @@ def _visible(request):
     return visible_tenants(request.user).values("pk")
 
 
+def _search_terms(search_term: str) -> list[str]:
+    """The words of a changelist search as Django's admin splits them ("quoted phrases" stay whole)."""
+    terms = []
+    for bit in smart_split(search_term):
+        if bit[:1] in ('"', "'") and bit[-1:] == bit[:1] and len(bit) > 1:
+            bit = unescape_string_literal(bit)
+        terms.append(bit)
+    return terms
+
+
+def search_visible_tenants(request, queryset, search_term: str, *, own: tuple[str, ...], members, link: str):
+    """A changelist search over rows that hold several tenants (a run's items, a wave's members): every
+    word must match one of the row's `own` fields or the domain of one of its tenants *that the user may
+    see* (`members`: the per-tenant model, `link`: its key to the row). Django's own search through
+    `items__tenant__primary_domain` matches every tenant of the row, so a staff user could find the run
+    that also holds a customer they may not see, and learn that it is a customer. Returns what
+    `ModelAdmin.get_search_results` does."""
+    visible = _visible(request)
+    for term in _search_terms(search_term):
+        holding = members.objects.filter(tenant__in=visible, tenant__primary_domain__icontains=term)
+        match = Q(pk__in=holding.values(link))
+        for field in own:
+            match |= Q(**{f"{field}__icontains": term})
+        queryset = queryset.filter(match)
+    return queryset, False
+
+
 class TenantScopedAdmin(ReadOnlyAdmin):
     """Read-only rows that each belong to one tenant (`tenant` field): lists and pages show only rows of
     tenants the user may see; another tenant's row is a 404."""
@@ -85,7 +113,8 @@ class RunItemInline(admin.TabularInline):
 class MigrationRunAdmin(ReadOnlyAdmin):
     list_display = ("id", "mode", "status", "tenant_count", "started_by_label", "created_at", "finished_at")
     list_filter = ("mode", "status")
-    search_fields = ("actor", "items__tenant__primary_domain")
+    search_fields = ("actor",)  # and the domains of the user's tenants in it: see get_search_results
+    search_help_text = "Who started the run, or the domain of one of your tenants in it."
     run_page_template = "admin/migrations_engine/migrationrun/run_page.html"
 
     def get_queryset(self, request):
@@ -96,6 +125,11 @@ class MigrationRunAdmin(ReadOnlyAdmin):
             .get_queryset(request)
             .filter(pk__in=RunItem.objects.filter(tenant__in=visible).values("run_id"))
             .annotate(visible_tenants=Count("items", filter=Q(items__tenant__in=visible)))
+        )
+
+    def get_search_results(self, request, queryset, search_term):
+        return search_visible_tenants(
+            request, queryset, search_term, own=self.search_fields, members=RunItem, link="run_id"
         )
 
     @admin.display(description="tenants", ordering="visible_tenants")

@@ -10,6 +10,13 @@ from django.http import Http404
 
 from tenants.models import CustomerTenant
 
+# What a clash with a tenant the user may not see says: that it is managed here, never which tenant it is
+# (no name, domain, id or pk), and what to do about it.
+NOT_YOURS = (
+    "This tenant is already managed by this console, but you have no access to it: ask an administrator "
+    "to grant it to you."
+)
+
 
 def visible_tenants(user) -> QuerySet[CustomerTenant]:
     """The tenants `user` may see (an empty queryset for anonymous or inactive users)."""

@@ -27,7 +27,7 @@ from migrations_engine.graph.auth import AppToken, acquire_app_token, resolve_te
 from migrations_engine.graph.config import GraphConfig, unusable
 from migrations_engine.graph.errors import ConsentMissing, GraphConfigError, TokenError
 from migrations_engine.graph.permissions import missing_roles
-from tenants.access import can_access
+from tenants.access import NOT_YOURS, can_access
 from tenants.choices import ConsentStatus
 from tenants.lookup import find_tenant
 from tenants.models import ConsentRequest, CustomerTenant, TenantConsent, TenantGrant
@@ -115,6 +115,16 @@ def new_consent_link(tenant: CustomerTenant, *, actor: Actor, request) -> str:
     return _consent_url(config, tenant, state, request)
 
 
+def _already_a_customer(existing: CustomerTenant | None, actor: Actor) -> ValidationError:
+    """The refusal to add a tenant the console already manages: named only when `actor` may see it."""
+    if existing is None or not can_access(actor, existing):
+        return ValidationError(NOT_YOURS)
+    return ValidationError(
+        f"{existing.display_name} ({existing.primary_domain}, {existing.tenant_id}) is already a "
+        "customer. Send its consent link again from its consent page instead."
+    )
+
+
 def onboard_customer(
     *, text: str, display_name: str, actor: Actor, request, domain: str = ""
 ) -> tuple[CustomerTenant, str]:
@@ -137,10 +147,7 @@ def onboard_customer(
         domain = resolved_domain
     existing = find_tenant(tenant_id) or find_tenant(domain)
     if existing is not None:
-        raise ValidationError(
-            f"{existing.display_name} ({existing.primary_domain}, {existing.tenant_id}) is already a "
-            "customer. Send its consent link again from its consent page instead."
-        )
+        raise _already_a_customer(existing, actor)
     config = _graph_config()
     try:
         with transaction.atomic():
@@ -154,8 +161,12 @@ def onboard_customer(
                 state_hash=_sha256(state),
                 session_key_hash=_session_key_hash(request),
             )
-    except IntegrityError as exc:  # another staff user added the same tenant a moment ago
-        raise ValidationError(f"Tenant {tenant_id} ({domain}) is already a customer.") from exc
+    except (IntegrityError, ValidationError) as exc:
+        # Another staff user added the same tenant a moment ago: the same answer as the check above.
+        existing = find_tenant(tenant_id) or find_tenant(domain)
+        if existing is None and isinstance(exc, ValidationError):
+            raise
+        raise _already_a_customer(existing, actor) from exc
     # The audit row has its own durable transaction: written once the tenant is committed.
     record_staff_action(
         actor=actor, action="tenant.onboarded", tenant_id=tenant.pk, detail={"domain": domain}

@@ -23,6 +23,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
+from tenants.access import NOT_YOURS, visible_tenants
 from tenants.models import CustomerTenant, TenantGrant
 from tenants.services import Actor, actor_label, add_tenant, set_break_glass
 from tenants.validators import parse_tenant_id, validate_domain, validate_upn
@@ -152,8 +153,23 @@ def _minimum(raw: str, accounts: list[str]) -> tuple[int, list[str]]:
     return minimum, []
 
 
-def parse_tenant_csv(data: bytes | str) -> ImportPlan:
-    """Read and validate a whole import file without changing anything. Every bad row is reported."""
+def _customers(user) -> tuple[dict[uuid.UUID, bool], dict[str, bool]]:
+    """Every customer's tenant id and lowercased domain, each mapped to whether `user` may see that tenant
+    (None: the operator at the command line, who may see all)."""
+    mine = None if user is None else set(visible_tenants(user).values_list("pk", flat=True))
+    ids, domains = {}, {}
+    for pk, tenant_id, domain in CustomerTenant.objects.annotate(d=Lower("primary_domain")).values_list(
+        "pk", "tenant_id", "d"
+    ):
+        ids[tenant_id] = domains[domain] = mine is None or pk in mine
+    return ids, domains
+
+
+def parse_tenant_csv(data: bytes | str, *, user=None) -> ImportPlan:
+    """Read and validate a whole import file without changing anything. Every bad row is reported.
+
+    `user` is the staff member importing: a row that clashes with a customer they may not see is told
+    so without naming it (see `tenants.access.NOT_YOURS`)."""
     plan = ImportPlan()
     plan.sha256 = hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
     text = _decode(data, plan)
@@ -172,10 +188,7 @@ def parse_tenant_csv(data: bytes | str) -> ImportPlan:
     if header is None:
         return plan
 
-    existing_ids = set(CustomerTenant.objects.values_list("tenant_id", flat=True))
-    existing_domains = set(
-        CustomerTenant.objects.annotate(d=Lower("primary_domain")).values_list("d", flat=True)
-    )
+    existing_ids, existing_domains = _customers(user)
     seen_ids: dict[uuid.UUID, int] = {}
     seen_domains: dict[str, int] = {}
     row_number = 1
@@ -218,14 +231,19 @@ def parse_tenant_csv(data: bytes | str) -> ImportPlan:
 
         if tenant_id is not None:
             if tenant_id in existing_ids:
-                problems.append(f"tenant {tenant_id} is already a customer")
+                problems.append(
+                    f"tenant {tenant_id} is already a customer" if existing_ids[tenant_id] else NOT_YOURS
+                )
             elif tenant_id in seen_ids:
                 problems.append(f"tenant {tenant_id} is also on row {seen_ids[tenant_id]}")
             else:
                 seen_ids[tenant_id] = row_number
         if domain:
             if domain in existing_domains:
-                problems.append(f"{domain} is already a customer's domain")
+                if existing_domains[domain]:
+                    problems.append(f"{domain} is already a customer's domain")
+                elif NOT_YOURS not in problems:
+                    problems.append(NOT_YOURS)
             elif domain in seen_domains:
                 problems.append(f"{domain} is also on row {seen_domains[domain]}")
             else:

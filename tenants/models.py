@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
@@ -12,7 +10,7 @@ from django.db import models
 from django.db.models.functions import Lower
 
 from tenants.choices import CensusStatus, ConsentStatus, LicenceTier, PolicyState
-from tenants.validators import validate_domain, validate_upn
+from tenants.validators import break_glass_account_problems, validate_domain
 
 
 class Tag(models.Model):
@@ -138,19 +136,29 @@ class BreakGlassConfig(models.Model):
         return f"Break-glass for {self.tenant.primary_domain}"
 
     def clean(self) -> None:
-        if not isinstance(self.accounts, list) or not all(isinstance(a, str) for a in self.accounts):
-            raise ValidationError({"accounts": "A list of UPNs or object ids."})
-        cleaned = []
+        """Refuse, on the field at fault, a configuration no run could use (or one that would fail open)."""
+        problems = break_glass_account_problems(self.accounts)
+        if problems:
+            raise ValidationError({"accounts": problems})
+        self.accounts = [account.strip() for account in self.accounts]
+        seen: set[str] = set()
         for account in self.accounts:
-            account = account.strip()
-            try:
-                uuid.UUID(account)
-            except ValueError:
-                validate_upn(account)
-            cleaned.append(account)
-        self.accounts = cleaned
-        if not cleaned and not self.group_id:
-            raise ValidationError("Name at least one break-glass account or a break-glass group.")
+            if account.lower() in seen:
+                problems.append(f"{account!r} is listed twice.")
+            seen.add(account.lower())
+        if problems:
+            raise ValidationError({"accounts": problems})
+        if not self.accounts and not self.group_id:
+            raise ValidationError({"accounts": "Name at least one break-glass account or break-glass group."})
+        # Only a group's members can make up a minimum above the accounts listed (the import says the same).
+        listed = len(self.accounts)
+        if not self.group_id and isinstance(self.minimum_count, int) and self.minimum_count > listed:
+            raise ValidationError(
+                {
+                    "minimum_count": f"{self.minimum_count} is more than the {listed} accounts listed and no "
+                    "break-glass group is named: no run could ever pass the break-glass guard."
+                }
+            )
 
 
 class TenantGrant(models.Model):

@@ -7,7 +7,6 @@ so the audit log added with the pipeline can say who did what.
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -17,7 +16,7 @@ from django.utils import timezone
 from migrations_engine.census import CensusResult
 from tenants.choices import CensusStatus, ConsentStatus
 from tenants.models import BreakGlassConfig, CensusUser, CustomerTenant, TenantConsent
-from tenants.validators import parse_tenant_id, validate_domain, validate_upn
+from tenants.validators import parse_tenant_id, validate_domain
 
 logger = logging.getLogger(__name__)
 
@@ -60,19 +59,15 @@ def set_break_glass(
     minimum_count: int = 1,
     actor: Actor,
 ) -> BreakGlassConfig:
-    """Set (replace) a tenant's break-glass configuration after validating every entry."""
-    for account in accounts:
-        try:
-            uuid.UUID(account)
-        except ValueError:
-            validate_upn(account)
+    """Set (replace) a tenant's break-glass configuration after validating every entry. A bad value raises
+    ValidationError naming its field (`BreakGlassConfig.clean`) and, in this transaction, changes nothing."""
     config, _ = BreakGlassConfig.objects.get_or_create(tenant=tenant)
-    config.accounts = [a.strip() for a in accounts]
-    config.group_id = uuid.UUID(group_id) if group_id else None
+    config.accounts = accounts  # the model's clean() checks its shape and strips each entry
+    config.group_id = group_id or None
     config.minimum_count = minimum_count
     config.full_clean(exclude=["tenant"])
     config.save()
-    logger.info("break-glass set for %s by %s: %d accounts", tenant, actor_label(actor), len(accounts))
+    logger.info("break-glass set for %s by %s: %d accounts", tenant, actor_label(actor), len(config.accounts))
     return config
 
 

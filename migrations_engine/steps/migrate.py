@@ -33,6 +33,7 @@ from migrations_engine.steps.user_scope import (
     scoped_changes,
 )
 from migrations_engine.steps.writes import patch_policy, set_security_defaults
+from tenants.validators import break_glass_problems, describe_problems
 
 
 class VerifyConsent(Step):
@@ -172,6 +173,12 @@ class GuardBreakGlass(Step):
 
     def run(self, ctx: StepContext) -> str:
         config = getattr(ctx.tenant, "break_glass", None)
+        if config is not None and (problems := break_glass_problems(config.accounts, config.minimum_count)):
+            # A row written around the model's checks: say what is wrong, rather than guess what it meant.
+            raise StepFailed(
+                f"The break-glass configuration cannot be used ({describe_problems(problems)}): correct it "
+                "on the tenant's page. No change was made."
+            )
         if config is None or (not config.accounts and not config.group_id):
             raise StepFailed(
                 "No break-glass accounts are configured for this tenant: add them first. No change was made."
