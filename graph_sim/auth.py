@@ -262,6 +262,8 @@ async def handle_openid_configuration(request: web.Request) -> web.Response:
             openid_configuration(sim.base_url, key.lower(), v2)
             | {"issuer": f"{sim.base_url}/{{tenantid}}/v2.0" if v2 else "https://sts.windows.net/{tenantid}/"}
         )
+    if sim.sign_in.directory.matches(key):  # the MSP's own tenant, where staff sign in
+        return web.json_response(openid_configuration(sim.base_url, sim.sign_in.directory.tenant_id, v2))
     tenant = sim.state.resolve(key)
     if tenant is None:
         return _tenant_not_found(request, key)
@@ -361,8 +363,9 @@ async def handle_token(request: web.Request) -> web.Response:
             900023,
             f"Specified tenant identifier '{key}' is neither a valid DNS name, nor a valid external domain.",
         )
-    tenant = sim.state.resolve(key)
-    if tenant is None:
+    staff_tenant = sim.sign_in.directory.matches(key)
+    tenant = None if staff_tenant else sim.state.resolve(key)
+    if tenant is None and not staff_tenant:
         return _tenant_not_found(request, key)
     form = await request.post()
     for param in ("grant_type", "client_id"):
@@ -374,6 +377,18 @@ async def handle_token(request: web.Request) -> web.Response:
                 900144,
                 f"The request body must contain the following parameter: '{param}'.",
             )
+    if form["grant_type"] == "authorization_code" and staff_tenant:
+        return sim.sign_in.redeem(request, form)
+    if staff_tenant:
+        # The MSP's tenant holds only the staff sign-in app; the MSP's migration app is not there.
+        return aad_error(
+            request,
+            400,
+            "unauthorized_client",
+            700016,
+            f"Application with identifier '{form['client_id']}' was not found in the directory "
+            f"'{sim.sign_in.directory.display_name}'.",
+        )
     if form["grant_type"] != "client_credentials":
         return aad_error(
             request,

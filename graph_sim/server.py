@@ -13,7 +13,7 @@ from pathlib import Path
 import trustme
 from aiohttp import web
 
-from graph_sim import admin, auth, batch, clock
+from graph_sim import admin, auth, batch, clock, sign_in
 from graph_sim.app_key import SIM_KEY
 from graph_sim.faults import FaultDice
 from graph_sim.fleets import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_fleet, generated_fleet
@@ -27,6 +27,7 @@ from graph_sim.graph_http import (
     parse_query,
     split_path,
 )
+from graph_sim.staff_directory import demo_staff_directory
 from graph_sim.state import AppRegistration, FleetState
 from graph_sim.stats import SimStats
 from graph_sim.throttle import ThrottleLimits, Throttler
@@ -77,6 +78,8 @@ class Simulator:
         app = AppRegistration(client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET)
         auth.make_app_credential(app)
         self.state = self._new_state(app)
+        # The MSP's own tenant, where staff sign in to the console (graph_sim.sign_in).
+        self.sign_in = sign_in.SignInService(demo_staff_directory())
         self.stats = SimStats(self.clock, self.state.tenants)
         self.throttle = Throttler(config.limits, enabled=config.throttle)
         self.ca = trustme.CA()
@@ -98,6 +101,7 @@ class Simulator:
         """Fresh fleet state (same app credentials, keys and port), empty log, empty throttle windows,
         stats counted from now."""
         self.state = self._new_state(self.state.app)
+        self.sign_in = sign_in.SignInService(demo_staff_directory())
         self.stats = SimStats(self.clock, self.state.tenants)
         self.throttle.reset()
 
@@ -120,6 +124,7 @@ class Simulator:
             "client_certificate_thumbprint": app.thumbprint_sha1,
             "time_scale": self.clock.scale,
             "tenants": [t.summary() for t in self.state.tenants.values()],
+            "staff_sign_in": self.sign_in.directory.summary(),
         }
 
     def write_files(self) -> None:
@@ -168,6 +173,8 @@ class Simulator:
         r.add_get("/{tenant}/discovery/v2.0/keys", auth.handle_jwks)
         r.add_get("/{tenant}/discovery/keys", auth.handle_jwks)
         r.add_post("/{tenant}/oauth2/v2.0/token", auth.handle_token)
+        r.add_get("/{tenant}/oauth2/v2.0/authorize", sign_in.handle_authorize)
+        r.add_post("/{tenant}/login", sign_in.handle_login_post)
         for path in ("/{tenant}/adminconsent", "/{tenant}/v2.0/adminconsent"):
             r.add_get(path, auth.handle_adminconsent)
             r.add_post(path, auth.handle_adminconsent)

@@ -6,6 +6,8 @@ from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 
+from staff.entra.config import entra_sign_in
+
 
 class ConsoleSite(admin.AdminSite):
     """The MSP MFA console. Custom views are added in `get_urls` only where a changelist cannot serve."""
@@ -24,6 +26,11 @@ class ConsoleSite(admin.AdminSite):
 
         context = {**dashboard_context(request.user), **(extra_context or {})}
         return super().index(request, extra_context=context)
+
+    def login(self, request, extra_context=None):
+        """Django's sign-in page, offering "Sign in with Microsoft" when the Entra ID sign-in is set up."""
+        context = {"entra_sign_in": entra_sign_in() is not None, **(extra_context or {})}
+        return super().login(request, extra_context=context)
 
     def get_urls(self):
         from msp_console.console_urls import extra_urls

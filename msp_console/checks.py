@@ -40,6 +40,7 @@ def _is_loopback(url: str) -> bool:
 MICROSOFT_HOSTS = {
     "GRAPH_BASE_URL": "graph.microsoft.com",
     "GRAPH_AUTHORITY_HOST": "login.microsoftonline.com",
+    "STAFF_ENTRA_AUTHORITY_HOST": "login.microsoftonline.com",
 }
 
 

@@ -201,6 +201,8 @@ AUDIT_EXPORT_DIR = Path(env_str("AUDIT_EXPORT_DIR", str(BASE_DIR / "audit-export
 # --- Staff sign-in ----------------------------------------------------------------------------------
 # A second factor (an authenticator app's code) for every local account; superusers always need one,
 # whatever this says. Staff who sign in through Entra ID prove MFA there instead.
+# django-otp's device pages never show an authenticator's key or QR code, nor backup codes, to anyone.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 STAFF_SECOND_FACTOR_REQUIRED = env_bool("STAFF_SECOND_FACTOR_REQUIRED", str(not DEBUG))
 # Signed out after this many minutes without a click (the run page's polling does not count).
 STAFF_IDLE_MINUTES = env_int("STAFF_IDLE_MINUTES", 30)
@@ -224,8 +226,23 @@ AXES_CLIENT_IP_CALLABLE = "staff.lockout.client_ip"
 AXES_VERBOSE = False
 # Its admin would go on Django's default site, which the console does not serve (staff/lockout_admin.py).
 AXES_ENABLE_ADMIN = False
-# Staff sign-in through the MSP's own Entra ID (staff/entra/): see docs/operations.md.
-# (settings of the Entra ID sign-in go here)
+# Staff sign-in through the MSP's own Entra ID (staff/entra/, docs/operations.md): on when a tenant id and
+# a client id are set. A single-tenant app registration in the MSP's tenant, web platform, reply URL
+# https://<console>/account/entra/callback/, a client secret, and the optional ID token claim auth_time.
+STAFF_ENTRA_TENANT_ID = env_str("STAFF_ENTRA_TENANT_ID").lower()
+STAFF_ENTRA_CLIENT_ID = env_str("STAFF_ENTRA_CLIENT_ID").lower()
+STAFF_ENTRA_CLIENT_SECRET = env_secret("STAFF_ENTRA_CLIENT_SECRET")
+# The login host and its CA bundle: Microsoft's (or the simulator's, as for Graph).
+STAFF_ENTRA_AUTHORITY_HOST = (env_str("STAFF_ENTRA_AUTHORITY_HOST") or GRAPH_AUTHORITY_HOST).rstrip("/")
+STAFF_ENTRA_CA_BUNDLE = env_str("STAFF_ENTRA_CA_BUNDLE") or GRAPH_CA_BUNDLE
+# The reply URL sent to Entra ID; empty = this console's own /account/entra/callback/ as the browser sees it.
+STAFF_ENTRA_REDIRECT_URI = env_str("STAFF_ENTRA_REDIRECT_URI")
+# Refuse an Entra ID sign-in that did not prove MFA. v2.0 ID tokens do not say how someone signed in, so
+# the console asks for the Conditional Access authentication context below, which a policy in the MSP's
+# tenant must protect with MFA (or a phishing-resistant strength, for passkeys); the token's `acrs` then
+# names it. An `amr` containing "mfa" counts too.
+STAFF_ENTRA_REQUIRE_MFA = env_bool("STAFF_ENTRA_REQUIRE_MFA", "True")
+STAFF_ENTRA_AUTH_CONTEXT = env_str("STAFF_ENTRA_AUTH_CONTEXT", "c1").lower()
 
 # --- Production hardening ------------------------------------------------------------------------
 # With DEBUG off every default below is the safe one (`manage.py check --deploy` is clean); each can

@@ -1,5 +1,6 @@
 """`manage.py check --deploy` for staff sign-in: a production console asks every local account for a
-second factor, locks out repeated failed sign-ins, and keeps sessions short."""
+second factor, locks out repeated failed sign-ins, keeps sessions short, and (when set up) has the Entra
+ID sign-in prove MFA."""
 
 from __future__ import annotations
 
@@ -54,6 +55,42 @@ def staff_sign_in_is_hardened(app_configs, **kwargs):
                 + ".",
                 hint=f"SESSION_COOKIE_AGE at most {SESSION_SECONDS_MAX} s, ending when the browser closes.",
                 id="staff.W002",
+            )
+        )
+    return problems + _entra_problems()
+
+
+def _entra_problems() -> list:
+    """The Entra ID sign-in, when set up: it must prove MFA, and be able to."""
+    if not (settings.STAFF_ENTRA_TENANT_ID and settings.STAFF_ENTRA_CLIENT_ID):
+        return []
+    problems = []
+    if not settings.STAFF_ENTRA_CLIENT_SECRET:
+        problems.append(
+            Error(
+                "STAFF_ENTRA_CLIENT_ID is set without STAFF_ENTRA_CLIENT_SECRET: no Entra ID sign-in can "
+                "finish.",
+                hint="Set STAFF_ENTRA_CLIENT_SECRET (or STAFF_ENTRA_CLIENT_SECRET_FILE).",
+                id="staff.E003",
+            )
+        )
+    if not settings.STAFF_ENTRA_REQUIRE_MFA:
+        problems.append(
+            Warning(
+                "STAFF_ENTRA_REQUIRE_MFA is off: an Entra ID sign-in with a password alone opens the console "
+                "(people who need a second factor are then asked for the console's own).",
+                hint="Set STAFF_ENTRA_REQUIRE_MFA=True and protect STAFF_ENTRA_AUTH_CONTEXT with MFA.",
+                id="staff.W003",
+            )
+        )
+    elif not settings.STAFF_ENTRA_AUTH_CONTEXT:
+        problems.append(
+            Error(
+                "STAFF_ENTRA_REQUIRE_MFA is on but STAFF_ENTRA_AUTH_CONTEXT is empty: v2.0 ID tokens carry "
+                "no amr, so no Entra ID sign-in could prove MFA and every one would be refused.",
+                hint="Set STAFF_ENTRA_AUTH_CONTEXT to an authentication context (c1…c99) that a Conditional "
+                "Access policy protects with MFA.",
+                id="staff.E004",
             )
         )
     return problems

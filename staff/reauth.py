@@ -4,17 +4,27 @@ a page asking for the password and a code again, which re-posts the same form on
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.contrib.auth import authenticate
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.http import urlencode
 from django_otp import user_has_device
 
 from migrations_engine.audit import record_staff_action
-from staff.second_factor import ENTRA_MFA
+from staff.models import EntraIdentity
 from staff.second_factor_views import verify_code
 from staff.sessions import is_fresh, mark_authenticated
 
 _OWN_FIELDS = ("csrfmiddlewaretoken", "reauth_password", "reauth_code")
+
+
+def _back(request) -> str:
+    """The page the action was taken from (its path), to return to after confirming at Entra ID."""
+    referer = urlsplit(request.META.get("HTTP_REFERER", ""))
+    same_site = referer.netloc == request.get_host()
+    return (referer.path + (f"?{referer.query}" if referer.query else "")) if same_site else "/"
 
 
 def require_fresh(request, what: str, site=None):
@@ -39,6 +49,7 @@ def require_fresh(request, what: str, site=None):
     fields = [
         (name, value) for name, values in request.POST.lists() if name not in _OWN_FIELDS for value in values
     ]
+    entra_query = urlencode({"reauth": 1, "next": _back(request)})
     context = {
         **(site.each_context(request) if site else {}),
         "title": "Confirm it is you",
@@ -47,7 +58,8 @@ def require_fresh(request, what: str, site=None):
         "action_url": request.get_full_path(),
         "error": error,
         "asks_code": user_has_device(user),
-        "entra": bool(request.session.get(ENTRA_MFA)),
-        "entra_url": reverse("admin:index"),
+        # Staff who sign in through Entra ID have no console password: they confirm there.
+        "entra": EntraIdentity.objects.filter(user=user).exists(),
+        "entra_url": f"{reverse('admin:staff_entra_login')}?{entra_query}",
     }
     return TemplateResponse(request, "staff/reauth.html", context, status=403 if error else 200)

@@ -1,5 +1,5 @@
-"""Sessions for a security tool: signed out after a short idle time, and recent sign-in for the riskiest
-actions (`fresh`)."""
+"""Sessions for a security tool: signed out after a short idle time and at most SESSION_COOKIE_AGE after
+signing in, and recent sign-in for the riskiest actions (`fresh`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.contrib.auth.views import redirect_to_login
 
 LAST_SEEN = "staff.last_seen"
 AUTHENTICATED_AT = "staff.authenticated_at"
+SIGNED_IN_AT = "staff.signed_in_at"  # the session's start: it ends SESSION_COOKIE_AGE later, busy or not
 # Requests a page makes by itself (the run page's progress polling): they do not count as activity.
 POLL_HEADER = "HTTP_X_CONSOLE_POLL"
 
@@ -21,6 +22,12 @@ def mark_authenticated(request) -> None:
     now = time.time()
     request.session[AUTHENTICATED_AT] = now
     request.session[LAST_SEEN] = now
+
+
+def mark_signed_in(request) -> None:
+    """A new sign-in: the session's life starts now, and so does its recent proof."""
+    request.session[SIGNED_IN_AT] = time.time()
+    mark_authenticated(request)
 
 
 def is_fresh(request) -> bool:
@@ -40,13 +47,25 @@ class IdleTimeoutMiddleware:
         if user is not None and user.is_authenticated:
             now = time.time()
             last = request.session.get(LAST_SEEN)
+            # Each request saves the session, which pushes its cookie's expiry on: the longest life is
+            # enforced here, from the sign-in.
+            started = request.session.setdefault(SIGNED_IN_AT, now)
+            if now - started > settings.SESSION_COOKIE_AGE:
+                return self._sign_out(
+                    request,
+                    f"Your session ended {settings.SESSION_COOKIE_AGE // 3600} hours after you signed in.",
+                )
             if last is not None and now - last > settings.STAFF_IDLE_MINUTES * 60:
-                logout(request)
-                messages.info(
+                return self._sign_out(
                     request,
                     f"You were signed out after {settings.STAFF_IDLE_MINUTES} minutes without activity.",
                 )
-                return redirect_to_login(request.get_full_path())
             if last is None or not request.META.get(POLL_HEADER):
                 request.session[LAST_SEEN] = now
         return self.get_response(request)
+
+    @staticmethod
+    def _sign_out(request, why: str):
+        logout(request)
+        messages.info(request, f"{why} Sign in again.")
+        return redirect_to_login(request.get_full_path())

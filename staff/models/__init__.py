@@ -1,5 +1,7 @@
-"""The staff app's models: the role permissions' holder (more models join it here, one module each)."""
+"""The staff app's models, one module each: the role permissions' holder, and the Entra ID sign-in's
+mappings and accounts."""
 
+from staff.models.entra import EntraIdentity, EntraRoleMapping
 from staff.models.roles import ConsoleRole
 
-__all__ = ["ConsoleRole"]
+__all__ = ["ConsoleRole", "EntraIdentity", "EntraRoleMapping"]

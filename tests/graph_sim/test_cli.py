@@ -21,6 +21,7 @@ FLEET_KEYS = {
     "client_certificate_thumbprint",
     "time_scale",
     "tenants",
+    "staff_sign_in",
 }
 TENANT_KEYS = {
     "tenant_id",

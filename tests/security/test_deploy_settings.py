@@ -101,6 +101,17 @@ def test_unsafe_overrides_are_reported_by_check_deploy(tmp_path):
         ({"AXES_ENABLED": "False"}, "staff.E002", "never locked out"),
         ({"STAFF_IDLE_MINUTES": "480"}, "staff.W001", "STAFF_IDLE_MINUTES is 480"),
         ({"SESSION_COOKIE_AGE": "1209600"}, "staff.W002", "Sessions last 1209600 s"),
+        (
+            {"STAFF_ENTRA_TENANT_ID": "t", "STAFF_ENTRA_CLIENT_ID": "c", "STAFF_ENTRA_CLIENT_SECRET": "s"}
+            | {"STAFF_ENTRA_REQUIRE_MFA": "False"},
+            "staff.W003",
+            "with a password alone opens the console",
+        ),
+        (
+            {"STAFF_ENTRA_TENANT_ID": "t", "STAFF_ENTRA_CLIENT_ID": "c", "STAFF_ENTRA_AUTH_CONTEXT": ""},
+            "staff.E004",
+            "no Entra ID sign-in could prove MFA",
+        ),
     ],
 )
 def test_check_deploy_refuses_weak_staff_sign_in(tmp_path, changes, check_id, words):
@@ -122,6 +133,11 @@ def test_check_deploy_refuses_weak_staff_sign_in(tmp_path, changes, check_id, wo
             {"GRAPH_AUTHORITY_HOST": "https://login.example.net"},
             "msp_console.E001",
             "not login.microsoftonline.com",
+        ),
+        (
+            {"STAFF_ENTRA_AUTHORITY_HOST": "https://login.example.net"},
+            "msp_console.E001",
+            "STAFF_ENTRA_AUTHORITY_HOST is https://login.example.net",
         ),
         ({"SECRET_KEY": None}, "msp_console.E002", "SECRET_KEY is empty"),
         ({"SECRET_KEY": "short-key"}, "msp_console.E002", "shorter than 50"),

@@ -12,7 +12,7 @@ from django_otp.oath import totp
 
 from migrations_engine.choices import ItemStatus, RunStatus
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem
-from staff.sessions import AUTHENTICATED_AT, LAST_SEEN
+from staff.sessions import AUTHENTICATED_AT, LAST_SEEN, SIGNED_IN_AT
 from tenants.models import CustomerTenant
 from tests.migrations_engine.console_helpers import PASSWORD, client_for, staff_user
 
@@ -45,6 +45,18 @@ def test_sessions_end_with_the_browser_and_last_at_most_the_set_age(settings):
     client = client_for(staff_user("ops"))
     cookie = client.cookies["sessionid"]
     assert not cookie["max-age"] and not cookie["expires"]
+
+
+def test_a_busy_session_still_ends_its_set_age_after_the_sign_in(settings):
+    settings.SESSION_COOKIE_AGE = 12 * 3600
+    client = client_for(staff_user("ops"))
+    assert client.get("/").status_code == 200
+    _age(client, SIGNED_IN_AT, 12 * 3600 - 60)
+    assert client.get("/").status_code == 200  # busy all day: still signed in
+    _age(client, SIGNED_IN_AT, 12 * 3600 + 60)
+    response = client.get("/")
+    assert response.status_code == 302 and "/login/" in response["Location"]
+    assert "_auth_user_id" not in client.session
 
 
 def _awaiting(tenant_name: str = "Contoso"):
