@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -52,6 +52,7 @@ from migrations_engine.models import AuditChainHead, AuditEvent, ExportFile, Exp
 from migrations_engine.models.audit import GENESIS_HASH
 from msp_console.csv_safe import ESCAPING
 from staff import roles
+from tenants.access import can_access
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +224,7 @@ def save_schedule(schedule: ExportSchedule, *, actor: Any, changed=()) -> Export
     Its scope cannot change once it has written a file: those files would then cover two scopes.
     """
     roles.require(actor, roles.EXPORTS)
+    _require_scope(actor, schedule.tenant)
     created = schedule.pk is None
     if created and schedule.created_by_id is None and hasattr(actor, "username"):
         schedule.created_by = actor
@@ -233,6 +235,16 @@ def save_schedule(schedule: ExportSchedule, *, actor: Any, changed=()) -> Export
     action = "export_schedule.created" if created else "export_schedule.changed"
     _record_schedule_change(schedule, action, actor, () if created else changed)
     return schedule
+
+
+def _require_scope(actor: Any, tenant) -> None:
+    """A staff member schedules exports of their own tenants only; the whole fleet is superusers'."""
+    if not roles.is_person(actor) or actor.is_superuser:
+        return
+    if tenant is None:
+        raise PermissionDenied("Only a superuser may export the whole fleet: choose a tenant.")
+    if not can_access(actor, tenant):
+        raise PermissionDenied("This touches a tenant you may not act on.")
 
 
 def create_schedule(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import json
 import re
 import uuid
 
@@ -16,6 +17,7 @@ from django.core.management import CommandError, call_command
 from django.db.models import Max
 from django.utils import timezone
 
+from migrations_engine.audit import record_staff_action
 from migrations_engine.choices import ItemStatus, RunStatus
 from migrations_engine.models import (
     AuditEvent,
@@ -356,3 +358,50 @@ def test_the_shipped_role_groups_match_the_roles_module():
         group = Group.objects.get(name=name)
         got = {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()}
         assert got == set(perms), name
+
+
+def test_an_audit_export_as_a_staff_member_holds_only_the_rows_they_see(world, tmp_path):
+    contoso, fabrikam = world["tenants"]["contoso"], world["tenants"]["fabrikam"]
+    viewer = staff_user("exporting-viewer", contoso, role="Viewer")
+    for tenant in (contoso, fabrikam):
+        record_staff_action(actor="boss", action="test.marker", tenant_id=tenant.pk)
+    out = tmp_path / "audit.jsonl"
+
+    call_command("export_audit", "--actor", viewer.username, "--format", "jsonl", "--output", str(out))
+
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows and {row["tenant_id"] for row in rows} == {contoso.pk}
+    with pytest.raises(CommandError, match="No customer tenant"):
+        call_command("export_audit", "--actor", viewer.username, "--tenant", fabrikam.primary_domain)
+    # The host (no staff user named) exports every row.
+    call_command("export_audit", "--format", "jsonl", "--output", str(out))
+    assert {json.loads(line)["tenant_id"] for line in out.read_text().splitlines()} >= {
+        contoso.pk,
+        fabrikam.pk,
+    }
+
+
+def test_an_export_schedule_by_command_covers_only_the_staff_members_tenants(world):
+    admin = staff_user("scheduling-admin", world["tenants"]["contoso"], role="Administrator")
+    base = [
+        "audit_export_schedule",
+        "--actor",
+        admin.username,
+        "add",
+        "--frequency",
+        "daily",
+        "--format",
+        "csv",
+    ]
+    before = ExportSchedule.objects.count()
+    for scope, refusal in (
+        (["--tenant", world["tenants"]["fabrikam"].primary_domain], "may not act on"),
+        (["--fleet"], "Only a superuser may export the whole fleet"),
+    ):
+        with pytest.raises(CommandError, match=refusal):
+            call_command(*base, "--name", f"n{len(scope)}", *scope, stdout=io.StringIO())
+    assert ExportSchedule.objects.count() == before
+    call_command(
+        *base, "--name", "mine", "--tenant", world["tenants"]["contoso"].primary_domain, stdout=io.StringIO()
+    )
+    assert ExportSchedule.objects.count() == before + 1

@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 
 from migrations_engine.models import AuditEvent
+from tenants.access import visible_tenants
 from tenants.importing import COLUMNS, parse_tenant_csv
 from tenants.models import BreakGlassConfig, CustomerTenant, TenantGrant
 from tenants.services import add_tenant
@@ -231,3 +232,10 @@ def test_the_page_needs_the_add_permission_and_csrf():
 def test_the_fleet_list_links_to_the_import_page():
     response = client_for(importer()).get(reverse("admin:tenants_customertenant_changelist"))
     assert reverse("admin:tenants_import").encode() in response.content
+
+
+def test_a_staff_member_importing_by_command_gets_the_tenants_granted(tmp_path):
+    admin = staff_user("importer", role="Administrator")
+    call_command("import_tenants", str(write(tmp_path, GOOD)), "--actor", admin.username)
+    imported = set(CustomerTenant.objects.values_list("pk", flat=True))
+    assert len(imported) == 3 and set(visible_tenants(admin).values_list("pk", flat=True)) == imported

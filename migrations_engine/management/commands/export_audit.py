@@ -1,4 +1,5 @@
-"""`manage.py export_audit`: stream audit rows as CSV or JSON lines, filtered by tenant, time and run.
+"""`manage.py export_audit`: stream audit rows as CSV or JSON lines, filtered by tenant, time and run;
+with `--actor` of a staff member, only the rows that person sees in the console.
 
 Rows are read with a server-side cursor in chunks and written one by one by `audit_export` (which the
 console's export shares), so memory stays flat however many rows match. `request_body` was redacted
@@ -18,6 +19,8 @@ from migrations_engine.audit_export import COLUMNS, FORMATS, write_rows
 from migrations_engine.management.commands.verify_audit import chain_for_option
 from migrations_engine.models import AuditEvent
 from staff.commands import acting
+from staff.roles import is_person
+from tenants.access import can_access, visible_tenants
 
 
 def parse_moment(option: str, value: str | None) -> datetime.datetime | None:
@@ -48,7 +51,12 @@ class Command(BaseCommand):
         parser.add_argument("--run", type=int, metavar="RUN_ID", help="one run's rows")
         parser.add_argument("--format", default="csv", help="csv (default) or jsonl")
         parser.add_argument("--output", metavar="FILE", help="write here instead of stdout")
-        parser.add_argument("--actor", default="cli", help='who the export is recorded as (default "cli")')
+        parser.add_argument(
+            "--actor",
+            default="cli",
+            help='who the export is recorded as (default "cli"); a staff username exports only the rows '
+            "that person sees in the console",
+        )
 
     @acting
     def handle(self, *args, **options):
@@ -61,8 +69,16 @@ class Command(BaseCommand):
         if since and until and until <= since:
             raise CommandError("--until must be later than --since")
         chain, tenant_pk = chain_for_option(options["tenant"])
+        actor = options["actor"]
+        person = is_person(actor) and not actor.is_superuser
+        if person and tenant_pk is not None and not can_access(actor, tenant_pk):
+            # The same words whether the tenant exists or not: nothing about other staff's tenants.
+            raise CommandError(f"No customer tenant with id or domain {options['tenant']!r}")
 
         events = AuditEvent.objects.order_by("id")
+        if person:
+            # As the console's audit list: a staff member sees their tenants' rows only.
+            events = events.filter(tenant__in=visible_tenants(actor))
         if chain is not None:
             events = events.filter(chain=chain)
         if since:

@@ -41,7 +41,9 @@ class Command(BaseCommand):
             self.stdout.write(f"{len(plan.rows)} tenants would be imported (dry run: nothing was imported)")
             return
         try:
-            tenants = import_tenants(plan, actor=options["actor"])
+            # As the console's import: a staff member's imported tenants are granted to them.
+            actor = options["actor"]
+            tenants = import_tenants(plan, actor=actor, grant_to=actor if roles.is_person(actor) else None)
         except ImportRefused as exc:
             for error in exc.errors:
                 self.stderr.write(str(error))
