@@ -56,6 +56,7 @@ class StaffApp:
             "http://localhost/account/entra/callback/",
             "https://localhost/account/entra/callback/",
             "https://127.0.0.1/account/entra/callback/",
+            "http://127.0.0.1/account/entra/callback/",
         ]
     )
     group_claims: bool = True

@@ -215,7 +215,10 @@ def _run(args, procs: Processes) -> int:
         if problems:
             print("\nDemo check FAILED:\n- " + "\n- ".join(problems), file=sys.stderr)
             return 1
-        print("\nDemo check passed: console, worker, scheduler, census and the scheduled wave are right.")
+        print(
+            "\nDemo check passed: console, worker, scheduler, census, the scheduled wave and the Entra ID "
+            "sign-in are right."
+        )
         return 0
 
     print(
@@ -224,7 +227,7 @@ The console is running at http://127.0.0.1:{port}/
   user: admin   password: {password}
   second factor: one of the backup codes {", ".join(backup_codes)} (each works once),
   or add this key to an authenticator app: {base64.b32encode(bytes.fromhex(totp_key)).decode()}
-Graph simulator: {fleet["graph_base_url"]} (fleet in {STATE / "sim" / "fleet.json"})
+{entra_lines(fleet)}Graph simulator: {fleet["graph_base_url"]} (fleet in {STATE / "sim" / "fleet.json"})
 Logs: {procs.log_dir}    Settings for manage.py by hand: source {STATE / "env"}
 Press Ctrl-C to stop everything.""",
         flush=True,
@@ -234,6 +237,19 @@ Press Ctrl-C to stop everything.""",
         if dead:
             raise RuntimeError(f"{', '.join(dead)} exited:\n" + "\n".join(procs.tail(n) for n in dead))
         time.sleep(1)
+
+
+def entra_lines(fleet: dict) -> str:
+    """How to try "Sign in with Microsoft" against the simulator's MSP tenant."""
+    staff = fleet.get("staff_sign_in")
+    if not staff:
+        return ""
+    people = {m["upn"].split("@")[0]: m for m in staff["members"]}
+    lines = ["  or Sign in with Microsoft (the simulator's Entra ID; approve the MFA prompt):"]
+    for alias, role in (("ada", "Operator"), ("grace", "Approver, passkey"), ("alan", "Administrator")):
+        if alias in people:
+            lines.append(f"    {people[alias]['upn']}  {people[alias]['password']}  ({role})")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import urllib.error
 import urllib.request
 from datetime import timedelta
+
+import requests
 
 
 def _wait_job(job, timeout: float) -> str:
@@ -92,7 +95,48 @@ def check_demo(env: dict[str, str], fleet: dict, port: int) -> list[str]:
         if _wait_job(job, 120) != "finished" or job.return_value() != "ok":
             problems.append(f"the census job for {p2.primary_domain} did not finish ok on the worker")
     problems.extend(_check_wave())
+    problems.extend(_check_entra_sign_in(fleet, port))
     return problems
+
+
+def _check_entra_sign_in(fleet: dict, port: int) -> list[str]:
+    """Sign the demo MSP's operator in with Microsoft, as a browser would: console → the simulator's
+    sign-in and MFA pages → back to the console, signed in."""
+    staff = fleet.get("staff_sign_in")
+    if not staff:
+        return []
+    ada = next(m for m in staff["members"] if m["upn"].startswith("ada@"))
+    console, login = requests.Session(), requests.Session()
+    console.trust_env = login.trust_env = False
+    login.verify = fleet["ca_bundle"]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        started = console.get(f"{base}/account/entra/login/", allow_redirects=False, timeout=15)
+        authorize = started.headers.get("location", "")
+        page = login.get(authorize, timeout=15)
+        txn = re.search(r'name="txn" value="([^"]+)"', page.text)
+        if not txn:
+            return [
+                f"the Entra ID sign-in did not reach the sign-in page ({started.status_code} {authorize})"
+            ]
+        action = authorize.split("/oauth2/v2.0/authorize")[0] + "/login"
+        form = {"txn": txn.group(1), "step": "password", "username": ada["upn"], "password": ada["password"]}
+        login.post(action, data=form, timeout=15)
+        back = login.post(
+            action,
+            data={"txn": txn.group(1), "step": "mfa", "action": "approve"},
+            timeout=15,
+            allow_redirects=False,
+        ).headers.get("location", "")
+        console.get(back, timeout=15)
+        home = console.get(f"{base}/", allow_redirects=False, timeout=15)
+    except requests.RequestException as exc:
+        return [f"the Entra ID sign-in failed: {exc}"]
+    if home.status_code != 200 or ada["upn"].split("@")[0].capitalize() not in home.text:
+        return [
+            f"the Entra ID sign-in did not sign {ada['upn']} in (the dashboard answered {home.status_code})"
+        ]
+    return []
 
 
 def _check_wave(timeout: float = 120) -> list[str]:

@@ -159,4 +159,16 @@ def graph_env(fleet: dict) -> dict[str, str]:
         "GRAPH_CLIENT_ID": fleet["client_id"],
         "GRAPH_CLIENT_PRIVATE_KEY_FILE": fleet["client_private_key"],
         "GRAPH_CLIENT_CERTIFICATE_FILE": fleet["client_certificate"],
+    } | entra_env(fleet)
+
+
+def entra_env(fleet: dict) -> dict[str, str]:
+    """Staff sign-in through the simulator's MSP tenant (its login host and CA are Graph's)."""
+    staff = fleet.get("staff_sign_in")
+    if not staff:
+        return {}
+    return {
+        "STAFF_ENTRA_TENANT_ID": staff["tenant_id"],
+        "STAFF_ENTRA_CLIENT_ID": staff["client_id"],
+        "STAFF_ENTRA_CLIENT_SECRET": staff["client_secret"],
     }

@@ -7,6 +7,9 @@ a value that starts with "-" is the option's value; as a separate word argparse 
 A superuser always needs a second factor: DJANGO_SUPERUSER_TOTP_KEY (hex, as django-otp stores it) gives
 the new admin a confirmed authenticator with that key, and DJANGO_SUPERUSER_BACKUP_CODES (comma-separated)
 single-use backup codes. Without them the admin enrols an authenticator at the first sign-in.
+
+When the fleet has the simulator's MSP tenant (`staff_sign_in`), its staff groups and app role are mapped
+to the console's roles, and the demo tenants granted to them, for the Entra ID sign-in.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ import os
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from tenants.models import CustomerTenant
+from staff.models import EntraRoleMapping
+from tenants.models import CustomerTenant, TenantGrant
 from tenants.services import add_tenant, set_break_glass
 
 
@@ -71,6 +76,8 @@ class Command(BaseCommand):
                     raise CommandError(f"Tenant {entry.get('domain')!r}: {'; '.join(exc.messages)}") from exc
                 added += 1
         self.stdout.write(f"{added} tenants added, {len(entries) - added} already present")
+        if fleet.get("staff_sign_in"):
+            self._entra_mappings(fleet["staff_sign_in"], entries)
 
         if options["admin_user"]:
             users = get_user_model()
@@ -78,6 +85,29 @@ class Command(BaseCommand):
                 admin = users.objects.create_superuser(options["admin_user"], "", password)
                 self._second_factor(admin)
                 self.stdout.write(f"admin user {options['admin_user']!r} created")
+
+    def _entra_mappings(self, staff: dict, entries: list[dict]) -> None:
+        """The demo MSP's Entra groups and app role → console roles, all in the team "Demo staff", which
+        holds grants on every demo tenant (only when no mapping exists yet)."""
+        if EntraRoleMapping.objects.exists():
+            return
+        team, _ = Group.objects.get_or_create(name="Demo staff")
+        for entry in entries:
+            tenant = CustomerTenant.objects.get(tenant_id=entry["tenant_id"])
+            TenantGrant.objects.get_or_create(tenant=tenant, group=team)
+        groups = {g["displayName"]: g["id"] for g in staff.get("groups", [])}
+        wanted = [
+            ("group", groups.get("Console Operators"), "Operator"),
+            ("group", groups.get("Console Administrators"), "Administrator"),
+            ("app_role", "Console.Approver", "Approver"),
+        ]
+        for kind, value, role in wanted:
+            if value:
+                for group in (Group.objects.get(name=role), team):
+                    EntraRoleMapping.objects.create(kind=kind, value=value, group=group, note="demo")
+        self.stdout.write(
+            "Entra ID sign-in mapped: Console Operators, Console Administrators, Console.Approver"
+        )
 
     def _second_factor(self, admin) -> None:
         key = os.environ.get("DJANGO_SUPERUSER_TOTP_KEY", "").strip()
