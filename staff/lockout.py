@@ -6,7 +6,7 @@ from __future__ import annotations
 from axes.helpers import get_cool_off
 from axes.models import AccessAttempt
 from django.conf import settings
-from django.db.models import Max, Q
+from django.db.models import Max, Q, Sum
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -25,11 +25,23 @@ def client_ip(request) -> str:
 
 
 def lockout_ends(username: str, ip_address: str):
-    """When the lockout of this username or address ends: its last counted failure plus the cool-off."""
-    last = AccessAttempt.objects.filter(
-        Q(username=username) | Q(ip_address=ip_address), failures_since_start__gte=settings.AXES_FAILURE_LIMIT
-    ).aggregate(last=Max("attempt_time"))["last"]
+    """When the lockout of this username or address ends at the latest: its last failure plus the
+    cool-off. django-axes keeps one record per username, address and browser and adds their failures
+    up, so every record of the username or the address counts, not only one at the limit."""
+    last = AccessAttempt.objects.filter(Q(username=username) | Q(ip_address=ip_address)).aggregate(
+        last=Max("attempt_time")
+    )["last"]
     return (last or timezone.now()) + get_cool_off()
+
+
+def is_locked(username: str, ip_address: str) -> bool:
+    """Whether the failures of this username, or from this address, within the cool-off add up to the
+    limit (django-axes' rule, over all its records)."""
+    recent = AccessAttempt.objects.filter(attempt_time__gte=timezone.now() - get_cool_off())
+    limit = settings.AXES_FAILURE_LIMIT
+    by_user = recent.filter(username=username).aggregate(n=Sum("failures_since_start"))["n"] or 0
+    by_address = recent.filter(ip_address=ip_address).aggregate(n=Sum("failures_since_start"))["n"] or 0
+    return by_user >= limit or by_address >= limit
 
 
 def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:

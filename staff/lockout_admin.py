@@ -4,12 +4,11 @@ audited Unlock action. Superusers only: unlocking lets a guesser try again."""
 from __future__ import annotations
 
 from axes.models import AccessAttempt
-from django.conf import settings
 from django.contrib import admin
 from django.utils import timezone
 
 from msp_console.admin_site import site
-from staff.lockout import lockout_ends, unlock
+from staff.lockout import is_locked, lockout_ends, unlock
 
 
 @admin.register(AccessAttempt, site=site)
@@ -43,7 +42,7 @@ class SignInLockoutAdmin(admin.ModelAdmin):
 
     @admin.display(description="locked until")
     def locked_until(self, attempt: AccessAttempt) -> str:
-        if attempt.failures_since_start < settings.AXES_FAILURE_LIMIT:
+        if not is_locked(attempt.username or "", attempt.ip_address or ""):
             return "not locked"
         ends = lockout_ends(attempt.username or "", attempt.ip_address or "")
         return "ended" if ends <= timezone.now() else timezone.localtime(ends).strftime("%Y-%m-%d %H:%M %Z")

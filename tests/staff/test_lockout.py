@@ -63,3 +63,17 @@ def test_staff_who_are_not_superusers_cannot_see_or_unlock(settings):
     ids = list(AccessAttempt.objects.values_list("pk", flat=True))
     operator.post("/axes/accessattempt/", {"action": "unlock_selected", "_selected_action": ids})
     assert AccessAttempt.objects.count() == len(ids)
+
+
+def test_failures_spread_over_addresses_still_show_as_a_lockout_with_its_end(settings):
+    staff_user("ops")
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        _try("wrong-password", ip=f"127.0.1.{n}")  # one record per address, each below the limit
+    locked = _try(PASSWORD, ip="127.0.1.99")
+    assert locked.status_code == 429 and b"Signing in is locked until" in locked.content
+    assert (
+        max(AccessAttempt.objects.values_list("failures_since_start", flat=True))
+        < settings.AXES_FAILURE_LIMIT
+    )
+    listing = client_for(staff_user("root", superuser=True)).get("/axes/accessattempt/").content.decode()
+    assert "not locked" not in listing and "UTC" in listing
