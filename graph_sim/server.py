@@ -175,6 +175,7 @@ class Simulator:
         r.add_post("/{tenant}/oauth2/v2.0/token", auth.handle_token)
         r.add_get("/{tenant}/oauth2/v2.0/authorize", sign_in.handle_authorize)
         r.add_post("/{tenant}/login", sign_in.handle_login_post)
+        r.add_get("/{tenant}/oauth2/v2.0/logout", sign_in.handle_logout)
         for path in ("/{tenant}/adminconsent", "/{tenant}/v2.0/adminconsent"):
             r.add_get(path, auth.handle_adminconsent)
             r.add_post(path, auth.handle_adminconsent)

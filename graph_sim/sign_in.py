@@ -385,6 +385,22 @@ async def handle_login_post(request: web.Request) -> web.Response:
     )
 
 
+# -- sign-out -----------------------------------------------------------------------------------------
+async def handle_logout(request: web.Request) -> web.Response:
+    """GET /{tenant}/oauth2/v2.0/logout: ends the browser's sign-in session, then back to
+    post_logout_redirect_uri when it is a registered redirect URI, else a page saying so."""
+    service = _service(request)
+    service.sessions.pop(request.cookies.get(SSO_COOKIE, ""), None)
+    back = request.query.get("post_logout_redirect_uri", "")
+    if back and _redirect_ok(service.directory.app.redirect_uris, back):
+        found = web.HTTPFound(back)
+        found.del_cookie(SSO_COOKIE, path="/")
+        raise found
+    response = _page("Signed out", "<h2>You signed out of your account</h2><p>Close your browser.</p>")
+    response.del_cookie(SSO_COOKIE, path="/")
+    return response
+
+
 # -- the token endpoint's authorization_code grant ------------------------------------------------------
 def _pkce_ok(pending: _Code, verifier: str) -> bool:
     if not pending.code_challenge:
@@ -503,6 +519,10 @@ def _id_token(sim, directory: StaffDirectory, member: StaffMember, pending: _Cod
         claims["acrs"] = list(pending.acrs)
     if "auth_time" in app.optional_claims:
         claims["auth_time"] = pending.auth_time
+    if "acct" in app.optional_claims:
+        claims["acct"] = 1 if member.home_tenant else 0
+    if member.home_tenant:
+        claims["idp"] = f"https://sts.windows.net/{member.home_tenant}/"
     if member.app_roles:
         claims["roles"] = list(member.app_roles)
     if app.group_claims and member.group_ids:

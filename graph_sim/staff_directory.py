@@ -37,6 +37,8 @@ class StaffMember:
     group_ids: list[str] = field(default_factory=list)
     app_roles: list[str] = field(default_factory=list)
     account_enabled: bool = True
+    # A B2B guest: invited from another tenant (its id here); its ID token says acct=1 and that idp.
+    home_tenant: str = ""
 
 
 @dataclass(slots=True)
@@ -57,10 +59,13 @@ class StaffApp:
             "https://localhost/account/entra/callback/",
             "https://127.0.0.1/account/entra/callback/",
             "http://127.0.0.1/account/entra/callback/",
+            # Where Entra ID's sign-out sends the browser back to (post_logout_redirect_uri).
+            "http://localhost/login/",
+            "http://127.0.0.1/login/",
         ]
     )
     group_claims: bool = True
-    optional_claims: list[str] = field(default_factory=lambda: ["auth_time"])
+    optional_claims: list[str] = field(default_factory=lambda: ["auth_time", "acct"])
     requires_mfa: bool = False
 
 
@@ -104,6 +109,7 @@ class StaffDirectory:
                     "groups": [self.groups[g] for g in m.group_ids if g in self.groups],
                     "app_roles": list(m.app_roles),
                     "enabled": m.account_enabled,
+                    "guest": bool(m.home_tenant),
                 }
                 for m in self.members.values()
             ],
@@ -148,6 +154,8 @@ def demo_staff_directory() -> StaffDirectory:
         member("mallory", "Mallory Unmapped", groups_of=["Finance"]),
         member("olga", "Olga Overage", groups_of=["Console Operators", *many]),
         member("dora", "Dora Disabled", groups_of=["Console Operators"], account_enabled=False),
+        # A guest from a customer's tenant, put in the operators' group by mistake.
+        member("gus", "Gus Guest", groups_of=["Console Operators"], home_tenant=_uid("tenant", "guest-home")),
     ]
     return StaffDirectory(
         tenant_id=_uid("tenant", domain),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 
 from staff.entra.config import entra_sign_in
 
@@ -31,6 +33,20 @@ class ConsoleSite(admin.AdminSite):
         """Django's sign-in page, offering "Sign in with Microsoft" when the Entra ID sign-in is set up."""
         context = {"entra_sign_in": entra_sign_in() is not None, **(extra_context or {})}
         return super().login(request, extra_context=context)
+
+    def logout(self, request, extra_context=None):
+        """Signing out of the console also signs a Microsoft sign-in out of Entra ID: otherwise its
+        session would sign the next person at this browser straight back in."""
+        # `entra`: the user's linked Entra ID account (staff.models.EntraIdentity), if any.
+        with_entra = request.user.is_authenticated and hasattr(request.user, "entra")
+        response = super().logout(request, extra_context)
+        config = entra_sign_in()
+        if with_entra and config is not None and request.method == "POST":
+            back = config.redirect_uri.replace("/account/entra/callback/", "/login/") or (
+                request.build_absolute_uri(reverse("admin:login"))
+            )
+            return HttpResponseRedirect(config.end_session_url(back))
+        return response
 
     def get_urls(self):
         from msp_console.console_urls import extra_urls

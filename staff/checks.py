@@ -4,6 +4,8 @@ ID sign-in prove MFA."""
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
@@ -65,6 +67,18 @@ def _entra_problems() -> list:
     if not (settings.STAFF_ENTRA_TENANT_ID and settings.STAFF_ENTRA_CLIENT_ID):
         return []
     problems = []
+    try:
+        uuid.UUID(settings.STAFF_ENTRA_TENANT_ID)
+    except ValueError:
+        problems.append(
+            Error(
+                f"STAFF_ENTRA_TENANT_ID is {settings.STAFF_ENTRA_TENANT_ID!r}, not a tenant id: every "
+                "sign-in would be refused as another organisation's.",
+                hint="Set the MSP tenant's id (a GUID: Entra admin centre › Overview › Tenant ID), not a "
+                "domain, 'organizations' or 'common'.",
+                id="staff.E005",
+            )
+        )
     if not settings.STAFF_ENTRA_CLIENT_SECRET:
         problems.append(
             Error(

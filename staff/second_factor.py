@@ -19,7 +19,7 @@ ENTRA_MFA = "staff.entra_mfa"  # session key: the Entra ID sign-in proved MFA (i
 # Pages a signed-in person reaches before the second factor: the steps themselves, signing out, and the
 # Entra ID sign-in (which proves MFA itself). Static files and /healthz never reach this middleware's
 # check (they are not console pages of a signed-in person, or are answered earlier).
-_OPEN_PREFIXES = ("/account/", "/logout/", "/static/", "/favicon.ico")
+_OPEN_PREFIXES = ("/account/second-factor/", "/account/entra/", "/logout/", "/static/", "/favicon.ico")
 
 
 def mark_verified_by_entra(request, methods: list[str]) -> None:
@@ -33,9 +33,12 @@ def needs_second_factor(user) -> bool:
 
 
 def is_satisfied(request) -> bool:
-    """Whether this session passed a second factor (an OTP device, or MFA at Entra ID)."""
+    """Whether this session passed a second factor: an OTP device, or MFA at Entra ID, which counts for
+    everyone but superusers (the console cannot see every exclusion of a Conditional Access policy)."""
     user = request.user
-    return bool((hasattr(user, "is_verified") and user.is_verified()) or request.session.get(ENTRA_MFA))
+    if hasattr(user, "is_verified") and user.is_verified():
+        return True
+    return bool(request.session.get(ENTRA_MFA)) and not user.is_superuser
 
 
 def confirmed_devices(user) -> list:

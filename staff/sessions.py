@@ -24,10 +24,14 @@ def mark_authenticated(request) -> None:
     request.session[LAST_SEEN] = now
 
 
-def mark_signed_in(request) -> None:
-    """A new sign-in: the session's life starts now, and so does its recent proof."""
-    request.session[SIGNED_IN_AT] = time.time()
-    mark_authenticated(request)
+def mark_signed_in(request, *, proven_at: float | None) -> None:
+    """A sign-in: the session's life starts (a sign-in again as the same person does not lengthen it),
+    and when the credentials were just proven (`proven_at`), so does its recent proof."""
+    now = time.time()
+    request.session.setdefault(SIGNED_IN_AT, now)
+    request.session[LAST_SEEN] = now
+    if proven_at is not None:
+        request.session[AUTHENTICATED_AT] = min(proven_at, now)
 
 
 def is_fresh(request) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from django.conf import settings
 
@@ -23,6 +24,11 @@ class EntraSignIn:
     @property
     def authority(self) -> str:
         return f"{self.authority_host}/{self.tenant_id}"
+
+    def end_session_url(self, post_logout_redirect_uri: str) -> str:
+        """Entra ID's sign-out, then back to the console (a registered redirect URI)."""
+        query = urlencode({"post_logout_redirect_uri": post_logout_redirect_uri})
+        return f"{self.authority}/oauth2/v2.0/logout?{query}"
 
     @property
     def issuer(self) -> str:

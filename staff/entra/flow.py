@@ -24,8 +24,9 @@ FLOW_KEY = "staff.entra_flow"  # session key: the flow started in this browser, 
 CLOCK_SKEW_S = 300
 # A re-authentication must be this fresh: Entra ID asked for the password (prompt=login) just now.
 REAUTH_MAX_AGE_S = 300
-# amr values that prove more than a password (v1.0 tokens and access tokens carry amr; v2.0 ID tokens not).
-MFA_AMR = {"mfa", "fido", "ngcmfa", "hwk", "swk", "rsa", "otp", "sms", "tel", "face", "fpt"}
+# The amr value that proves more than one factor (RFC 8176; "sms", "otp", "fido" alone may be a single
+# factor). v1.0 tokens and access tokens carry amr; v2.0 ID tokens do not.
+MFA_AMR = {"mfa"}
 
 
 class SignInRefused(Exception):
@@ -51,6 +52,7 @@ class Proof:
     roles: tuple[str, ...]
     groups_overage: bool
     mfa: tuple[str, ...]  # what proved MFA: "acrs:c1", "amr:mfa"; empty when nothing did
+    auth_time: float | None  # when the person last entered their credentials at Entra ID (optional claim)
     reauth: bool
     next_url: str
 
@@ -113,22 +115,29 @@ def _said(description: str) -> str:
 
 def finish(session, config: EntraSignIn, answer: dict[str, str]) -> Proof:
     """Check Entra ID's answer (the callback's query) against the flow started in this session."""
-    saved = session.pop(FLOW_KEY, None)
+    saved = session.get(FLOW_KEY)
     if not saved:
         raise SignInRefused(
             "no_flow",
             "This answer from Microsoft does not belong to a sign-in started in this browser, or it was "
             "already used. Start the sign-in again.",
         )
+    if answer.get("state") != saved["flow"].get("state"):
+        # Checked before anything else, and the flow kept: a stray or forged answer (an error text of
+        # someone else's choosing, too) neither shows nor ends the sign-in this browser has under way.
+        raise SignInRefused(
+            "state",
+            "This answer from Microsoft does not match the sign-in started in this browser. Start again.",
+        )
+    session.pop(FLOW_KEY, None)
     if answer.get("error"):
         said = _said(answer.get("error_description", answer["error"]))
         raise SignInRefused("entra_error", f"Microsoft Entra ID did not sign you in: {said}")
     try:
         result = _app(config).acquire_token_by_auth_code_flow(saved["flow"], answer)
-    except ValueError as exc:  # msal: the state does not match the flow's
+    except ValueError as exc:  # the state matched (above): an answer msal could not read
         raise SignInRefused(
-            "state",
-            "This answer from Microsoft does not match the sign-in started in this browser. Start again.",
+            "unreadable", f"Entra ID's answer could not be read ({exc.__class__.__name__}). Start again."
         ) from exc
     except RuntimeError as exc:  # msal: the ID token's nonce is not this flow's
         raise SignInRefused(
@@ -145,6 +154,10 @@ def finish(session, config: EntraSignIn, answer: dict[str, str]) -> Proof:
     return _proof(config, claims, reauth=bool(saved.get("reauth")), next_url=saved.get("next") or "/")
 
 
+def _v1_issuer(config: EntraSignIn) -> str:
+    return f"https://sts.windows.net/{config.tenant_id}/"
+
+
 def _proof(config: EntraSignIn, claims: dict, *, reauth: bool, next_url: str) -> Proof:
     upn = str(claims.get("preferred_username") or "")
     now = time.time()
@@ -153,6 +166,14 @@ def _proof(config: EntraSignIn, claims: dict, *, reauth: bool, next_url: str) ->
             "wrong_tenant",
             f"This account belongs to another organisation's Entra ID (tenant {claims.get('tid', '?')}); "
             "only the MSP's own staff sign in here.",
+            upn,
+        )
+    home = claims.get("idp")
+    if str(claims.get("acct", "0")) == "1" or (home and home not in (config.issuer, _v1_issuer(config))):
+        raise SignInRefused(
+            "guest",
+            "Guest accounts (invited from another organisation) do not sign in to the console: sign in "
+            "with your account of the MSP's own tenant.",
             upn,
         )
     audience = claims.get("aud")
@@ -205,6 +226,7 @@ def _proof(config: EntraSignIn, claims: dict, *, reauth: bool, next_url: str) ->
         roles=tuple(str(r) for r in claims.get("roles") or ()),
         groups_overage="groups" in (claims.get("_claim_names") or {}) or bool(claims.get("hasgroups")),
         mfa=tuple(mfa),
+        auth_time=float(claims["auth_time"]) if claims.get("auth_time") is not None else None,
         reauth=reauth,
         next_url=next_url,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from staff.entra.flow import Proof, SignInRefused
@@ -71,8 +71,19 @@ def sign_in_user(proof: Proof) -> Outcome:
                 )
             user = User(username=username, first_name=proof.name[:150], is_staff=True)
             user.set_unusable_password()
-            user.save()
-            identity = EntraIdentity(user=user, tenant_id=proof.tenant_id, object_id=proof.object_id)
+            try:
+                with transaction.atomic():
+                    user.save()
+                    identity = EntraIdentity.objects.create(
+                        user=user, tenant_id=proof.tenant_id, object_id=proof.object_id
+                    )
+            except IntegrityError:
+                # The same account's first sign-in finishing in another tab at this moment.
+                raise SignInRefused(
+                    "busy",
+                    "Your first sign-in was just finishing in another window: sign in again.",
+                    proof.upn,
+                ) from None
             created = True
         user = identity.user
         if not (user.is_active and user.is_staff):

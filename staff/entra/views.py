@@ -3,6 +3,8 @@ the staff member in (or re-authenticates them, `?reauth=1`) or says why not. Bot
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib.auth import login, logout
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
@@ -19,6 +21,10 @@ from staff.models import EntraIdentity
 from staff.second_factor import mark_verified_by_entra
 from staff.sessions import mark_authenticated
 from staff.sign_ins import SIGN_IN_DETAIL
+
+log = logging.getLogger(__name__)
+# Refusals of an answer this browser's sign-in did not ask for (none under way, or another's state).
+UNSOLICITED = {"no_flow", "state"}
 
 
 def _safe_next(request, target: str) -> str:
@@ -84,10 +90,10 @@ def entra_callback(request):
             "groups": list(outcome.groups),
             "groups_added": list(outcome.added),
             "groups_removed": list(outcome.removed),
+            "auth_time": proof.auth_time,  # taken out again by the sign-in's receiver (staff.sign_ins)
         },
     )
     login(request, outcome.user, backend="django.contrib.auth.backends.ModelBackend")
-    mark_authenticated(request)
     if proof.mfa:
         mark_verified_by_entra(request, list(proof.mfa))
     return HttpResponseRedirect(proof.next_url)
@@ -104,6 +110,9 @@ def _reauthenticated(request, proof):
             "your own account.",
             proof.upn,
         )
+    # The groups follow Entra ID now, as at a sign-in: someone taken out of a mapped group cannot
+    # confirm a risky action with the role they no longer have.
+    sign_in_user(proof)
     mark_authenticated(request)
     if proof.mfa:
         mark_verified_by_entra(request, list(proof.mfa))
@@ -117,11 +126,15 @@ def _reauthenticated(request, proof):
 
 def _refused(request, refused: SignInRefused):
     actor = request.user.get_username() if request.user.is_authenticated else (refused.upn or "anonymous")
-    record_staff_action(
-        actor=actor,
-        action="staff.entra_sign_in_refused",
-        detail={"reason": refused.reason, "upn": refused.upn},
-    )
+    if refused.reason in UNSOLICITED:
+        # Anyone can send a browser to the callback: logged, not an audit row each.
+        log.warning("Entra ID answer refused (%s) for %s", refused.reason, actor)
+    else:
+        record_staff_action(
+            actor=actor,
+            action="staff.entra_sign_in_refused",
+            detail={"reason": refused.reason, "upn": refused.upn},
+        )
     context = {
         "title": "Not signed in",
         "site_header": "MSP MFA console",

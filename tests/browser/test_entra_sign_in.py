@@ -1,6 +1,6 @@
 """A staff member signs in with Microsoft in a real browser: the console's sign-in page, the (simulated)
-Entra ID pages over HTTPS, MFA, back in the console with the mapped role; then a sign-in that did not
-prove MFA is refused with the reason on the page."""
+Entra ID pages over HTTPS, MFA, back in the console with the mapped role; signing out signs out of Entra
+ID too; then a sign-in that did not prove MFA is refused with the reason on the page."""
 
 from __future__ import annotations
 
@@ -40,12 +40,16 @@ def test_a_staff_member_signs_in_with_microsoft_and_mfa(browser_page, live_serve
     snap(page, "signed-in-with-microsoft")
     assert AuditEvent.objects.filter(action="staff.signed_in", actor=ada["upn"]).count() == 1
 
-    # Signed out, and the console now asks for a context nobody can satisfy: Entra ID's session signs
-    # her straight back in, without MFA proof, and the console refuses, saying why.
+    # Signing out signs out of Entra ID too, back to the console's sign-in page. The console now asks
+    # for a context nobody can satisfy: after the password and MFA again, it refuses, saying why.
     page.click("#logout-form button, #logout-form input[type=submit]")
+    page.wait_for_selector("#entra-sign-in")
+    assert page.url == f"{base}/login/"
     settings.STAFF_ENTRA_AUTH_CONTEXT = "c9"
-    page.goto(f"{base}/login/")
     page.click("#entra-sign-in")
+    page.fill("#i0116", ada["upn"])
+    page.fill("#i0118", ada["password"])
+    page.click("#idSIButton9")
     page.wait_for_selector("#entra-refusal")
     assert "did not prove multi-factor authentication" in page.inner_text("#entra-refusal")
     snap(page, "entra-refused")

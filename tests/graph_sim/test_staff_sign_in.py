@@ -215,3 +215,25 @@ def test_roles_and_the_groups_overage_claim(staff, app, browser):
     )
     claims = olga["id_token_claims"]
     assert "groups" not in claims and claims["_claim_names"] == {"groups": "src1"}
+
+
+def test_guests_say_so_in_acct_and_idp(staff, app, browser):
+    flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT, claims_challenge=WANTS_C1)
+    gus = app.acquire_token_by_auth_code_flow(
+        flow, callback_query(sign_in(browser, flow, person(staff, "gus")))
+    )
+    claims = gus["id_token_claims"]
+    assert claims["acct"] == 1 and claims["idp"].startswith("https://sts.windows.net/")
+    assert claims["tid"] == staff["tenant_id"]  # a guest signs in to the MSP's tenant all the same
+
+
+def test_sign_out_ends_the_sign_in_session_and_returns_to_a_registered_url(sim, staff, app, browser):
+    flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT, claims_challenge=WANTS_C1)
+    callback_query(sign_in(browser, flow, person(staff, "ada")))
+    logout = f"{sim.authority_host}/{staff['tenant_id']}/oauth2/v2.0/logout"
+    back = browser.get(logout, params={"post_logout_redirect_uri": "http://localhost:8123/login/"})
+    assert back.status_code == 302 and back.headers["location"] == "http://localhost:8123/login/"
+    flow = app.initiate_auth_code_flow([], redirect_uri=REDIRECT, claims_challenge=WANTS_C1)
+    assert browser.get(flow["auth_uri"]).status_code == 200  # the password page: no session any more
+    elsewhere = browser.get(logout, params={"post_logout_redirect_uri": "https://evil.example/"})
+    assert elsewhere.status_code == 200 and "You signed out" in elsewhere.text

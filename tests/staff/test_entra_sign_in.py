@@ -144,13 +144,59 @@ def test_a_replayed_forged_or_foreign_answer_is_refused(staff, browser, fresh_si
     # Another browser (no flow in its session) brings the answer: refused, and the code is not redeemed.
     stranger = Client()
     assert stranger.get(back).status_code == 403
-    # The right browser with a forged state: refused by msal's state check; the code is still unused.
-    forged = back.replace("state=", "state=x")
-    assert client.get(forged).status_code == 403
+    # The right browser with a forged state (or an error text of someone else's choosing): refused, the
+    # code unused, and the sign-in under way goes on.
+    assert client.get(back.replace("state=", "state=x")).status_code == 403
+    assert client.get("/account/entra/callback/?error=access_denied&state=forged").status_code == 403
     assert fresh_sim.simulator.sign_in.redemptions == []
-    # The flow was used up by that refusal: the genuine answer is refused too, and never signs anyone in.
-    assert client.get(back).status_code == 403 and not signed_in(client)
-    assert [r["reason"] for r in refusals()] == ["no_flow", "state", "no_flow"]
+    assert client.get(back).status_code == 302 and signed_in(client)
+    # Used once: the same answer again is refused and redeems nothing.
+    assert Client().get(back).status_code == 403 and client.get(back).status_code == 403
+    assert [outcome for _, outcome in fresh_sim.simulator.sign_in.redemptions] == ["ok"]
+    # Answers nobody asked for are logged, not audit rows anyone could pile up.
+    assert refusals() == []
+
+
+def test_guests_of_the_msp_tenant_are_refused(staff, browser):
+    refused = sign_in_with_entra(Client(), browser, person(staff, "gus"))
+    assert refused.status_code == 403 and b"Guest accounts" in refused.content
+    assert not EntraIdentity.objects.exists() and refusals()[-1]["reason"] == "guest"
+
+
+def test_a_sign_in_that_entra_answered_from_its_own_session_is_not_a_fresh_proof(staff, browser, fresh_sim):
+    client = Client()
+    assert sign_in_with_entra(client, browser, person(staff, "ada")).status_code == 302
+    assert is_fresh(type("R", (), {"session": client.session})())
+    # An hour later Entra ID's session signs her in again without asking anything: the console's
+    # session is not fresh for approve, full run or rollback (its proof is Entra ID's auth_time).
+    fresh_sim.call(
+        lambda: [
+            setattr(s, "auth_time", s.auth_time - 3600) for s in fresh_sim.simulator.sign_in.sessions.values()
+        ]
+    )
+    again = client.get(callback_path(browser.get(client.get("/account/entra/login/")["Location"])))
+    assert again.status_code == 302
+    assert not is_fresh(type("R", (), {"session": client.session})())
+
+
+def test_mfa_at_entra_does_not_stand_for_a_superusers_second_factor(staff, browser):
+    client = Client()
+    assert sign_in_with_entra(client, browser, person(staff, "ada")).status_code == 302
+    get_user_model().objects.filter(username=person(staff, "ada")["upn"]).update(is_superuser=True)
+    page = client.get("/")
+    assert page.status_code == 302 and page["Location"].startswith("/account/second-factor/")
+
+
+def test_signing_out_signs_out_of_entra_too(staff, browser, fresh_sim):
+    client = Client()
+    assert sign_in_with_entra(client, browser, person(staff, "ada")).status_code == 302
+    out = client.post("/logout/")
+    assert out.status_code == 302 and "/oauth2/v2.0/logout?" in out["Location"]
+    back = browser.get(out["Location"])
+    assert back.status_code == 302 and back.headers["location"] == "http://localhost/login/"
+    assert not signed_in(client)
+    # The next "Sign in with Microsoft" at this browser asks for the password again.
+    assert browser.get(client.get("/account/entra/login/")["Location"]).status_code == 200
 
 
 def test_id_tokens_of_another_tenant_or_app_are_refused(staff):
@@ -206,15 +252,26 @@ def test_the_sign_in_page_offers_microsoft_only_when_it_is_set_up(settings, staf
     assert Client().get("/account/entra/login/").status_code == 404
 
 
-def test_a_password_sign_in_is_an_audit_row_and_counts_as_fresh(settings, db):
+def test_a_password_sign_in_is_an_audit_row_and_counts_as_fresh_without_a_second_factor(settings, db):
     settings.STAFF_SECOND_FACTOR_REQUIRED = False
     get_user_model().objects.create_user("pat", "", "a-long-pass-phrase-9", is_staff=True)
     client = Client()
     answer = client.post("/login/", {"username": "pat", "password": "a-long-pass-phrase-9", "next": "/"})
     assert answer.status_code == 302
     assert AuditEvent.objects.get(action="staff.signed_in", actor="pat").detail["method"] == "password"
-    request = type("R", (), {"session": client.session})()
-    assert is_fresh(request)
+    assert is_fresh(type("R", (), {"session": client.session})())
+
+
+def test_a_password_alone_never_refreshes_the_proof_of_someone_with_a_second_factor(settings, db):
+    sam = get_user_model().objects.create_user("sam", "", "a-long-pass-phrase-9", is_staff=True)
+    client = Client()
+    client.force_login(sam)  # password and code, then (tests/conftest.py)
+    session = client.session
+    session[AUTHENTICATED_AT] = time.time() - 3600
+    session.save()
+    # Signing in again with the password only: django-otp still counts the earlier code for the session.
+    client.post("/login/", {"username": "sam", "password": "a-long-pass-phrase-9", "next": "/"})
+    assert not is_fresh(type("R", (), {"session": client.session})())
 
 
 def test_deploy_checks_name_an_entra_sign_in_that_cannot_prove_mfa(settings):
