@@ -8,4 +8,8 @@ class MigrationsEngineConfig(AppConfig):
     verbose_name = "Migration engine"
 
     def ready(self) -> None:
+        # Why here: the receivers and checks need the models loaded.
         from migrations_engine import checks  # noqa: F401 - registers the system checks
+        from migrations_engine.tenant_state import connect_receivers
+
+        connect_receivers()

@@ -19,20 +19,25 @@ from django.utils import timezone
 from migrations_engine.choices import ACTIVE_ITEM_STATUSES, DriftCheckStatus, DriftKind
 from migrations_engine.models import DriftCheck, DriftFinding, MigrationRun, RunItem
 from tenants.access import visible_tenants
-from tenants.fleet import MIGRATION_STATES, migration_state, with_latest_run
+from tenants.choices import MigrationState
+from tenants.fleet import MIGRATION_STATES, with_latest_run
 
 # The fleet changelist's states (`tenants.fleet`), so both pages agree. Colour-blind-safe colours
 # (Okabe-Ito based, darkened for 3:1 against white); every bar also prints its number and label.
 STATE_COLOURS = {
-    "never": "#6b6b6b",
-    "planned": "#1f78b4",
-    "pilot": "#a65c00",
-    "migrated": "#007a5a",
-    "running": "#0b3a73",
-    "failed": "#c2410c",
-    "rolled_back": "#444444",
+    MigrationState.NOT_STARTED: "#6b6b6b",
+    MigrationState.READY: "#1f78b4",
+    MigrationState.BLOCKED: "#b91c1c",
+    MigrationState.MIGRATING: "#0b3a73",
+    MigrationState.PILOT_VERIFIED: "#a65c00",
+    MigrationState.MIGRATED: "#007a5a",
+    MigrationState.MIGRATED_DRIFT: "#c2410c",
+    MigrationState.ROLLING_BACK: "#0b3a73",
+    MigrationState.ROLLED_BACK: "#444444",
+    MigrationState.PARTLY_ROLLED_BACK: "#b91c1c",
+    MigrationState.NEEDS_ATTENTION: "#b91c1c",
 }
-STATE_ORDER = ("never", "planned", "pilot", "migrated", "running", "failed", "rolled_back")
+STATE_ORDER = tuple(MigrationState.values)
 PER_USER_STATES = (
     ("enabled", "Enabled", "#c2410c"),
     ("enforced", "Enforced", "#a65c00"),
@@ -245,10 +250,11 @@ def dashboard_context(user) -> dict[str, Any]:
             "per_user_disabled",
             "mfa_registered",
             "registration_known",
+            "migration_state",
         )
     )
     for tenant in tenants:
-        tenant["state"] = migration_state(tenant["last_run_mode"], tenant["last_run_status"])
+        tenant["state"] = tenant["migration_state"]
         known = tenant["registration_known"]
         tenant["registered_pct"] = (
             round(100.0 * (tenant["mfa_registered"] or 0) / known, 1) if known else None

@@ -53,6 +53,7 @@ from migrations_engine.steps.base import graph_failure
 from migrations_engine.steps.locations import canonical, get_location, ranges_of
 from migrations_engine.steps.policy import normalized, strength_id
 from migrations_engine.steps.session import frequency_of
+from migrations_engine.tenant_state import refresh_quietly
 from tenants.choices import CensusStatus
 from tenants.models import CustomerTenant
 from tenants.validators import break_glass_account_problems, describe_problems
@@ -607,6 +608,7 @@ def _store(check: DriftCheck, found: dict[str, Found], judged: set[str], *, user
                 resolved.append(kind)
         still_open = mine.filter(resolved_at__isnull=True).exists()
         CustomerTenant.objects.filter(pk=check.tenant_id).update(drift_detected=still_open)
+        refresh_quietly(check.tenant_id)  # migrated, or migrated with drift
         check.status = DriftCheckStatus.DRIFT if found else DriftCheckStatus.CLEAN
         check.finished_at = timezone.now()
         check.users_checked = users

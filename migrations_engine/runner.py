@@ -27,6 +27,7 @@ from migrations_engine.choices import (
     AuditKind,
     AuditOutcome,
     ItemStatus,
+    RunMode,
     RunStatus,
 )
 from migrations_engine.faults import crash_point
@@ -42,6 +43,7 @@ from migrations_engine.graph.config import unusable
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem
 from migrations_engine.pipeline import steps_for
 from migrations_engine.steps.base import StepContext, StepFailed, graph_failure
+from migrations_engine.tenant_state import record_plan, refresh_quietly
 from msp_console.log_context import working_on
 from staff import roles
 from tenants.access import can_access
@@ -74,6 +76,8 @@ def run_item(item_pk: int, job_id: str) -> str:
         pk=item_pk
     )
     with working_on(item.run_id, item.pk):  # every log line of this item carries its run and item ids
+        if item.run.mode != RunMode.PLAN:
+            refresh_quietly(item.tenant_id)  # migrating, or rolling back, from now
         return _run_claimed(item, job_id)
 
 
@@ -261,7 +265,7 @@ def _log(item: RunItem, key: str, title: str, status: str, message: str = "") ->
 def _finish(
     item: RunItem, job_id: str, status: str, *, reason: str = "", retryable: bool = False, tb: str = ""
 ) -> str:
-    RunItem.objects.filter(pk=item.pk, rq_job_id=job_id, status=ItemStatus.RUNNING).update(
+    finished = RunItem.objects.filter(pk=item.pk, rq_job_id=job_id, status=ItemStatus.RUNNING).update(
         status=status,
         failure_reason=reason,
         retryable=retryable,
@@ -271,7 +275,18 @@ def _finish(
         heartbeat_at=timezone.now(),
     )
     logger.info("item %s (%s) %s %s", item.pk, item.tenant, status, reason)
+    if finished:
+        item.status = status
+        _tenant_changed(item)
     return status
+
+
+def _tenant_changed(item: RunItem) -> None:
+    """What the tenant is follows its real runs; a plan is only remembered as its last plan."""
+    if item.run.mode == RunMode.PLAN:
+        record_plan(item)
+    else:
+        refresh_quietly(item.tenant_id)
 
 
 def finalize_run(run_pk: int) -> str:

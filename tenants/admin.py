@@ -12,9 +12,9 @@ from msp_console.admin_site import site
 from tenants import fleet_actions
 from tenants.access import get_tenant_for_user, visible_tenants
 from tenants.census_report import census_csv_rows
-from tenants.choices import ConsentStatus
+from tenants.choices import ConsentStatus, MigrationState
 from tenants.consent_admin import recheck_consent_action
-from tenants.fleet import MIGRATION_STATES, migration_state, with_latest_run
+from tenants.fleet import MIGRATION_STATES, with_latest_run
 from tenants.models import BreakGlassConfig, CensusUser, CustomerTenant, Tag, TenantConsent
 
 
@@ -40,7 +40,7 @@ class BreakGlassInline(admin.StackedInline):
 
 
 class MigrationStateFilter(admin.SimpleListFilter):
-    """Filter the fleet by each tenant's migration state (from its latest run)."""
+    """Filter the fleet by each tenant's stored migration state (an indexed column)."""
 
     title = "migration state"
     parameter_name = "migration"
@@ -50,10 +50,7 @@ class MigrationStateFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         value = self.value()
-        if not value:
-            return queryset
-        keep = [t.pk for t in queryset if migration_state(t.last_run_mode, t.last_run_status) == value]
-        return queryset.filter(pk__in=keep)
+        return queryset.filter(migration_state=value) if value in MIGRATION_STATES else queryset
 
 
 class DriftFilter(admin.SimpleListFilter):
@@ -199,9 +196,36 @@ class CustomerTenantAdmin(fleet_actions.RolePermissions, admin.ModelAdmin):
         pct = obj.mfa_registered_pct
         return "—" if pct is None else f"{pct:.0f} %"
 
-    @admin.display(description="Migration")
+    @admin.display(description="Migration", ordering="migration_state")
     def migration_display(self, obj: CustomerTenant) -> str:
-        return MIGRATION_STATES[migration_state(obj.last_run_mode, obj.last_run_status)]
+        """The state, its reason on hover (and below it when it blocks or needs attention), and the last
+        plan, which is shown beside the state and never changes it."""
+        label = MIGRATION_STATES.get(obj.migration_state, obj.migration_state)
+        plan = ""
+        if obj.last_plan_run_id:
+            changes = obj.last_plan_changes or 0
+            plan = format_html(
+                '<br><small class="last-plan">last plan: {} change{}, {}</small>',
+                changes,
+                "" if changes == 1 else "s",
+                obj.last_plan_at.strftime("%d %b %H:%M") if obj.last_plan_at else "",
+            )
+        why = ""
+        if obj.migration_state in (
+            MigrationState.BLOCKED,
+            MigrationState.NEEDS_ATTENTION,
+            MigrationState.PARTLY_ROLLED_BACK,
+            MigrationState.MIGRATED_DRIFT,
+        ):
+            why = format_html('<br><small class="state-reason">{}</small>', obj.migration_state_reason)
+        return format_html(
+            '<span class="migration-state state-{}" title="{}">{}</span>{}{}',
+            obj.migration_state,
+            obj.migration_state_reason,
+            label,
+            why,
+            plan,
+        )
 
     @admin.display(description="Last run", ordering="last_run_id")
     def last_run_display(self, obj: CustomerTenant) -> str:

@@ -39,3 +39,19 @@ class PolicyState(models.TextChoices):
     REPORT_ONLY = "enabledForReportingButNotEnforced", "Report-only"
     ENABLED = "enabled", "Enabled"
     DISABLED = "disabled", "Disabled"
+
+
+class MigrationState(models.TextChoices):
+    """What a tenant is, as far as its MFA migration goes (tenants/migration_state.py decides it)."""
+
+    NOT_STARTED = "not_started", "Not started"
+    READY = "ready", "Ready"
+    BLOCKED = "blocked", "Blocked"
+    MIGRATING = "migrating", "Migrating"
+    PILOT_VERIFIED = "pilot_verified", "Pilot verified"
+    MIGRATED = "migrated", "Migrated (verified)"
+    MIGRATED_DRIFT = "migrated_drift", "Migrated, drift found"
+    ROLLING_BACK = "rolling_back", "Rolling back"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+    PARTLY_ROLLED_BACK = "partly_rolled_back", "Partly rolled back"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention"

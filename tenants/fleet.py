@@ -1,22 +1,21 @@
-"""The fleet changelist's derived columns: each tenant's migration state from its latest run."""
+"""The fleet changelist's derived columns: each tenant's latest run (for the link next to its state).
+
+The migration state itself is stored on the tenant (`CustomerTenant.migration_state`, decided by
+tenants/migration_state.py): the fleet list, its filter, the dashboard and the exports read that field.
+"""
 
 from __future__ import annotations
 
 from django.db.models import OuterRef, QuerySet, Subquery
 
-MIGRATION_STATES = {
-    "never": "Not started",
-    "planned": "Planned",
-    "pilot": "Pilot verified",
-    "migrated": "Migrated (verified)",
-    "rolled_back": "Rolled back",
-    "running": "Run in progress",
-    "failed": "Needs attention",
-}
+from tenants.choices import MigrationState
+
+MIGRATION_STATES = dict(MigrationState.choices)
 
 
 def with_latest_run(queryset: QuerySet) -> QuerySet:
     """Annotate each tenant with its latest run item's run id, mode and status (one subquery each)."""
+    # Why here: the engine's models import this app's; this module is imported by the admin at start.
     from migrations_engine.models import RunItem
 
     latest = RunItem.objects.filter(tenant=OuterRef("pk")).order_by("-run__created_at", "-pk")
@@ -25,14 +24,3 @@ def with_latest_run(queryset: QuerySet) -> QuerySet:
         last_run_mode=Subquery(latest.values("run__mode")[:1]),
         last_run_status=Subquery(latest.values("status")[:1]),
     )
-
-
-def migration_state(mode: str | None, status: str | None) -> str:
-    """A tenant's migration state key from its latest run item."""
-    if not mode:
-        return "never"
-    if status in ("queued", "running"):
-        return "running"
-    if status != "succeeded":
-        return "failed"
-    return {"plan": "planned", "pilot": "pilot", "full": "migrated", "rollback": "rolled_back"}[mode]

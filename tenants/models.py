@@ -9,7 +9,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 
-from tenants.choices import CensusStatus, ConsentStatus, LicenceTier, PolicyState
+from tenants.choices import CensusStatus, ConsentStatus, LicenceTier, MigrationState, PolicyState
 from tenants.validators import break_glass_account_problems, validate_domain
 
 
@@ -65,6 +65,21 @@ class CustomerTenant(models.Model):
     census_generation = models.PositiveIntegerField(default=0, help_text="Which CensusUser rows are current")
     drift_detected = models.BooleanField(default=False, help_text="Set by the drift watch")
     tags = models.ManyToManyField(Tag, blank=True, related_name="tenants")
+
+    # What the tenant is, migration-wise: the one field every list, chart, filter and export reads. Set
+    # only by `refresh_migration_state` (migrations_engine/tenant_state.py) after an event that changes
+    # what the tenant is (a real run's item starting or ending, drift found or resolved, a census, a
+    # consent or break-glass change); a plan never changes it.
+    migration_state = models.CharField(
+        max_length=20, choices=MigrationState, default=MigrationState.NOT_STARTED, db_index=True
+    )
+    migration_state_reason = models.TextField(blank=True, help_text="Why, in words (blocked, attention)")
+    migration_state_run_id = models.PositiveIntegerField(null=True, blank=True, help_text="The run behind it")
+    migration_state_at = models.DateTimeField(null=True, blank=True)
+    # The latest plan (dry run) of the tenant: shown next to its state, never part of it.
+    last_plan_run_id = models.PositiveIntegerField(null=True, blank=True)
+    last_plan_at = models.DateTimeField(null=True, blank=True)
+    last_plan_changes = models.PositiveIntegerField(null=True, blank=True, help_text="Changes the plan found")
 
     class Meta:
         ordering = ["display_name"]

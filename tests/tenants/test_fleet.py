@@ -51,8 +51,12 @@ def test_it_confirms_then_starts_a_plan_and_shows_the_migration_state(
     assert done.status_code == 302 and done["Location"].endswith(f"/migrationrun/{run.pk}/change/")
     work(queue)
     fleet = client.get(CHANGELIST).content.decode()
-    assert "Planned" in fleet and f"Run {run.pk} (plan)" in fleet
-    assert "Planned" in client.get(CHANGELIST + "?migration=planned").content.decode()
+    # A plan is a dry run: the tenants are what they were (not started), and the plan shows beside it.
+    assert "Planned" not in fleet and f"Run {run.pk} (plan)" in fleet and "last plan: " in fleet
+    assert {t.migration_state for t in CustomerTenant.objects.filter(pk__in=[t.pk for t in tenants])} == {
+        "not_started"
+    }
+    assert "Contoso" in client.get(CHANGELIST + "?migration=not_started").content.decode()
     assert "Contoso" not in client.get(CHANGELIST + "?migration=migrated").content.decode()
 
 
