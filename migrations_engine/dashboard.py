@@ -109,9 +109,10 @@ def _per_user(tenants: list[dict[str, Any]]) -> dict[str, Any]:
     for tenant in tenants:
         if tenant["census_at"] is None or tenant["per_user_enabled"] is None:
             continue
-        if tenant["state"] != "migrated":
+        if tenant["state"] not in (MigrationState.MIGRATED, MigrationState.MIGRATED_DRIFT):
             groups["before"].append(tenant)
-        elif tenant["last_finished"] and tenant["census_at"] > tenant["last_finished"]:
+        elif tenant["last_started"] and tenant["census_at"] > tenant["last_started"]:
+            # Read after the migration began: by a census since, or by the run's own verify step.
             groups["after"].append(tenant)
         else:
             groups["stale"].append(tenant)
@@ -231,10 +232,16 @@ def _drift(visible) -> dict[str, Any]:
 def dashboard_context(user) -> dict[str, Any]:
     """The numbers and chart geometry the dashboard template draws, for the tenants `user` may see."""
     visible = visible_tenants(user)
-    latest = RunItem.objects.filter(tenant=OuterRef("pk")).order_by("-run__created_at", "-pk")
     tenants = list(
         with_latest_run(visible)
-        .annotate(last_finished=Subquery(latest.values("finished_at")[:1]))
+        .annotate(
+            # When the run that made the tenant what it is began (the census after it is the truth).
+            last_started=Subquery(
+                RunItem.objects.filter(
+                    tenant=OuterRef("pk"), run_id=OuterRef("migration_state_run_id")
+                ).values("started_at")[:1]
+            )
+        )
         .order_by("display_name")
         .values(
             "pk",
@@ -242,7 +249,7 @@ def dashboard_context(user) -> dict[str, Any]:
             "primary_domain",
             "last_run_mode",
             "last_run_status",
-            "last_finished",
+            "last_started",
             "census_at",
             "users_total",
             "per_user_enabled",

@@ -7,6 +7,7 @@ so the audit log added with the pipeline can say who did what.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -157,6 +158,7 @@ def record_census(
         "per_user": result.per_user,
         "notes": result.notes,
         "missing_roles": result.missing_roles,
+        "source": {"kind": "census", "at": now.isoformat()},
     }
     if writer is not None:
         if result.users_total is not None and writer.rows == result.users_total:
@@ -180,4 +182,76 @@ def record_census(
     consent.status = status
     consent.save()
     logger.info("census recorded for %s by %s: %s", tenant, actor_label(actor), result.status)
+    return tenant
+
+
+@dataclass(frozen=True)
+class VerifiedRead:
+    """What a run's verify step read back, to become the tenant's census (`record_verified_census`)."""
+
+    run_id: int
+    what: str  # "verify" | "verify_rollback"
+    states: dict[str, str]  # user id -> the per-user MFA state read
+    users: list[dict[str, Any]]  # the snapshot's users: user_id, upn, user_type, account_enabled,
+    #                              per_user_state, mfa_registered (those the step did not read keep theirs)
+    security_defaults: bool | None = None  # None: not read, the census's value stays
+    mfa_policy_state: str | None = None  # None: not known, the census's value stays
+
+
+@transaction.atomic
+def record_verified_census(tenant: CustomerTenant, read: VerifiedRead) -> CustomerTenant:
+    """A new census generation from what verify read, so the counts, the policy column and the census
+    CSV are right the moment a run ends. Display names, methods and registration come from the
+    previous census where it knew the user."""
+    tenant = CustomerTenant.objects.select_for_update().get(pk=tenant.pk)
+    previous = {
+        row["user_id"]: row
+        for row in CensusUser.objects.filter(tenant=tenant, generation=tenant.census_generation).values(
+            "user_id", "display_name", "mfa_registered", "methods"
+        )
+    }
+    generation = tenant.census_generation + 1
+    CensusUser.objects.filter(tenant=tenant, generation__gte=generation).delete()
+    counts = {"enabled": 0, "enforced": 0, "disabled": 0}
+    registered = known = 0
+    rows = []
+    for user in read.users:
+        before = previous.get(user["user_id"], {})
+        state = read.states.get(user["user_id"], user["per_user_state"])
+        counts[state] = counts.get(state, 0) + 1
+        mfa = before.get("mfa_registered", user.get("mfa_registered"))
+        known += mfa is not None
+        registered += bool(mfa)
+        rows.append(
+            CensusUser(
+                tenant=tenant,
+                generation=generation,
+                user_id=user["user_id"],
+                upn=user["upn"],
+                display_name=before.get("display_name", ""),
+                user_type=user.get("user_type", ""),
+                account_enabled=user.get("account_enabled", True),
+                per_user_state=state,
+                mfa_registered=mfa,
+                methods=before.get("methods") or [],
+            )
+        )
+    CensusUser.objects.bulk_create(rows, batch_size=1000)
+    CensusUser.objects.filter(tenant=tenant, generation__lt=generation).delete()
+    tenant.census_generation = generation
+    tenant.census_at = timezone.now()
+    tenant.users_total = len(rows)
+    tenant.per_user_enabled, tenant.per_user_enforced = counts["enabled"], counts["enforced"]
+    tenant.per_user_disabled = counts["disabled"]
+    tenant.mfa_registered, tenant.registration_known = registered, known
+    if read.security_defaults is not None:
+        tenant.security_defaults = read.security_defaults
+    if read.mfa_policy_state is not None:
+        tenant.mfa_policy_state = read.mfa_policy_state
+    tenant.census_detail = {
+        **(tenant.census_detail or {}),
+        "source": {"kind": read.what, "run_id": read.run_id, "at": tenant.census_at.isoformat()},
+    }
+    tenant.save()
+    logger.info("census of %s from %s of run %s: %s users", tenant, read.what, read.run_id, len(rows))
     return tenant

@@ -13,6 +13,7 @@ from migrations_engine.graph import ConsentMissing, GraphError, GraphUnavailable
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps import locations, per_user, session
 from migrations_engine.steps.base import POLICY_NAME, Step, StepContext, StepFailed
+from migrations_engine.steps.census_after import census_from_verify
 from migrations_engine.steps.policy import (
     REPORT_ONLY,
     baseline_of,
@@ -33,6 +34,7 @@ from migrations_engine.steps.user_scope import (
     scoped_changes,
 )
 from migrations_engine.steps.writes import patch_policy, set_security_defaults
+from tenants.choices import PolicyState
 from tenants.validators import break_glass_problems, describe_problems
 
 
@@ -592,7 +594,7 @@ class Verify(Step):
         redone = 0
         promoted_again = False
         while True:
-            pending, verdict, stragglers, policy = self._check(ctx)
+            pending, verdict, stragglers, policy, read = self._check(ctx)
             policy_ready = not any(p.startswith("polic") for p in pending)
             extra, parts, baselines = self._optional(ctx)
             if (
@@ -619,6 +621,15 @@ class Verify(Step):
                 ctx.save_state(policy_baseline=baseline_of(policy), **baselines)
                 ctx.item.verdict = verdict
                 type(ctx.item).objects.filter(pk=ctx.item.pk).update(verdict=verdict)
+                # What was just read is the tenant's census now (a pilot's policy covers one group: the
+                # policy column, which is about all users, stays as the census had it).
+                census_from_verify(
+                    ctx,
+                    "verify",
+                    read,
+                    security_defaults=False if ctx.mode == "full" else None,
+                    mfa_policy_state=PolicyState.ENABLED if ctx.mode == "full" else None,
+                )
                 return verdict
             if time.monotonic() + delay > deadline:
                 raise StepFailed(
@@ -655,7 +666,7 @@ class Verify(Step):
         ]
         _apply(ctx, changes, purpose="straggler", verb="per-user MFA disabled again after it came back on")
 
-    def _check(self, ctx: StepContext) -> tuple[list[str], str, dict[str, str], dict | None]:
+    def _check(self, ctx: StepContext) -> tuple[list[str], str, dict[str, str], dict | None, dict[str, str]]:
         pending: list[str] = []
         policy = ctx.wait(reads.get_policy(ctx.graph, ctx.state["policy_id"]))
         if policy is None or policy.get("state") != "enabled":
@@ -667,10 +678,12 @@ class Verify(Step):
         sample_size = int(ctx.settings.get("whatif_sample", 3))
         checked = left_alone = still_on = 0
         stragglers: dict[str, str] = {}
+        read: dict[str, str] = {}
         sample: list[str] = []
         rows = keyset_rows(scope_rows(ctx), "user_id", "per_user_state")
         for chunk in per_user.chunks(rows, per_user.CHUNK):
             states = ctx.wait(per_user.read_states(ctx.graph, [uid for _, uid, _ in chunk]))
+            read.update(states)
             for _, uid, snapshot_state in chunk:
                 checked += 1
                 if len(sample) < sample_size:
@@ -703,7 +716,7 @@ class Verify(Step):
                 else ""
             )
         )
-        return pending, verdict, stragglers, policy
+        return pending, verdict, stragglers, policy, read
 
     def _what_if(self, ctx: StepContext, policy: dict | None, user_ids: list[str]) -> dict[str, bool]:
         if policy is None:

@@ -6,9 +6,11 @@ were on, bridge SD-only users with per-user MFA, turn the policy back, turn SD o
 
 from __future__ import annotations
 
+from migrations_engine.census import best_policy_state
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps import per_user
 from migrations_engine.steps.base import Step, StepContext, StepFailed
+from migrations_engine.steps.census_after import census_from_verify
 from migrations_engine.steps.locations import location_rollback_pending
 from migrations_engine.steps.migrate import _apply
 from migrations_engine.steps.per_user import Change
@@ -177,8 +179,10 @@ class VerifyRollback(Step):
             user_id__in=ctx.state.get("break_glass_ids", [])
         )
         checked = wrong = 0
+        read: dict[str, str] = {}
         for chunk in per_user.chunks(keyset_rows(rows, "user_id", "per_user_state"), per_user.CHUNK):
             current = ctx.wait(per_user.read_states(ctx.graph, [u for _, u, _ in chunk]))
+            read.update(current)
             wrong += sum(1 for _, u, state in chunk if current.get(u) != state)
             checked += len(chunk)
         if wrong:
@@ -197,4 +201,15 @@ class VerifyRollback(Step):
             f"Rolled back: {checked} users as in the snapshot, security defaults {'on' if sd else 'off'}"
         ) + "".join(f"; {part}" for part in parts)
         type(ctx.item).objects.filter(pk=ctx.item.pk).update(verdict=verdict)
+        census_from_verify(
+            ctx, "verify_rollback", read, security_defaults=sd, mfa_policy_state=_policy_state_before(ctx)
+        )
         return verdict
+
+
+def _policy_state_before(ctx: StepContext) -> str | None:
+    """The census's policy column as the snapshot had it: the rollback turned the policy back."""
+    from migrations_engine.models import TenantSnapshot
+
+    snapshot = TenantSnapshot.objects.filter(pk=ctx.state.get("snapshot_id")).first()
+    return best_policy_state(snapshot.policies or []) if snapshot else None

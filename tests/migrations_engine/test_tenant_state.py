@@ -4,7 +4,9 @@ filled from history for tenants that existed before the field."""
 
 from __future__ import annotations
 
+import csv
 import importlib
+import io
 
 import pytest
 from django.apps import apps
@@ -12,10 +14,12 @@ from django.core.management import call_command
 
 from migrations_engine.drift import check_tenant
 from migrations_engine.services import start_rollback, start_run
+from tenants.census_report import census_csv_rows
 from tenants.choices import MigrationState
 from tenants.migration_state import Readiness, RealRun, decide
 from tenants.models import BreakGlassConfig, CustomerTenant
 from tenants.services import set_break_glass
+from tests.migrations_engine.console_helpers import client_for, staff_user
 from tests.migrations_engine.pipeline_helpers import FAST, seed, tenant_named, work
 
 pytestmark = pytest.mark.django_db(transaction=True)  # jobs are queued on commit
@@ -202,3 +206,50 @@ def test_the_data_migration_fills_the_state_from_history(fast_graph, tmp_path, q
 
     assert state(tenant) == (MigrationState.MIGRATED, f"Verified by run {full.pk}")
     assert state(tenant_named("contoso")) == (MigrationState.NOT_STARTED, "No census yet")
+
+
+def test_what_verify_read_is_the_census_the_moment_a_run_ends(fast_graph, tmp_path, queue):
+    seed(fast_graph, tmp_path)
+    tenant = tenant_named("contoso")
+    census(tenant)
+    tenant.refresh_from_db()
+    before = (tenant.per_user_enabled, tenant.per_user_enforced, tenant.per_user_disabled)
+    assert before[0] + before[1] > 0 and tenant.mfa_policy_state == "none"
+
+    full = run("full", tenant, queue)
+
+    tenant.refresh_from_db()
+    break_glass = len(full.items.get().state["break_glass_ids"])
+    assert tenant.per_user_enabled + tenant.per_user_enforced <= break_glass  # only break-glass kept theirs
+    assert tenant.per_user_disabled >= sum(before) - break_glass
+    assert (tenant.mfa_policy_state, tenant.security_defaults) == ("enabled", False)
+    assert (
+        tenant.census_detail["source"]["kind"] == "verify"
+        and tenant.census_detail["source"]["run_id"] == full.pk
+    )
+    rows = list(csv.DictReader(io.StringIO("".join(census_csv_rows([tenant])))))
+    states_in_csv = [row["per_user_mfa_state"] for row in rows]
+    assert (
+        len(states_in_csv) == tenant.users_total
+        and states_in_csv.count("disabled") == tenant.per_user_disabled
+    )
+
+    back = start_rollback(full, actor="test")
+    work(queue)
+    tenant.refresh_from_db()
+    assert (tenant.per_user_enabled, tenant.per_user_enforced, tenant.per_user_disabled) == before
+    assert tenant.mfa_policy_state == "none" and tenant.census_detail["source"]["run_id"] == back.pk
+
+
+def test_the_tenant_page_says_what_the_tenant_is_and_who_read_its_census(fast_graph, tmp_path, queue):
+    seed(fast_graph, tmp_path)
+    tenant = tenant_named("woodgrove")
+    full = run("full", tenant, queue)
+    plan = run("plan", tenant, queue)
+
+    page = client_for(staff_user("root", superuser=True)).get(f"/tenants/customertenant/{tenant.pk}/change/")
+
+    text = page.content.decode()
+    assert "Migrated (verified)" in text and f"Verified by run {full.pk}" in text
+    assert "by verify of <a" in text and f"run {full.pk}</a>" in text
+    assert f"run {plan.pk}</a>" in text and "a dry run: it changed nothing" in text
