@@ -14,14 +14,14 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from migrations_engine import services
+from migrations_engine import run_confirm, services
 from migrations_engine.audit import verify_chain
 from migrations_engine.choices import ACTIVE_ITEM_STATUSES, ItemStatus, RunMode, RunStatus, UserOutcomeStatus
 from migrations_engine.models import AuditChainHead, AuditEvent, MigrationRun, RunItem, UserOutcome
@@ -49,6 +49,11 @@ def urls(site) -> list:
         path("runs/<int:pk>/resume/", site.admin_view(resume_stalled), name="migrations_engine_run_resume"),
         path("runs/<int:pk>/rollback/", site.admin_view(roll_back), name="migrations_engine_run_rollback"),
         path("runs/<int:pk>/approve/", site.admin_view(approve_run), name="migrations_engine_run_approve"),
+        path(
+            "runs/<int:pk>/finish-rollback/",
+            site.admin_view(resume_rollback),
+            name="migrations_engine_run_finish_rollback",
+        ),
         path("audit/verify/", site.admin_view(verify_chains), name="migrations_engine_audit_verify"),
     ]
 
@@ -227,9 +232,27 @@ def run_page_context(run: MigrationRun, user) -> dict[str, Any]:
         and bool(rollback_ids)
         and may_act_on_all(user, rollback_ids),
         "can_approve": acts and awaiting and not is_starter and approves,
+        "can_finish_rollback": acts
+        and run.mode == RunMode.ROLLBACK
+        and steers
+        and not any_active
+        and any(status in run_confirm.RESUMABLE_ROLLBACK for status, _ in all_statuses),
+        "rolled_back_by": _rollbacks_of(run),
         "progress_url": reverse("admin:migrations_engine_run_progress", args=[run.pk]),
         "audit_url": reverse("admin:migrations_engine_auditevent_changelist") + f"?run={run.pk}",
     }
+
+
+def _rollbacks_of(run: MigrationRun) -> list[dict[str, Any]]:
+    """The rollback runs of a pilot or full run, each with how many of its tenants it rolled back."""
+    if run.mode not in (RunMode.PILOT, RunMode.FULL):
+        return []
+    rollbacks = (
+        MigrationRun.objects.filter(rollback_of=run)
+        .order_by("pk")
+        .annotate(total=Count("items"), done=Count("items", filter=Q(items__status=ItemStatus.SUCCEEDED)))
+    )
+    return [{"run": r, "done": r.done, "total": r.total, "partly": r.done < r.total} for r in rollbacks]
 
 
 @require_GET
@@ -269,9 +292,20 @@ def _all_tenants(run: MigrationRun) -> list[int]:
     return list(run.items.values_list("tenant_id", flat=True))
 
 
+def _asks_first(request: HttpRequest, pk: int, action: str, **kwargs) -> HttpResponse | None:
+    """The button's confirmation page, unless this POST is that page's "Yes" (run_confirm.py)."""
+    if run_confirm.confirmed(request):
+        return None
+    run = get_run_for_user(request.user, pk)
+    _require_all(request.user, _all_tenants(run))  # no page about a run the person may not act on
+    return run_confirm.ask(request, _site(), run, action, **kwargs)
+
+
 @require_POST
 def cancel_run(request: HttpRequest, pk: int) -> HttpResponse:
     """Cancel a run: each tenant stops at its next step (a run awaiting approval is cancelled at once)."""
+    if (page := _asks_first(request, pk, "cancel")) is not None:
+        return page
 
     def act(run):
         count = services.cancel_run(run, actor=request.user)
@@ -283,6 +317,8 @@ def cancel_run(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
     """Queue the run's failed and errored tenants again; they resume at their checkpoint."""
+    if (page := _asks_first(request, pk, "retry")) is not None:
+        return page
 
     def act(run):
         count = services.retry_failed(run, actor=request.user)
@@ -294,6 +330,8 @@ def retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def resume_stalled(request: HttpRequest, pk: int) -> HttpResponse:
     """Re-queue tenants left running by a worker that died; they resume at their checkpoint."""
+    if (page := _asks_first(request, pk, "resume")) is not None:
+        return page
 
     def act(run):
         count = services.resume_stalled(run, actor=request.user)
@@ -305,6 +343,11 @@ def resume_stalled(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def roll_back(request: HttpRequest, pk: int) -> HttpResponse:
     """Start a rollback run for the run's tenants that have a complete snapshot."""
+    if run_confirm.confirmed(request) is False:
+        run = get_run_for_user(request.user, pk)
+        _require_all(request.user, _rollback_tenant_ids(run))
+        tenant_ids = _rollback_tenant_ids(run)
+        return run_confirm.ask(request, _site(), run, "rollback", rollback_tenant_ids=tenant_ids)
     if (ask := require_fresh(request, f"roll back run {pk}", _site())) is not None:
         return ask
 
@@ -317,8 +360,23 @@ def roll_back(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
+def resume_rollback(request: HttpRequest, pk: int) -> HttpResponse:
+    """Finish a rollback that was cancelled or failed part-way, from where each tenant stopped."""
+    if (page := _asks_first(request, pk, "resume_rollback")) is not None:
+        return page
+
+    def act(run):
+        count = services.resume_rollback(run, actor=request.user)
+        messages.success(request, f"Rollback run {run.pk}: {count} tenant(s) queued to finish.")
+
+    return _run_action(request, pk, _all_tenants, act)
+
+
+@require_POST
 def approve_run(request: HttpRequest, pk: int) -> HttpResponse:
     """A second staff member approves a full run awaiting approval; it is then queued."""
+    if (page := _asks_first(request, pk, "approve")) is not None:
+        return page
     if (ask := require_fresh(request, f"approve run {pk}", _site())) is not None:
         return ask
 

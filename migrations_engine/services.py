@@ -312,6 +312,23 @@ def retry_failed(run: MigrationRun, *, actor: Any) -> int:
     )
 
 
+def resume_rollback(run: MigrationRun, *, actor: Any) -> int:
+    """Finish a rollback that was cancelled or failed part-way: its tenants left part-way or never reached
+    run again from their checkpoint (each step reads Graph first)."""
+    if run.mode != RunMode.ROLLBACK:
+        raise ValidationError("Only a rollback run is finished this way.")
+    if run.items.filter(status__in=ACTIVE_ITEM_STATUSES).exists():
+        raise ValidationError("This rollback is still running: let it finish.")
+    require_run_permission(run, actor)
+    MigrationRun.objects.filter(pk=run.pk).update(cancel_requested=False)
+    return requeue_items(
+        run,
+        actor=actor,
+        statuses=[ItemStatus.CANCELLED, ItemStatus.FAILED, ItemStatus.ERRORED],
+        action="run.rollback_finished",
+    )
+
+
 def resume_stalled(run: MigrationRun, *, actor: Any) -> int:
     """Re-queue items left *running* by a worker that died (their job is gone)."""
     return requeue_items(run, actor=actor, statuses=[ItemStatus.RUNNING], action="run.resumed")

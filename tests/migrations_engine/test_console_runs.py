@@ -28,6 +28,9 @@ def progress_url(run: MigrationRun) -> str:
     return f"/runs/{run.pk}/progress.json"
 
 
+CONFIRM = {"confirm": "yes"}  # the confirmation page's "Yes" (run_confirm.py)
+
+
 def action_url(run: MigrationRun, action: str) -> str:
     return f"/runs/{run.pk}/{action}/"
 
@@ -92,7 +95,7 @@ def test_it_lists_per_user_failures_and_retries_them_with_csrf(fast_graph, tmp_p
     assert 'data-action="cancel"' not in page and 'data-action="approve"' not in page
 
     fast_graph.clear_fault_rules(str(tenant.tenant_id))
-    response = csrf_post(client, page_url(run), action_url(run, "retry"))
+    response = csrf_post(client, page_url(run), action_url(run, "retry"), CONFIRM)
     assert response.status_code == 302 and response.url == page_url(run)
     assert item_of(run).status == "queued"
     work(queue)
@@ -137,7 +140,7 @@ def test_cancel_stops_the_run_at_its_next_step(fast_graph, tmp_path, queue):
     client = client_for(staff_user("ops", tenant), csrf=True)
     assert 'data-action="cancel"' in client.get(page_url(run)).content.decode()
 
-    assert csrf_post(client, page_url(run), action_url(run, "cancel")).status_code == 302
+    assert csrf_post(client, page_url(run), action_url(run, "cancel"), CONFIRM).status_code == 302
     work(queue)
 
     run.refresh_from_db()
@@ -154,7 +157,7 @@ def test_resume_requeues_an_item_whose_worker_died(fast_graph, tmp_path, queue):
     client = client_for(staff_user("ops", tenant), csrf=True)
     assert 'data-action="resume"' in client.get(page_url(run)).content.decode()
 
-    assert csrf_post(client, page_url(run), action_url(run, "resume")).status_code == 302
+    assert csrf_post(client, page_url(run), action_url(run, "resume"), CONFIRM).status_code == 302
     item = item_of(run)
     assert (item.status, item.attempt) == ("queued", 2)
     work(queue)  # the dead attempt's job finds the item re-queued and does nothing; attempt 2 runs it
@@ -168,7 +171,7 @@ def test_roll_back_starts_a_rollback_run(fast_graph, tmp_path, queue):
     work(queue)
     client = client_for(staff_user("ops", tenant), csrf=True)
 
-    response = csrf_post(client, page_url(run), action_url(run, "rollback"))
+    response = csrf_post(client, page_url(run), action_url(run, "rollback"), CONFIRM)
 
     rollback = MigrationRun.objects.get(rollback_of=run)
     assert response.status_code == 302 and response.url == page_url(rollback)
@@ -192,7 +195,7 @@ def test_a_full_run_waits_for_a_second_staff_members_approval(settings, fast_gra
     page = alice_client.get(page_url(run)).content.decode()
     assert "Awaiting approval by a second staff member" in page and 'data-action="approve"' not in page
     # The starter cannot approve their own run, by the button or the service.
-    response = csrf_post(alice_client, page_url(run), action_url(run, "approve"))
+    response = csrf_post(alice_client, page_url(run), action_url(run, "approve"), CONFIRM)
     assert response.status_code == 302
     assert "a second staff member must approve it" in alice_client.get(page_url(run)).content.decode()
     with pytest.raises(ValidationError, match="second staff member"):
@@ -202,7 +205,7 @@ def test_a_full_run_waits_for_a_second_staff_members_approval(settings, fast_gra
 
     bob_client = client_for(bob, csrf=True)
     assert 'data-action="approve"' in bob_client.get(page_url(run)).content.decode()
-    assert csrf_post(bob_client, page_url(run), action_url(run, "approve")).status_code == 302
+    assert csrf_post(bob_client, page_url(run), action_url(run, "approve"), CONFIRM).status_code == 302
 
     run.refresh_from_db()
     assert (run.status, run.approved_by, run.approved_at is not None) == ("pending", bob, True)
@@ -263,7 +266,7 @@ def test_a_staff_member_without_a_grant_sees_and_does_nothing(settings, fast_gra
     for action in ("cancel", "retry", "resume", "approve"):
         assert partial.post(action_url(run, action)).status_code == 403, action
     # Rollback touches only tenants with a complete snapshot: none here, so it is refused as such.
-    assert partial.post(action_url(run, "rollback")).status_code == 302
+    assert partial.post(action_url(run, "rollback"), CONFIRM).status_code == 302
     assert MigrationRun.objects.count() == 1
     with pytest.raises(Exception, match="may not act on every tenant"):
         approve_run(run, actor=staff_user("pat2", woodgrove, role="Approver"))

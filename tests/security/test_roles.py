@@ -124,7 +124,8 @@ def _fleet_action(action: str, tenants, **extra):
 
 def _button(name: str):
     def act(client, world):
-        return client.post(f"/runs/{world['runs'][name].pk}/{name if name != 'decline' else 'cancel'}/")
+        run = world["runs"][name]
+        return client.post(f"/runs/{run.pk}/{name if name != 'decline' else 'cancel'}/", {"confirm": "yes"})
 
     return act
 
@@ -322,11 +323,11 @@ def test_approval_needs_the_role_every_tenant_and_another_person(world):
     assert client_for(half).post(f"/runs/{run.pk}/approve/").status_code == 403
     own = staff_user("own", world["tenants"]["adatum"], world["tenants"]["contoso"], role="Approver")
     MigrationRun.objects.filter(pk=run.pk).update(started_by=own, actor="own")
-    client_for(own).post(f"/runs/{run.pk}/approve/")
+    client_for(own).post(f"/runs/{run.pk}/approve/", {"confirm": "yes"})
     run.refresh_from_db()
     assert run.status == RunStatus.AWAITING_APPROVAL and run.approved_by is None
     other = staff_user("other", world["tenants"]["adatum"], world["tenants"]["contoso"], role="Approver")
-    assert client_for(other).post(f"/runs/{run.pk}/approve/").status_code == 302
+    assert client_for(other).post(f"/runs/{run.pk}/approve/", {"confirm": "yes"}).status_code == 302
     run.refresh_from_db()
     assert run.status == RunStatus.PENDING and run.approved_by == other
     assert fabrikam.pk not in run.items.values_list("tenant_id", flat=True)

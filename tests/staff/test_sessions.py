@@ -79,14 +79,14 @@ def test_approving_after_a_stale_sign_in_asks_for_password_and_code_again(settin
     device = approver.totpdevice_set.get()
     _age(client, AUTHENTICATED_AT, settings.STAFF_REAUTH_MINUTES * 60 + 5)
     url = f"/runs/{run.pk}/approve/"
-    ask = client.post(url)
+    ask = client.post(url, {"confirm": "yes"})  # the confirmation page's "Yes"
     assert ask.status_code == 200 and b"Confirm it is you" in ask.content
     run.refresh_from_db()
     assert run.status == RunStatus.AWAITING_APPROVAL
-    wrong = client.post(url, {"reauth_password": "not-it", "reauth_code": "000000"})
+    wrong = client.post(url, {"confirm": "yes", "reauth_password": "not-it", "reauth_code": "000000"})
     assert wrong.status_code == 403
     code = f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):06d}"
-    done = client.post(url, {"reauth_password": PASSWORD, "reauth_code": code})
+    done = client.post(url, {"confirm": "yes", "reauth_password": PASSWORD, "reauth_code": code})
     assert done.status_code == 302
     run.refresh_from_db()
     assert run.status == RunStatus.PENDING and run.approved_by == approver
@@ -97,7 +97,7 @@ def test_approving_after_a_stale_sign_in_asks_for_password_and_code_again(settin
 def test_a_recent_sign_in_approves_at_once(queue):
     tenant, run = _awaiting()
     client = client_for(staff_user("approver", tenant, role="Approver"))
-    assert client.post(f"/runs/{run.pk}/approve/").status_code == 302
+    assert client.post(f"/runs/{run.pk}/approve/", {"confirm": "yes"}).status_code == 302
     run.refresh_from_db()
     assert run.status == RunStatus.PENDING
 
