@@ -118,14 +118,33 @@ def confirmed(request) -> bool:
     return request.POST.get(CONFIRM_FIELD) == "yes"
 
 
-def ask(request, site, run: MigrationRun, action: str, **kwargs) -> TemplateResponse:
-    q = question(run, action, **kwargs)
+def confirmation_page(request, site, q: Question, *, back_url: str, crumbs: list[tuple[str, str]]):
+    """The page (templates/admin/confirm_action.html) that re-posts this POST's own fields with Yes."""
+    fields = [
+        (name, value)
+        for name, values in request.POST.lists()
+        if name not in ("csrfmiddlewaretoken", CONFIRM_FIELD)
+        for value in values
+    ]
     context = {
         **site.each_context(request),
         "title": q.title,
         "question": q,
-        "run": run,
+        "fields": fields,
         "action_url": request.get_full_path(),
-        "back_url": reverse("admin:migrations_engine_migrationrun_change", args=[run.pk]),
+        "back_url": back_url,
+        "crumbs": crumbs,
     }
-    return TemplateResponse(request, "admin/migrations_engine/migrationrun/confirm.html", context)
+    return TemplateResponse(request, "admin/confirm_action.html", context)
+
+
+def ask(request, site, run: MigrationRun, action: str, **kwargs) -> TemplateResponse:
+    back = reverse("admin:migrations_engine_migrationrun_change", args=[run.pk])
+    runs = reverse("admin:migrations_engine_migrationrun_changelist")
+    return confirmation_page(
+        request,
+        site,
+        question(run, action, **kwargs),
+        back_url=back,
+        crumbs=[("Migration runs", runs), (f"Run {run.pk}", back)],
+    )

@@ -18,7 +18,7 @@ from django.urls import path, reverse
 from django.utils import dateparse, timezone
 from django.views.decorators.http import require_POST
 
-from migrations_engine import waves
+from migrations_engine import run_confirm, waves
 from migrations_engine.admin import search_visible_tenants
 from migrations_engine.choices import ItemStatus, WaveStatus
 from migrations_engine.models import RunItem, Wave, WaveTenant
@@ -296,10 +296,19 @@ class WaveAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, self.page_template, context)
 
-    def _act(self, request, pk, action):
+    def _act(self, request, pk, action, verb: str = ""):
         wave = self._wave(request, pk)
         if not self.has_change_permission(request, wave):
             raise PermissionDenied
+        if verb and not run_confirm.confirmed(request):
+            back = reverse("admin:migrations_engine_wave_change", args=[pk])
+            crumbs = [
+                ("Waves", reverse("admin:migrations_engine_wave_changelist")),
+                (f"Wave {wave.name}", back),
+            ]
+            return run_confirm.confirmation_page(
+                request, self.admin_site, wave_question(wave, verb), back_url=back, crumbs=crumbs
+            )
         try:
             wave = action(wave)
         except ValidationError as exc:
@@ -309,7 +318,9 @@ class WaveAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:migrations_engine_wave_change", args=[pk]))
 
     def pause_view(self, request, pk):
-        return require_POST(lambda r: self._act(r, pk, lambda w: waves.pause_wave(w, actor=r.user)))(request)
+        return require_POST(lambda r: self._act(r, pk, lambda w: waves.pause_wave(w, actor=r.user), "pause"))(
+            request
+        )
 
     def resume_view(self, request, pk):
         def resume(r):
@@ -318,9 +329,39 @@ class WaveAdmin(admin.ModelAdmin):
                 r,
                 pk,
                 lambda w: waves.resume_wave(w, actor=r.user, accept_failures=bool(reason), reason=reason),
+                "resume",
             )
 
         return require_POST(resume)(request)
 
     def cancel_view(self, request, pk):
-        return require_POST(lambda r: self._act(r, pk, lambda w: waves.cancel_wave(w, actor=r.user)))(request)
+        return require_POST(
+            lambda r: self._act(r, pk, lambda w: waves.cancel_wave(w, actor=r.user), "cancel")
+        )(request)
+
+
+def wave_question(wave, verb: str) -> run_confirm.Question:
+    """What pausing, resuming or cancelling this wave will do, with the counts."""
+    items = RunItem.objects.filter(run__wave=wave)
+    waiting = items.filter(status=ItemStatus.WAITING).count()
+    running = items.filter(status__in=(ItemStatus.QUEUED, ItemStatus.RUNNING)).count()
+    tenants = lambda n: f"{n} tenant{'' if n == 1 else 's'}"  # noqa: E731 - one line of words
+    if verb == "pause":
+        return run_confirm.Question(
+            f"Pause wave {wave.name}?",
+            f"No new tenant starts ({tenants(waiting)} waiting); {tenants(running)} already running finish.",
+            "pause it",
+        )
+    if verb == "resume":
+        return run_confirm.Question(
+            f"Resume wave {wave.name}?",
+            f"Its next windows start the {tenants(waiting)} still waiting, ring by ring.",
+            "resume it",
+        )
+    return run_confirm.Question(
+        f"Cancel wave {wave.name}?",
+        f"The {tenants(waiting)} still waiting never start; {tenants(running)} already running finish. "
+        "A cancelled wave cannot be resumed.",
+        "cancel the wave",
+        warning="This cannot be undone: a new wave would be needed for the tenants left.",
+    )

@@ -66,16 +66,22 @@ def test_a_superuser_schedules_a_wave_and_steers_it(fleet):
 
     page_url = f"/migrations_engine/wave/{wave.pk}/change/"
     assert boss.get(f"/migrations_engine/wave/{wave.pk}/pause/").status_code == 405
-    csrf_post(boss, page_url, f"/migrations_engine/wave/{wave.pk}/pause/")
-    wave.refresh_from_db()
-    assert wave.status == WaveStatus.PAUSED
-    csrf_post(boss, page_url, f"/migrations_engine/wave/{wave.pk}/resume/")
+    # Each button asks first, saying what happens to how many tenants; only its Yes acts.
+    question = csrf_post(boss, page_url, f"/migrations_engine/wave/{wave.pk}/cancel/").content.decode()
+    assert "still waiting never start" in question and "cannot be undone" in question
     wave.refresh_from_db()
     assert wave.status == WaveStatus.SCHEDULED
-    csrf_post(boss, page_url, f"/migrations_engine/wave/{wave.pk}/cancel/")
+    yes = {"confirm": "yes"}
+    csrf_post(boss, page_url, f"/migrations_engine/wave/{wave.pk}/pause/", yes)
+    wave.refresh_from_db()
+    assert wave.status == WaveStatus.PAUSED
+    csrf_post(boss, page_url, f"/migrations_engine/wave/{wave.pk}/resume/", yes)
+    wave.refresh_from_db()
+    assert wave.status == WaveStatus.SCHEDULED
+    csrf_post(boss, page_url, f"/migrations_engine/wave/{wave.pk}/cancel/", yes)
     wave.refresh_from_db()
     assert wave.status == WaveStatus.CANCELLED
-    again = csrf_post(boss, page_url, f"/migrations_engine/wave/{wave.pk}/pause/")
+    again = csrf_post(boss, page_url, f"/migrations_engine/wave/{wave.pk}/pause/", yes)
     assert again.status_code == 302  # a clear message on the wave page, not a crash
     assert "is cancelled: it cannot be paused" in boss.get(page_url).content.decode()
     actions = set(AuditEvent.objects.filter(actor="boss").values_list("action", flat=True))

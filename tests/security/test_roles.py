@@ -151,7 +151,7 @@ def _wave_button(name: str):
 
             waves.pause_wave(wave, actor="cli")
         world["before"] = fingerprint(world)
-        return client.post(f"/migrations_engine/wave/{wave.pk}/{name}/")
+        return client.post(f"/migrations_engine/wave/{wave.pk}/{name}/", {"confirm": "yes"})
 
     return act
 
