@@ -770,6 +770,7 @@ def start_remediation(plan: Remediation, *, actor: Any) -> MigrationRun:
         actor=actor,
         pilot_group_id=plan.pilot_group_id,
         options=options,
+        remediation=True,  # the open drift is what this run repairs: it does not block it
     )
     DriftFinding.objects.filter(pk__in=[f.pk for f in plan.repair]).update(remediation_run=run)
     record_staff_action(

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from migrations_engine import run_options
+from migrations_engine import preflight, run_options
 from migrations_engine.audit import record_staff_action
 from migrations_engine.choices import ACTIVE_ITEM_STATUSES, ItemStatus, RunMode, RunStatus
 from migrations_engine.models import MigrationRun, RunItem
@@ -61,8 +61,14 @@ def start_run(
     pilot_group_id: str | None = None,
     options: dict[str, Any] | None = None,
     rollback_of: MigrationRun | None = None,
+    remediation: bool = False,
 ) -> MigrationRun:
     """Create a run with one item per tenant and enqueue them once committed.
+
+    Pre-flight first (migrations_engine/preflight.py): a tenant that would be blocked (Entra ID Free,
+    consent missing or partial, no break-glass, a stale census, open drift unless `remediation`) is left
+    out, its reasons recorded on the run and in the audit log; when none remains, ValidationError names
+    each tenant's reasons and nothing starts.
 
     With `RUN_APPROVAL_REQUIRED`, a full run is created `awaiting_approval` and nothing is enqueued
     until `approve_run`; its items are queued already, so its tenants stay reserved meanwhile.
@@ -90,6 +96,7 @@ def start_run(
     if unknown:
         raise ValidationError(f"Unknown options: {', '.join(sorted(unknown))}.")
     merged = run_options.validate({**DEFAULT_OPTIONS, **(options or {})})
+    tenants, left_out = _preflight(tenants, mode, remediation=remediation)
     user = actor if hasattr(actor, "username") else None
     needs_approval = mode == RunMode.FULL and settings.RUN_APPROVAL_REQUIRED
     try:
@@ -104,6 +111,7 @@ def start_run(
                 started_by=user,
                 actor=_actor_name(actor),
                 status=RunStatus.AWAITING_APPROVAL if needs_approval else RunStatus.PENDING,
+                preflight={"left_out": left_out},
             )
             for tenant in tenants:
                 item = RunItem(run=run, tenant=tenant, attempt=1)
@@ -116,6 +124,35 @@ def start_run(
             _refuse_if_busy(tenant)
         raise
     return run
+
+
+def _preflight(
+    tenants: list[CustomerTenant], mode: str, *, remediation: bool
+) -> tuple[list[CustomerTenant], list[dict[str, Any]]]:
+    """The tenants that may go, and the ones left out with their reasons. A busy tenant is not left out
+    here: `_refuse_if_busy` refuses the whole start, pointing at the run that holds it."""
+    if mode == RunMode.ROLLBACK:
+        return tenants, []
+    checks = preflight.check_tenants(tenants, mode=mode, remediation=remediation)
+    go, left_out = [], []
+    for check in checks:
+        blocks = [
+            b
+            for b in check.blocks
+            if check.busy_run_id is None or not b.startswith(f"Run {check.busy_run_id} ")
+        ]
+        if blocks:
+            left_out.append(
+                {"tenant_id": check.tenant.pk, "domain": check.tenant.primary_domain, "reasons": blocks}
+            )
+        else:
+            go.append(check.tenant)
+    if not go:
+        raise ValidationError(
+            "Nothing was started: every tenant is blocked. "
+            + "; ".join(f"{row['domain']}: {', '.join(row['reasons'])}" for row in left_out)
+        )
+    return go, left_out
 
 
 def require_tenants(actor: Any, tenants: Iterable[CustomerTenant | int]) -> None:
@@ -143,6 +180,14 @@ def _after_start(run: MigrationRun) -> None:
     from migrations_engine.jobs import enqueue_items
 
     awaiting = run.status == RunStatus.AWAITING_APPROVAL
+    for row in (run.preflight or {}).get("left_out", []):
+        record_staff_action(
+            actor=run.actor,
+            action="run.tenant_left_out",
+            tenant_id=row["tenant_id"],
+            run_id=run.pk,
+            detail={"reasons": row["reasons"]},
+        )
     for item in run.items.select_related("tenant"):
         record_staff_action(
             actor=run.actor,

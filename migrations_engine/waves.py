@@ -40,7 +40,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from migrations_engine import run_options, wave_shapes
+from migrations_engine import preflight, run_options, wave_shapes
 from migrations_engine.audit import record_staff_action
 from migrations_engine.choices import (
     ACTIVE_ITEM_STATUSES,
@@ -282,6 +282,14 @@ def create_wave(
         seen = set(visible_tenants(user).filter(pk__in=[t.pk for t in tenants]).values_list("pk", flat=True))
         if seen != {t.pk for t in tenants}:
             raise PermissionDenied("The wave names a tenant you may not act on.")
+    # The runs' pre-flight, now: a tenant it would leave out of every ring is refused here, by name.
+    blocked = [
+        f"{check.tenant.primary_domain}: {', '.join(b for b in check.blocks if not b.startswith('Run '))}"
+        for check in preflight.check_tenants(tenants, mode=mode)
+        if any(not b.startswith("Run ") for b in check.blocks)
+    ]
+    if blocked:
+        raise ValidationError(["These tenants would be left out of the wave's runs:", *blocked])
     busy = WaveTenant.objects.filter(tenant__in=tenants, wave__status__in=UNFINISHED_WAVE).select_related(
         "wave", "tenant"
     )

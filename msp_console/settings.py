@@ -166,6 +166,9 @@ GRAPH_REPORT_REQUESTS_PER_SECOND = env_float("GRAPH_REPORT_REQUESTS_PER_SECOND",
 GRAPH_PACING_TIME_SCALE = env_float("GRAPH_PACING_TIME_SCALE", 1.0)
 # How often a throttled or failed read is tried before the step gives up (retryable failure).
 GRAPH_MAX_ATTEMPTS = env_int("GRAPH_MAX_ATTEMPTS", 6)
+# Pre-flight (migrations_engine/preflight.py): a tenant whose census is older than this many hours is left
+# out of a new run until a census reads it again.
+PREFLIGHT_CENSUS_MAX_AGE_HOURS = env_int("PREFLIGHT_CENSUS_MAX_AGE_HOURS", 72)
 # Second-staff approval: a full run waits (status "awaiting_approval", nothing enqueued) until a staff
 # member other than the one who started it approves it.
 RUN_APPROVAL_REQUIRED = env_bool("RUN_APPROVAL_REQUIRED", "False")

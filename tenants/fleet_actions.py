@@ -15,6 +15,7 @@ from django.urls import reverse
 from migrations_engine.jobs import enqueue_census
 from migrations_engine.models import MigrationRun, RunItem
 from migrations_engine.options_form import RunOptionsForm
+from migrations_engine.preflight import check_tenants
 from migrations_engine.services import RunConflict, start_rollback, start_run
 from staff import roles
 from staff.reauth import require_fresh
@@ -61,6 +62,13 @@ def _confirm(
     return TemplateResponse(request, "admin/tenants/confirm_action.html", context)
 
 
+def _preflight(queryset, mode: str) -> dict:
+    """The confirmation page's pre-flight: per tenant, what blocks it (it will be left out) and what only
+    warns; `nothing_starts` when every tenant is blocked."""
+    checks = check_tenants(list(queryset), mode=mode)
+    return {"preflight": checks, "nothing_starts": bool(checks) and all(c.blocked for c in checks)}
+
+
 def _run_url(run: MigrationRun) -> str:
     return reverse("admin:migrations_engine_migrationrun_change", args=[run.pk])
 
@@ -74,7 +82,16 @@ def _start(modeladmin, request, queryset, mode: str, **kwargs):
     except ValidationError as exc:
         modeladmin.message_user(request, "; ".join(exc.messages), messages.ERROR)
         return None
-    modeladmin.message_user(request, f"Run {run.pk} started for {queryset.count()} tenants.")
+    left_out = (run.preflight or {}).get("left_out", [])
+    started = run.items.count()
+    note = (
+        f" Left out: {', '.join(row['domain'] for row in left_out)} (see the run page)." if left_out else ""
+    )
+    modeladmin.message_user(
+        request,
+        f"Run {run.pk} started for {started} tenants.{note}",
+        messages.WARNING if left_out else messages.INFO,
+    )
     return HttpResponseRedirect(_run_url(run))
 
 
@@ -124,7 +141,7 @@ def _mode_action(mode: str):
             action=action.__name__,
             title=title,
             explain=explain,
-            extra={"options_form": form},
+            extra={"options_form": form, **_preflight(queryset, mode)},
         )
 
     action.__name__ = f"start_{mode}"
@@ -166,7 +183,13 @@ def start_pilot(modeladmin, request, queryset):
         action="start_pilot",
         title=title,
         explain=explain,
-        extra={"ask_pilot_group": True, "pilot_group_id": group, "form_error": error, "options_form": form},
+        extra={
+            "ask_pilot_group": True,
+            "pilot_group_id": group,
+            "form_error": error,
+            "options_form": form,
+            **_preflight(queryset, "pilot"),
+        },
     )
 
 

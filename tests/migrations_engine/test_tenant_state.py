@@ -10,9 +10,11 @@ import io
 
 import pytest
 from django.apps import apps
-from django.core.management import call_command
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
 
 from migrations_engine.drift import check_tenant
+from migrations_engine.models import AuditEvent
 from migrations_engine.services import start_rollback, start_run
 from tenants.census_report import census_csv_rows
 from tenants.choices import MigrationState
@@ -133,14 +135,35 @@ def test_a_rollback_stopped_part_way_leaves_the_tenant_partly_rolled_back(fast_g
 
 def test_a_real_run_that_changed_nothing_leaves_the_tenant_as_it_was(fast_graph, tmp_path, queue):
     seed(fast_graph, tmp_path)
-    tenant = tenant_named("woodgrove")
-    census(tenant)
-    BreakGlassConfig.objects.filter(tenant=tenant).update(accounts=[], group_id=None)
+    tenant = tenant_named("tailspin")  # Entra ID Free, not known yet: no census
     failed = run("full", tenant, queue)
 
-    blocked, reason = state(tenant)
-    assert blocked == MigrationState.READY or blocked == MigrationState.BLOCKED
-    assert f"Run {failed.pk} failed before changing anything" in reason
+    assert failed.items.get().status == "failed"
+    not_started, reason = state(tenant)
+    assert not_started == MigrationState.NOT_STARTED
+    assert f"Run {failed.pk} failed before changing anything: Entra ID Free" in reason
+
+
+def test_the_pre_flight_leaves_blocked_tenants_out_and_starts_nothing_when_none_remain(
+    fast_graph, tmp_path, queue
+):
+    seed(fast_graph, tmp_path)
+    woodgrove, fabrikam = tenant_named("woodgrove"), tenant_named("fabrikam")
+    BreakGlassConfig.objects.filter(tenant=fabrikam).delete()
+
+    started = start_run(mode="full", tenants=[woodgrove, fabrikam], actor="test", options=FAST)
+
+    assert list(started.items.values_list("tenant_id", flat=True)) == [woodgrove.pk]
+    [left] = started.preflight["left_out"]
+    assert left["domain"] == fabrikam.primary_domain and "No break-glass accounts" in left["reasons"][0]
+    work(queue)
+    assert AuditEvent.objects.filter(
+        action="run.tenant_left_out", tenant=fabrikam, run_id=started.pk
+    ).exists()
+    with pytest.raises(ValidationError, match="Nothing was started: every tenant is blocked"):
+        start_run(mode="plan", tenants=[fabrikam], actor="test", options=FAST)
+    with pytest.raises(CommandError, match="No break-glass accounts"):
+        call_command("start_run", "--mode", "plan", "--tenants", fabrikam.primary_domain)
 
 
 def test_a_run_that_stopped_part_way_needs_attention(fast_graph, tmp_path, queue):

@@ -22,7 +22,7 @@ from migrations_engine import waves
 from migrations_engine.choices import ItemStatus, RunStatus, WaveStatus
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem, Wave, WaveSlot
 from migrations_engine.services import start_run
-from tenants.models import CustomerTenant
+from tenants.models import BreakGlassConfig, CustomerTenant
 from tests.migrations_engine.pipeline_helpers import ROOT, seed, tenant_named, work, worker_env
 
 UTC = datetime.UTC
@@ -290,6 +290,7 @@ def test_two_scheduler_processes_over_50_slots_fire_each_slot_once(queue, redis_
     tenant = CustomerTenant.objects.create(
         tenant_id=uuid.uuid4(), primary_domain="race.example", display_name="Race"
     )
+    BreakGlassConfig.objects.create(tenant=tenant, accounts=["bg@race.example"])  # the pre-flight wants one
     wave = _wave([tenant], mode="full", window_minutes=30)
     env = {**worker_env(redis_url), "RUN_APPROVAL_REQUIRED": "True", "LOG_LEVEL": "INFO"}
     names = {"s1": "scheduler", "s2": "scheduler", "w1": "worker", "w2": "worker"}
@@ -359,6 +360,9 @@ def test_a_waves_options_reach_its_rings_runs_and_bad_ones_are_refused(queue):
     tenant = CustomerTenant.objects.create(
         tenant_id=uuid.uuid4(), primary_domain="options.example", display_name="Options"
     )
+    BreakGlassConfig.objects.create(
+        tenant=tenant, accounts=["bg@options.example"]
+    )  # the pre-flight wants one
     with pytest.raises(ValidationError, match="did you mean 203.0.113.0/24"):
         _wave([tenant], options={"named_location": {"cidrs": ["203.0.113.9/24"]}})
     assert not Wave.objects.exists()

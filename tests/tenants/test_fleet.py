@@ -193,3 +193,28 @@ def test_a_census_job_refuses_when_the_askers_grant_was_revoked(fast_graph, tmp_
     woodgrove.refresh_from_db()
     assert woodgrove.census_status == "never"
     assert fast_graph.admin("GET", f"/_sim/requests?tenant={woodgrove.tenant_id}")["requests"] == []
+
+
+def test_the_full_migration_page_shows_what_blocks_each_tenant_before_anything_starts(
+    client, staff, fast_graph, tmp_path, queue
+):
+    seed(fast_graph, tmp_path)
+    tailspin, litware, woodgrove = (tenant_named(n) for n in ("tailspin", "litware", "woodgrove"))
+    call_command(
+        "census",
+        *[a for t in (tailspin, litware, woodgrove) for a in ("--tenant", t.primary_domain)],
+        "--no-progress",
+        stdout=io.StringIO(),
+    )
+
+    page = act(client, "start_full", [tailspin, litware, woodgrove]).content.decode()
+
+    assert 'id="preflight"' in page and 'id="confirm-yes"' in page
+    row = lambda t: page.split(f'data-preflight-tenant="{t.primary_domain}"')[1].split("</tr>")[0]  # noqa: E731
+    assert 'data-blocked="true"' in row(tailspin) and "Entra ID Free" in row(tailspin)
+    assert 'data-blocked="true"' in row(litware) and "Policy.ReadWrite.AuthenticationMethod" in row(litware)
+    assert 'data-blocked="false"' in row(woodgrove)
+    # Only blocked tenants chosen: nothing can start, and there is no Yes to press.
+    blocked = act(client, "start_full", [tailspin, litware]).content.decode()
+    assert 'id="nothing-starts"' in blocked and 'id="confirm-yes"' not in blocked
+    assert not MigrationRun.objects.exists()

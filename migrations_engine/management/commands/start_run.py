@@ -58,6 +58,8 @@ class Command(BaseCommand):
             raise CommandError("; ".join(exc.messages)) from exc
         except RunConflict as exc:
             raise CommandError(f"{exc}. See: manage.py run_status {exc.existing.pk}") from exc
-        self.stdout.write(f"Run {run.pk} ({run.get_mode_display()}) started for {len(tenants)} tenants")
+        self.stdout.write(f"Run {run.pk} ({run.get_mode_display()}) started for {run.items.count()} tenants")
+        for row in (run.preflight or {}).get("left_out", []):
+            self.stderr.write(f"  left out {row['domain']}: {'; '.join(row['reasons'])}")
         if options["wait"]:
             wait_for_run(run, self.stdout)
