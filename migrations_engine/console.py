@@ -97,25 +97,42 @@ def _rollback_tenant_ids(run: MigrationRun) -> list[int]:
 # --- what the run page and its progress endpoint show ---------------------------------------------
 
 
-def timeline(item: RunItem, steps) -> list[dict[str, str]]:
-    """Every step of the item's pipeline: done, running, failed / errored (with the reason) or pending."""
+def timeline(item: RunItem, steps, *, plan: bool = False) -> list[dict[str, str]]:
+    """Every step of the item's pipeline: done, running, failed / errored (with the reason) or pending.
+    In a plan, a step that would change the tenant is "would" (what it would change), never done, and
+    verify is "skipped": a dry run changes nothing and so has nothing to verify."""
     log = {entry.get("key"): entry for entry in item.step_log or []}
     rows = []
     for number, step in enumerate(steps, start=1):
         entry = log.get(step.key) or {}
+        state, message = entry.get("status", "pending"), entry.get("message", "")
+        if plan and state == "done" and step.writes:
+            names = (step.key, *step.plan_keys)
+            changes = [plan_change_text(d) for d in item.plan_diff or [] if d.get("step") in names]
+            state, message = "would", "would: " + ("; ".join(changes) or "nothing to change")
+        elif plan and state == "done" and step.key == "verify":
+            state, message = "skipped", "nothing to verify: a dry run changes nothing"
         rows.append(
-            {
-                "number": number,
-                "key": step.key,
-                "title": step.title,
-                "state": entry.get("status", "pending"),
-                "message": entry.get("message", ""),
-            }
+            {"number": number, "key": step.key, "title": step.title, "state": state, "message": message}
         )
     return rows
 
 
-def _item_data(item: RunItem, steps) -> dict[str, Any]:
+def plan_change_text(entry: dict[str, Any]) -> str:
+    """One intended change of a plan, as people read it ("disable per-user MFA (104 users)")."""
+    users = f" ({entry['users']} users)" if "users" in entry else ""
+    change = entry.get("change", "")
+    return f"{PLAN_VERBS.get(change, change)}{users}"
+
+
+# The per-user writes' verbs, as a plan says them (the step logs say what was done).
+PLAN_VERBS = {
+    "per-user MFA disabled": "disable per-user MFA",
+    "covered with per-user MFA for the hand-off": "cover with per-user MFA for the hand-off",
+}
+
+
+def _item_data(item: RunItem, steps, plan: bool = False) -> dict[str, Any]:
     return {
         "id": item.pk,
         "tenant_id": item.tenant_id,
@@ -130,7 +147,7 @@ def _item_data(item: RunItem, steps) -> dict[str, Any]:
         "failure_reason": item.failure_reason,
         "retryable": item.retryable,
         "counters": item.counters or {},
-        "timeline": timeline(item, steps),
+        "timeline": timeline(item, steps, plan=plan),
     }
 
 
@@ -145,7 +162,7 @@ def _visible_items(run: MigrationRun, user):
 def progress_payload(run: MigrationRun, user) -> dict[str, Any]:
     """What the page's script needs to redraw: the run's status and each visible item's progress."""
     steps = steps_for(run.mode)
-    items = [_item_data(item, steps) for item in _visible_items(run, user)]
+    items = [_item_data(item, steps, run.mode == RunMode.PLAN) for item in _visible_items(run, user)]
     return {
         "run": {
             "id": run.pk,
@@ -172,7 +189,7 @@ def run_page_context(run: MigrationRun, user) -> dict[str, Any]:
     )
     rows = []
     for item in items:
-        data = _item_data(item, steps)
+        data = _item_data(item, steps, run.mode == RunMode.PLAN)
         data["plan_diff"] = [
             {**entry, "sample_text": ", ".join(str(s) for s in entry.get("sample") or [])}
             for entry in item.plan_diff or []

@@ -127,6 +127,10 @@ class Step:
 
     key: ClassVar[str]
     title: ClassVar[str]
+    # A step that changes the tenant; in a plan it only records what it would change (StepContext.diff).
+    writes: ClassVar[bool] = False
+    # Other names its plan entries carry (StepContext.diff's `step`), besides its key.
+    plan_keys: ClassVar[tuple[str, ...]] = ()
 
     def run(self, ctx: StepContext) -> str:
         raise NotImplementedError

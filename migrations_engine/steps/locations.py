@@ -227,6 +227,7 @@ def exclusion_warning(policy: dict[str, Any], main_policy_id: str | None) -> str
 class NamedLocation(Step):
     """Create or update one trusted `ipNamedLocation` from the typed ranges and/or the legacy trusted IPs."""
 
+    writes = True
     key = "named_location"
     title = "Trusted IPs → named location"
 

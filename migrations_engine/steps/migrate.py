@@ -225,6 +225,7 @@ class EnsurePolicy(Step):
     conditions and grant as that run verified them. Deleted, it is created (or adopted) like the first
     time."""
 
+    writes = True
     key = "ensure_policy"
     title = "Policy in report-only"
 
@@ -385,6 +386,7 @@ class BridgeSecurityDefaults(Step):
     """Security defaults on: cover SD-only users with per-user MFA before SD goes off, so the SD → policy
     hand-off (two writes, and a crash could fall between them) never leaves anyone without MFA."""
 
+    writes = True
     key = "bridge"
     title = "Bridge security defaults"
 
@@ -406,6 +408,7 @@ class BridgeSecurityDefaults(Step):
 class CutOver(Step):
     """Security defaults off and the policy on, together; SD back on if the policy cannot be enabled."""
 
+    writes = True
     key = "cut_over"
     title = "Cut over"
 
@@ -507,6 +510,8 @@ class DisablePerUser(Step):
     policy covers the user either way); Verify names those users instead of waiting for them.
     """
 
+    writes = True
+    plan_keys = ("migrate",)
     key = "disable_per_user"
     title = "Disable per-user MFA"
 

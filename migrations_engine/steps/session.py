@@ -143,6 +143,7 @@ def blocks(policy: dict[str, Any]) -> bool:
 class SignInFrequency(Step):
     """The sign-in frequency policy in report-only: created, or adopted by name and fixed by id."""
 
+    writes = True
     key = "sign_in_frequency"
     title = "Remember MFA → sign-in frequency"
 

@@ -24,3 +24,12 @@ LABELS = {
 def counter_label(key: str) -> str:
     """A run counter's name as people read it."""
     return LABELS.get(key, key.replace("_", " ").capitalize())
+
+
+@register.filter
+def plan_counter_label(key: str) -> str:
+    """A plan's counter: what a migration would do, never what was done."""
+    label = counter_label(key)
+    if key.endswith("_done"):
+        return f"Would: {label[0].lower()}{label[1:]}"
+    return label
