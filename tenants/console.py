@@ -27,6 +27,7 @@ from tenants.importing import (
     import_tenants,
     parse_tenant_csv,
 )
+from tenants.onboarding_next import break_glass_view, census_now_view, next_steps_context
 
 _SESSION_LINKS = "tenants.consent_links"  # {tenant pk: consent URL} made in this session
 
@@ -104,6 +105,7 @@ def consent_link_view(request, pk, site):
         "consent_url": request.session.get(_SESSION_LINKS, {}).get(str(tenant.pk), ""),
         "permissions": _roles_in_words(REQUIRED_ROLES),
         "missing": _roles_in_words(consent.missing_roles if consent else []),
+        **next_steps_context(tenant),
     }
     return TemplateResponse(request, "tenants/consent_link.html", context)
 
@@ -121,6 +123,7 @@ def consent_callback_view(request, site):
     context.update(
         tenant=tenant, consent=tenant.consent, missing=_roles_in_words(tenant.consent.missing_roles)
     )
+    context.update(next_steps_context(tenant))
     return TemplateResponse(request, "tenants/consent_result.html", context)
 
 
@@ -185,6 +188,15 @@ def urls(site) -> list:
             site.admin_view(consent_link_view),
             extra,
             name="tenants_consent_link",
+        ),
+        path(
+            "customers/<int:pk>/break-glass/",
+            site.admin_view(break_glass_view),
+            extra,
+            name="tenants_break_glass",
+        ),
+        path(
+            "customers/<int:pk>/census/", site.admin_view(census_now_view), extra, name="tenants_census_now"
         ),
         path(
             "consent/callback/",
