@@ -97,6 +97,8 @@ class CustomerTenantAdmin(fleet_actions.RolePermissions, admin.ModelAdmin):
     list_display = (
         "display_name",
         "primary_domain",
+        # What the tenant is, first: the column an engineer reads at a glance.
+        "migration_display",
         "licence",
         "sd_display",
         "per_user_enabled",
@@ -104,7 +106,6 @@ class CustomerTenantAdmin(fleet_actions.RolePermissions, admin.ModelAdmin):
         "per_user_disabled",
         "registered_display",
         "mfa_policy_state",
-        "migration_display",
         "last_run_display",
         "drift_display",
         "consent_display",
