@@ -70,7 +70,11 @@ def check_demo(env: dict[str, str], fleet: dict, port: int) -> list[str]:
             problems.append(f"{name}: licence {t.licence}, expected {entry['licence']}")
         if entry["licence"] == "Free" and t.census_status != "free":
             problems.append(f"{name}: Entra ID Free not flagged")
-        if t.security_defaults is not None and t.security_defaults != entry["security_defaults"]:
+        if t.migration_state == "migrated":
+            # Its census is what the run's verify read: security defaults off, the policy enabled.
+            if t.security_defaults is not False or t.mfa_policy_state != "enabled":
+                problems.append(f"{name}: migrated, but its census shows the state from before")
+        elif t.security_defaults is not None and t.security_defaults != entry["security_defaults"]:
             problems.append(
                 f"{name}: security defaults {t.security_defaults}, expected {entry['security_defaults']}"
             )
@@ -95,6 +99,14 @@ def check_demo(env: dict[str, str], fleet: dict, port: int) -> list[str]:
         if _wait_job(job, 120) != "finished" or job.return_value() != "ok":
             problems.append(f"the census job for {p2.primary_domain} did not finish ok on the worker")
     problems.extend(_check_wave())
+    if full is not None:
+        # The nightly plan wave ran over the migrated tenants: a dry run never changes what they are.
+        for item in full.items.select_related("tenant"):
+            item.tenant.refresh_from_db()
+            if item.tenant.migration_state != "migrated":
+                problems.append(
+                    f"{item.tenant.primary_domain}: {item.tenant.migration_state} after the plan wave"
+                )
     problems.extend(_check_entra_sign_in(fleet, port))
     return problems
 

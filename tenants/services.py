@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from migrations_engine.census import CensusResult
@@ -210,8 +211,10 @@ def record_verified_census(tenant: CustomerTenant, read: VerifiedRead) -> Custom
             "user_id", "display_name", "mfa_registered", "methods"
         )
     }
-    generation = tenant.census_generation + 1
-    CensusUser.objects.filter(tenant=tenant, generation__gte=generation).delete()
+    # Above every generation of the tenant, so a census streaming its rows at this moment (the next
+    # number, CensusWriter) is neither overwritten nor collided with.
+    top = CensusUser.objects.filter(tenant=tenant).aggregate(top=Max("generation"))["top"] or 0
+    generation = max(tenant.census_generation, top) + 1
     counts = {"enabled": 0, "enforced": 0, "disabled": 0}
     registered = known = 0
     rows = []
@@ -237,7 +240,7 @@ def record_verified_census(tenant: CustomerTenant, read: VerifiedRead) -> Custom
             )
         )
     CensusUser.objects.bulk_create(rows, batch_size=1000)
-    CensusUser.objects.filter(tenant=tenant, generation__lt=generation).delete()
+    CensusUser.objects.filter(tenant=tenant, generation__lte=tenant.census_generation).delete()
     tenant.census_generation = generation
     tenant.census_at = timezone.now()
     tenant.users_total = len(rows)

@@ -7,20 +7,28 @@ from __future__ import annotations
 import csv
 import importlib
 import io
+import uuid
 
 import pytest
 from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
+from migrations_engine.census import CensusResult
 from migrations_engine.drift import check_tenant
 from migrations_engine.models import AuditEvent
 from migrations_engine.services import start_rollback, start_run
 from tenants.census_report import census_csv_rows
 from tenants.choices import MigrationState
 from tenants.migration_state import Readiness, RealRun, decide
-from tenants.models import BreakGlassConfig, CustomerTenant
-from tenants.services import set_break_glass
+from tenants.models import BreakGlassConfig, CensusUser, CustomerTenant
+from tenants.services import (
+    CensusWriter,
+    VerifiedRead,
+    record_census,
+    record_verified_census,
+    set_break_glass,
+)
 from tests.migrations_engine.console_helpers import client_for, staff_user
 from tests.migrations_engine.pipeline_helpers import FAST, seed, tenant_named, work
 
@@ -276,3 +284,35 @@ def test_the_tenant_page_says_what_the_tenant_is_and_who_read_its_census(fast_gr
     assert "Migrated (verified)" in text and f"Verified by run {full.pk}" in text
     assert "by verify of <a" in text and f"run {full.pk}</a>" in text
     assert f"run {plan.pk}</a>" in text and "a dry run: it changed nothing" in text
+
+
+def test_a_census_streaming_while_verify_stores_its_read_neither_collides_nor_loses_rows(db):
+    tenant = CustomerTenant.objects.create(
+        tenant_id=uuid.uuid4(), primary_domain="both.onmicrosoft.com", display_name="Both"
+    )
+    users = [
+        {"user_id": f"u{i}", "upn": f"u{i}@both.onmicrosoft.com", "user_type": "Member"}
+        | {"account_enabled": True, "per_user_state": "enforced", "mfa_registered": True}
+        for i in range(3)
+    ]
+    census_rows = [{**u, "display_name": f"User {i}", "methods": []} for i, u in enumerate(users)]
+    census_rows = [
+        {k: v for k, v in row.items() if k != "per_user_state"} | {"per_user_state": "enforced"}
+        for row in census_rows
+    ]
+    writer = CensusWriter(tenant)  # a census starts streaming its rows...
+    writer.write(census_rows[:2])
+    # ...while a run's verify stores what it read: its generation must be another one.
+    record_verified_census(
+        tenant,
+        VerifiedRead(run_id=1, what="verify", states={u["user_id"]: "disabled" for u in users}, users=users),
+    )
+    writer.write(census_rows[2:])
+    tenant.refresh_from_db()
+    assert tenant.per_user_disabled == 3
+
+    record_census(tenant, CensusResult(users_total=3, per_user={"enforced": 3}), actor="test", writer=writer)
+
+    tenant.refresh_from_db()
+    current = CensusUser.objects.filter(tenant=tenant, generation=tenant.census_generation)
+    assert current.count() == 3 and set(current.values_list("per_user_state", flat=True)) == {"enforced"}
