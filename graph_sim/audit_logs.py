@@ -196,23 +196,41 @@ def _split_and(raw: str) -> list[str]:
     return clauses
 
 
-def compile_filter(
-    raw: str, fields: dict[str, tuple[str, Callable[[dict], object]]]
-) -> Callable[[dict], bool]:
-    """Clauses joined by ``and``; ``fields`` maps a lower-case property path to (kind, getter) with kind
-    ``datetime`` (ge/gt/le/lt/eq), ``string`` (eq/ne, case-insensitive) or ``int`` (eq/ne)."""
+_STARTS_WITH = re.compile(
+    r"^\s*startswith\(\s*(?P<field>[A-Za-z][\w/]*)\s*,\s*(?P<value>'(?:[^']|'')*')\s*\)\s*$", re.IGNORECASE
+)
+
+
+def compile_filter(raw: str, fields: dict[str, tuple]) -> Callable[[dict], bool]:
+    """Clauses joined by ``and``; ``fields`` maps a lower-case property path to (kind, getter) or (kind,
+    getter, the operators its docs page lists: "eq", "ne", "ge", … and "startswith" for the function),
+    with kind ``datetime`` (ge/gt/le/lt/eq unless listed), ``string`` (eq/ne unless listed;
+    case-insensitive) or ``int`` (eq/ne unless listed). An operator a property does not support is
+    refused with 400, as Graph refuses it."""
     tests = []
     for clause in _split_and(raw):
-        m = _CLAUSE.match(clause)
+        starts = _STARTS_WITH.match(clause)
+        m = starts or _CLAUSE.match(clause)
         if not m:
             raise FilterError("BadRequest", f"Invalid filter clause: '{clause.strip()}'.")
-        name, op, value = m.group("field"), m.group("op").lower(), m.group("value")
+        name, value = m.group("field"), m.group("value")
+        op = "startswith" if starts else m.group("op").lower()
         known = fields.get(name.lower())
         if known is None:
             raise FilterError(
                 "Request_UnsupportedQuery", f"The simulator does not support filtering on '{name}' here."
             )
-        kind, getter = known
+        kind, getter = known[0], known[1]
+        allowed = known[2] if len(known) > 2 else None
+        if allowed is not None and op not in allowed:
+            raise FilterError(
+                "Request_UnsupportedQuery",
+                f"Unsupported Query. The '{op}' operator is not supported on the '{name}' property.",
+            )
+        if starts:
+            prefix = value[1:-1].replace("''", "'").lower()
+            tests.append(_starts_with(getter, prefix))
+            continue
         try:
             if kind == "datetime":
                 wanted: object = parse_datetime(value.strip("'"))
@@ -226,10 +244,18 @@ def compile_filter(
             raise FilterError(
                 "BadRequest", f"Invalid filter clause: bad value {value} for '{name}'."
             ) from exc
-        if kind != "datetime" and op not in ("eq", "ne"):
+        if allowed is None and kind != "datetime" and op not in ("eq", "ne"):
             raise FilterError("Request_UnsupportedQuery", f"Operator '{op}' is not supported on '{name}'.")
         tests.append(_clause_test(kind, getter, _COMPARE[op], wanted))
     return lambda entry: all(test(entry) for test in tests)
+
+
+def _starts_with(getter, prefix: str) -> Callable[[dict], bool]:
+    def test(entry: dict) -> bool:
+        got = getter(entry)
+        return got is not None and str(got).lower().startswith(prefix)
+
+    return test
 
 
 def _clause_test(kind: str, getter, compare, wanted) -> Callable[[dict], bool]:
@@ -246,14 +272,16 @@ def _clause_test(kind: str, getter, compare, wanted) -> Callable[[dict], bool]:
     return test
 
 
+# The operators each property supports, as the signIn resource page lists them
+# (https://learn.microsoft.com/graph/api/resources/signin): clientAppUsed takes eq only.
 SIGN_IN_FILTERS = {
     "createddatetime": ("datetime", lambda e: e["createdDateTime"]),
-    "userid": ("string", lambda e: e["userId"]),
-    "userprincipalname": ("string", lambda e: e["userPrincipalName"]),
-    "clientappused": ("string", lambda e: e["clientAppUsed"]),
-    "appdisplayname": ("string", lambda e: e["appDisplayName"]),
-    "appid": ("string", lambda e: e["appId"]),
-    "status/errorcode": ("int", lambda e: e["status"]["errorCode"]),
+    "userid": ("string", lambda e: e["userId"], {"eq"}),
+    "userprincipalname": ("string", lambda e: e["userPrincipalName"], {"eq", "startswith"}),
+    "clientappused": ("string", lambda e: e["clientAppUsed"], {"eq"}),
+    "appdisplayname": ("string", lambda e: e["appDisplayName"], {"eq", "startswith"}),
+    "appid": ("string", lambda e: e["appId"], {"eq"}),
+    "status/errorcode": ("int", lambda e: e["status"]["errorCode"], {"eq"}),
 }
 AUDIT_FILTERS = {
     "activitydatetime": ("datetime", lambda e: e["activityDateTime"]),

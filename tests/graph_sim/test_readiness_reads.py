@@ -160,12 +160,32 @@ def test_it_filters_sign_ins_by_client_app_user_and_time(graph, sim):
         ("clientAppUsed ge 'IMAP4'", "Request_UnsupportedQuery"),
         ("clientAppUsed eq IMAP4", "BadRequest"),
         ("createdDateTime ge yesterday", "BadRequest"),
-        ("startsWith(appDisplayName,'Office')", "BadRequest"),
+        # https://learn.microsoft.com/graph/api/resources/signin: clientAppUsed supports $filter (eq) only.
+        ("clientAppUsed ne 'Browser'", "Request_UnsupportedQuery"),
+        ("startsWith(clientAppUsed,'IMAP')", "Request_UnsupportedQuery"),
     ],
 )
 def test_it_refuses_sign_in_filters_it_does_not_evaluate(graph, expression, code):
     r = graph(CONTOSO).get(f"{SIGN_INS}?$filter={quote(expression)}")
     assert r.status_code == 400 and r.json()["error"]["code"] == code
+
+
+def test_it_answers_the_documented_starts_with_filter_on_app_display_name(graph):
+    """signin-list: "Retrieve the first 10 sign-ins to apps with the appDisplayName that starts with
+    'Azure'" (startsWith on appDisplayName and userPrincipalName, per the signIn resource page)."""
+    c = graph(CONTOSO)
+    every = c.get(SIGN_INS).json()["value"]
+    name = every[0]["appDisplayName"]
+    prefix = name[:3]
+    got = c.get(
+        f"{SIGN_INS}?$filter={quote(f'startswith(appDisplayName,{chr(39)}{prefix}{chr(39)})')}&$top=10"
+    )
+    assert got.status_code == 200
+    values = got.json()["value"]
+    assert values and all(v["appDisplayName"].lower().startswith(prefix.lower()) for v in values)
+    assert len(values) == min(
+        10, sum(1 for e in every if e["appDisplayName"].lower().startswith(prefix.lower()))
+    )
 
 
 def test_it_shows_legacy_sign_ins_failing_without_app_passwords_in_woodgrove(graph, sim):

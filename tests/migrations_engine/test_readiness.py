@@ -3,6 +3,8 @@ checked input, real runs against the simulator, the console and the command line
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
@@ -12,6 +14,7 @@ from migrations_engine.models import AuditEvent, MigrationRun
 from migrations_engine.options_form import cli_options
 from migrations_engine.run_options import parse_cidrs, validate
 from migrations_engine.services import start_run
+from migrations_engine.steps.readiness import LEGACY_CLIENTS
 from tests.migrations_engine.console_helpers import client_for, csrf_post, staff_user
 from tests.migrations_engine.pipeline_helpers import FAST, effective_writes, item_of, seed, tenant_named, work
 
@@ -216,3 +219,32 @@ def test_the_gate_names_legacy_client_users_and_leaves_disabled_mailboxes_out(fa
     assert report["disabled_accounts"] == len(disabled)
     assert not disabled & set(report["unregistered_users"])
     assert report["app_passwords_allowed"] is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sign_in_logs_read_one_client_at_a_time_and_unreadable_logs_warn(fast_graph, tmp_path, queue):
+    """Graph takes only `eq` on clientAppUsed (https://learn.microsoft.com/graph/api/resources/signin):
+    the gate asks once per legacy client; a log it cannot read is a warning, never a silent pass."""
+    seed(fast_graph, tmp_path)
+    contoso = tenant_named("contoso")
+    run = start_run(mode="plan", tenants=[contoso], actor="test", options=FAST)
+    work(queue)
+    log = fast_graph.state.log.since(0, tenant=str(contoso.tenant_id))
+    sign_in_reads = [unquote(e["path"]) for e in log if "auditLogs/signIns" in e["path"]]
+    asked = {
+        p.split("clientAppUsed eq '")[1].split("'")[0] for p in sign_in_reads if "clientAppUsed eq '" in p
+    }
+    assert asked == set(LEGACY_CLIENTS) and not any(" ne " in p for p in sign_in_reads)
+
+    fast_graph.add_fault_rules(
+        str(contoso.tenant_id),
+        {"method": "GET", "path_contains": "auditLogs/signIns", "status": 403, "times": 0},
+    )
+    again = start_run(mode="plan", tenants=[contoso], actor="test", options=FAST)
+    work(queue)
+    item = again.items.get()
+    assert item.status == "succeeded"
+    assert any(
+        w.startswith("Legacy clients not checked: sign-in logs unreadable") for w in item.state["warnings"]
+    )
+    assert run.items.get().state["readiness"]["legacy_sign_in_users"] > 0
