@@ -80,3 +80,10 @@ def graph(sim):
 def wait_ca_slot() -> None:
     """Conditional Access allows 1 request/s per tenant when throttling is on."""
     time.sleep(1.05)
+
+
+def grant_mailbox_settings(sim, tenant_id: str) -> None:
+    """The console's app asks for no mailbox permission; tests of the simulator's mailboxSettings grant
+    MailboxSettings.Read to one tenant themselves."""
+    tenant = sim.tenant(tenant_id)
+    sim.call(tenant.set_consent, True, [*tenant.roles, "MailboxSettings.Read"], "test")

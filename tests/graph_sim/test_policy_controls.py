@@ -10,7 +10,7 @@ import pytest
 
 from graph_sim.auth_strengths import MFA_STRENGTH_ID, PHISHING_RESISTANT_STRENGTH_ID
 from graph_sim.conditional_access import MFA_TRUSTED_IPS_LOCATION_ID
-from tests.graph_sim.conftest import CONTOSO, FABRIKAM, WOODGROVE
+from tests.graph_sim.conftest import CONTOSO, FABRIKAM, WOODGROVE, grant_mailbox_settings
 from tests.graph_sim.test_sdk import _client
 
 POLICIES = "/v1.0/identity/conditionalAccess/policies"
@@ -391,6 +391,8 @@ def test_it_covers_users_with_a_location_scoped_policy_only_where_it_applies(sim
 
 
 def test_it_serves_the_new_reads_to_msgraph_sdk(sim, msal_app):
+    grant_mailbox_settings(sim, WOODGROVE)
+
     async def run():
         client = _client(sim, msal_app(WOODGROVE))
         strengths = await client.policies.authentication_strength_policies.get()

@@ -10,7 +10,15 @@ from urllib.parse import quote
 import pytest
 
 from graph_sim.audit_logs import MANAGED_POLICY_MANAGER, parse_datetime
-from tests.graph_sim.conftest import CONTOSO, FABRIKAM, LITWARE, NORTHWIND, TAILSPIN, WOODGROVE
+from tests.graph_sim.conftest import (
+    CONTOSO,
+    FABRIKAM,
+    LITWARE,
+    NORTHWIND,
+    TAILSPIN,
+    WOODGROVE,
+    grant_mailbox_settings,
+)
 
 MSP = "/beta/policies/mfaServicePolicy"
 SIGN_INS = "/v1.0/auditLogs/signIns"
@@ -287,7 +295,8 @@ def test_it_audits_the_apps_own_conditional_access_writes(sim, graph):
         ("o'brien@woodgrove.onmicrosoft.com", "user"),
     ],
 )
-def test_it_tells_shared_and_room_mailboxes_apart_by_user_purpose(graph, upn, purpose):
+def test_it_tells_shared_and_room_mailboxes_apart_by_user_purpose(graph, sim, upn, purpose):
+    grant_mailbox_settings(sim, WOODGROVE)
     c = graph(WOODGROVE)
     key = quote(upn, safe="@")
     settings = c.get(f"/v1.0/users/{key}/mailboxSettings")
@@ -301,6 +310,7 @@ def test_it_tells_shared_and_room_mailboxes_apart_by_user_purpose(graph, upn, pu
 
 
 def test_it_exposes_disabled_accounts_and_answers_mailboxless_users_like_exchange(graph, sim):
+    grant_mailbox_settings(sim, WOODGROVE)
     c = graph(WOODGROVE)
     users = c.get("/v1.0/users?$select=userPrincipalName,accountEnabled,userType&$top=999").json()["value"]
     disabled = {u["userPrincipalName"].split("@")[0] for u in users if u["accountEnabled"] is False}
@@ -311,6 +321,7 @@ def test_it_exposes_disabled_accounts_and_answers_mailboxless_users_like_exchang
     ):
         r = c.get(f"/v1.0/users/{quote(upn, safe='@')}/mailboxSettings")
         assert r.status_code == 404 and r.json()["error"]["code"] == "MailboxNotEnabledForRESTAPI"
+    grant_mailbox_settings(sim, NORTHWIND)
     northwind = graph(NORTHWIND).get("/v1.0/users/accounts@northwind.onmicrosoft.com/mailboxSettings").json()
     assert northwind["userPurpose"] == "shared"
     _consent(sim, WOODGROVE, "User.Read.All")

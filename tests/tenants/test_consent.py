@@ -427,3 +427,13 @@ def test_it_offers_add_customer_on_the_changelist(sim, client, django_user_model
     page = client.get("/tenants/customertenant/").content.decode()
 
     assert '<a href="/customers/add/" class="addlink">Add customer</a>' in page
+
+
+def test_every_permission_the_consent_link_asks_for_is_explained():
+    """What the app asks for at admin consent (the simulator's app registration stands for the real one)
+    is exactly what the console explains on its consent page, one sentence each."""
+    from graph_sim.auth import FULL_ROLES
+    from migrations_engine.graph.permissions import REQUIRED_ROLES
+
+    assert set(FULL_ROLES) == set(REQUIRED_ROLES)
+    assert all(len(REQUIRED_ROLES[role]) > 20 for role in FULL_ROLES)
