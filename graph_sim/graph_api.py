@@ -406,7 +406,7 @@ def list_members(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphRespon
 # -- security defaults -----------------------------------------------------------------------------
 def _sd_json(sim, req, tenant: Tenant) -> dict:
     return {
-        "@odata.context": _ctx(sim, req, "policies/identitySecurityDefaultsEnforcementPolicy/$entity"),
+        "@odata.context": _ctx(sim, req, "policies/identitySecurityDefaultsEnforcementPolicy"),
         "id": SECURITY_DEFAULTS_ID,
         "displayName": "Security Defaults",
         "description": "Security defaults is a set of basic identity security mechanisms recommended by "

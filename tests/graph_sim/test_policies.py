@@ -210,3 +210,12 @@ def test_it_requires_odata_type_on_named_locations(graph):
     untrust = {"@odata.type": "#microsoft.graph.ipNamedLocation", "isTrusted": False}
     assert c.patch(url, json=untrust).status_code == 204
     assert c.delete(url).status_code == 204
+
+
+def test_security_defaults_is_a_singleton_whose_context_has_no_entity_suffix(graph):
+    """identitysecuritydefaultsenforcementpolicy-get: the response's @odata.context is
+    `…/$metadata#policies/identitySecurityDefaultsEnforcementPolicy` (a singleton: no `/$entity`)."""
+    body = graph(CONTOSO).get("/v1.0/policies/identitySecurityDefaultsEnforcementPolicy").json()
+    context = body["@odata.context"]
+    assert context.endswith("/v1.0/$metadata#policies/identitySecurityDefaultsEnforcementPolicy")
+    assert {"id", "displayName", "description", "isEnabled"} <= set(body)
