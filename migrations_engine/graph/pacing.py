@@ -106,7 +106,9 @@ def request_family(url: str) -> str | None:
     """Which per-tenant request limit a URL falls under, if any."""
     if "/identity/conditionalAccess/" in url and not url.split("?")[0].rstrip("/").endswith("/evaluate"):
         return "ca"  # CA policies and named locations share the 1 request/s limit
-    if "/reports/" in url:
+    if "/reports/" in url or "/auditLogs/" in url:
+        # Identity and access reports share one limit: the registration report, sign-ins and directory
+        # audits alike (throttling-limits, "Identity and access reports service limits").
         return "reports"
     return None
 

@@ -68,6 +68,9 @@ def test_ca_and_report_requests_have_their_own_one_request_buckets():
     assert request_family(url) == "ca"
     assert request_family(url.replace("/v1.0/", "/beta/") + "/evaluate") is None  # What-If is not CA-paced
     assert request_family("https://g/beta/reports/authenticationMethods/userRegistrationDetails") == "reports"
+    # Sign-ins and directory audits count against the same identity-and-access reports limit.
+    assert request_family("https://g/v1.0/auditLogs/signIns?$filter=clientAppUsed eq 'IMAP4'") == "reports"
+    assert request_family("https://g/v1.0/auditLogs/directoryAudits") == "reports"
     ca = [b for b, _ in rates.buckets("a", "t", writes=0, ru=1, family="ca", user_count=None)]
     assert [b.rate for b in ca if b.key.endswith(":ca")] == [0.9]
     assert [b.burst for b in ca if b.key.endswith(":ca")] == [1]
