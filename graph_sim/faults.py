@@ -77,7 +77,7 @@ class FaultDice:
 
 
 # -- fault rules: deterministic, targeted faults ---------------------------------------------------
-RULE_STATUSES = (403, 404, 409, 429, 500, 503, 504)
+RULE_STATUSES = (401, 403, 404, 409, 429, 500, 503, 504)
 RULE_METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
 RULE_KEYS = (
     "method",
@@ -90,6 +90,7 @@ RULE_KEYS = (
 )
 # The Graph error envelope a rule answers with, per status: (code, message).
 RULE_ERRORS: dict[int, tuple[str, str]] = {
+    401: ("InvalidAuthenticationToken", "Access token validation failure."),
     403: ("Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
     404: (
         "Request_ResourceNotFound",

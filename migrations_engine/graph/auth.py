@@ -183,5 +183,10 @@ class TenantTokenProvider(AccessTokenProvider):
             token = self.last_token = await asyncio.to_thread(acquire_app_token, self._config, self._tenant)
         return token
 
+    def forget(self) -> None:
+        """Drop the token (and msal's cached one): the next request asks the login service afresh."""
+        self.last_token = None
+        forget_tokens(self._config, self._tenant)
+
     def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
         return self._validator

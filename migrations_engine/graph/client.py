@@ -288,7 +288,16 @@ class GraphClient:
         nothing). 5xx and timeouts are retried only when `idempotent`: for a write they leave the outcome
         unknown, which the caller reconciles by reading, never by blindly re-sending."""
 
+        token_renewed = False
+
         def retryable(exc: BaseException) -> bool:
+            nonlocal token_renewed
+            if isinstance(exc, GraphError) and exc.status == 401 and not token_renewed:
+                # Graph refused the token itself (signing keys rolled, the token revoked): it processed
+                # nothing, so the request is sent again once, with a token asked for afresh.
+                token_renewed = True
+                self._tokens.forget()
+                return True
             if isinstance(exc, GraphError):
                 return exc.status == 429 or (idempotent and exc.status in _RETRYABLE_STATUS)
             return idempotent and isinstance(exc, httpx.TransportError)

@@ -262,3 +262,29 @@ def test_it_uses_the_configured_timeouts(settings):
 
     timeout = run(go())
     assert timeout.read == 7.5 and timeout.connect == config.connect_timeout
+
+
+def test_a_token_graph_refuses_is_asked_for_afresh_once_and_the_request_sent_again(fresh_graph):
+    """A 401 means Graph did not take the token (signing keys rolled, a revoked token): nothing was
+    processed, so the client drops its token, asks the login service again and resends once."""
+    entry = fleet_tenant(fresh_graph, full_consent)
+    fresh_graph.add_fault_rules(
+        entry["tenant_id"], {"method": "GET", "path_contains": "identitySecurity", "status": 401, "times": 1}
+    )
+
+    async def go():
+        async with GraphClient(entry["tenant_id"]) as client:
+            return await client.get_json("/policies/identitySecurityDefaultsEnforcementPolicy")
+
+    assert "isEnabled" in run(go())
+    statuses = [r["status"] for r in requests_for(fresh_graph, entry["tenant_id"], "GET", "identitySecurity")]
+    assert statuses == [401, 200]
+
+    fresh_graph.add_fault_rules(
+        entry["tenant_id"], {"method": "GET", "path_contains": "identitySecurity", "status": 401, "times": 0}
+    )
+    with pytest.raises(GraphError) as refused:
+        run(go())
+    assert refused.value.status == 401  # a second refusal is the answer: no loop
+    statuses = [r["status"] for r in requests_for(fresh_graph, entry["tenant_id"], "GET", "identitySecurity")]
+    assert statuses[2:] == [401, 401]
