@@ -57,6 +57,7 @@ def _tenant(request: web.Request):
             text=json.dumps({"error": f"unknown tenant {request.match_info['tid']!r}"}),
             content_type="application/json",
         )
+    tenant.settle()
     return tenant
 
 

@@ -19,6 +19,9 @@ class Faults:
     replication_lag_s: float = 0.0  # a created object is invisible to GET/list for this long
     timeout_rate: float = 0.0  # hold the request for timeout_hold_s before answering
     timeout_hold_s: float = 120.0
+    # PATCH enabled for an MFA-registered user: Graph moves them to enforced by itself, at a time its
+    # docs leave open; 0 = at once, else after this many seconds
+    enforce_after_s: float = 0.0
 
     def update(self, changes: dict) -> None:
         """Partial update from JSON; unknown names or non-numbers raise ValueError."""

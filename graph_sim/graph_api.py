@@ -321,7 +321,7 @@ def patch_requirements(sim, tenant: Tenant, req: GraphRequest, p: dict) -> Graph
             f"Invalid value '{body['perUserMfaState']}' for property 'perUserMfaState'. Allowed values: "
             "disabled, enabled, enforced.",
         )
-    if tenant.set_per_user_state(u, body["perUserMfaState"], "graph"):
+    if tenant.patch_per_user_state(u, body["perUserMfaState"], enforce_after_s=tenant.faults.enforce_after_s):
         sim.stats.per_user_change(tenant.id, body["perUserMfaState"])
     return _no_content()
 
@@ -1137,6 +1137,7 @@ async def _run(
 ) -> GraphResponse:
     faults = tenant.faults
     sim_clock = sim.clock
+    tenant.settle()
     if faults.latency_ms:
         await sim_clock.sleep(faults.latency_ms / 1000)
     ru = route.ru

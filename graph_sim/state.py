@@ -92,7 +92,7 @@ class Event:
     subject: str  # user id, policy id, named location id, or "tenant"
     old: object
     new: object
-    source: str  # graph | admin | signin | consent
+    source: str  # graph | admin | signin | consent | auto (Graph's own enabled -> enforced move)
 
     def as_dict(self) -> dict:
         return {
@@ -156,6 +156,7 @@ class Tenant:
         self.visible_at: dict[
             str, float
         ] = {}  # object id -> monotonic time it becomes visible (replication lag)
+        self.enforce_due: dict[str, float] = {}  # user id -> monotonic time enabled moves on to enforced
         self.notes = notes
         self.faults = Faults()
         self.dice = FaultDice(seed, tenant_id)
@@ -210,6 +211,33 @@ class Tenant:
         self._record("per_user_mfa", user.id, user.per_user_state, state, source)
         user.per_user_state = state
         return True
+
+    def patch_per_user_state(self, user: User, state: str, *, enforce_after_s: float = 0.0) -> bool:
+        """A Graph PATCH of the user's requirements. `enabled` for a user who has already registered an
+        MFA method "changes automatically to enforced" (strongAuthenticationRequirements resource page);
+        the page does not say when, so `enforce_after_s` (the tenant's fault knob) sets the delay: 0, at
+        once (a GET right after the 204 reads enforced), or later (`settle` applies it)."""
+        changed = self.set_per_user_state(user, state, "graph")
+        self.enforce_due.pop(user.id, None)
+        if state == "enabled" and user.is_mfa_registered:
+            if enforce_after_s > 0:
+                self.enforce_due[user.id] = self.clock.monotonic() + enforce_after_s
+            else:
+                changed = self.set_per_user_state(user, "enforced", "auto") or changed
+        return changed
+
+    def settle(self) -> None:
+        """Apply the automatic moves to enforced that are due (called before a request is answered)."""
+        if not self.enforce_due:
+            return
+        now = self.clock.monotonic()
+        for user_id, due in list(self.enforce_due.items()):
+            if due > now:
+                continue
+            del self.enforce_due[user_id]
+            user = self.by_id.get(user_id)
+            if user is not None and user.per_user_state == "enabled" and user.is_mfa_registered:
+                self.set_per_user_state(user, "enforced", "auto")
 
     def add_user(self, user: User, source: str) -> None:
         """A user created in the directory (by an admin: the console itself never creates users)."""

@@ -50,6 +50,13 @@ class Settled:
     error: str = ""
 
 
+def meets(current: str | None, wanted: str) -> bool:
+    """Whether a user's current state is what a write wanted. Graph moves a user set to `enabled` who has
+    already registered an MFA method on to `enforced` by itself (strongAuthenticationRequirements
+    resource page: "their state changes automatically to enforced"), so `enforced` meets `enabled`."""
+    return current == wanted or (wanted == "enabled" and current == "enforced")
+
+
 def chunks(iterable: Iterable, size: int) -> Iterator[list]:
     it = iter(iterable)
     while chunk := list(islice(it, size)):
@@ -238,7 +245,7 @@ class WriteEngine:
         current = await read_states(self.graph, [c.user_id for c, _, _ in unknown])
         again = []
         for change, attempts, result in unknown:
-            applied = current.get(change.user_id) == change.wanted
+            applied = meets(current.get(change.user_id), change.wanted)
             if result.intent is not None:
                 await sync_to_async(record_reconciliation, thread_sensitive=True)(
                     self.graph.audit,

@@ -76,7 +76,7 @@ def _restore_changes(ctx: StepContext, *, states: set[str], purpose: str):
     for chunk in per_user.chunks(keyset_rows(rows, "user_id", "upn", "per_user_state"), per_user.CHUNK):
         current = ctx.wait(per_user.read_states(ctx.graph, [c[1] for c in chunk]))
         for _, user_id, upn, state in chunk:
-            if current.get(user_id) != state:
+            if not per_user.meets(current.get(user_id), state):
                 yield Change(user_id=user_id, upn=upn, before=current.get(user_id) or "", wanted=state)
 
 
@@ -183,7 +183,7 @@ class VerifyRollback(Step):
         for chunk in per_user.chunks(keyset_rows(rows, "user_id", "per_user_state"), per_user.CHUNK):
             current = ctx.wait(per_user.read_states(ctx.graph, [u for _, u, _ in chunk]))
             read.update(current)
-            wrong += sum(1 for _, u, state in chunk if current.get(u) != state)
+            wrong += sum(1 for _, u, state in chunk if not per_user.meets(current.get(u), state))
             checked += len(chunk)
         if wrong:
             pending.append(f"{wrong} users differ from the snapshot")

@@ -106,7 +106,7 @@ def reconcile_unknown_writes(ctx: StepContext, *, purpose: str) -> int:
     from migrations_engine.audit import record_reconciliation
     from migrations_engine.choices import AuditKind, AuditOutcome
     from migrations_engine.models import AuditEvent
-    from migrations_engine.steps.per_user import Change, Settled, read_states
+    from migrations_engine.steps.per_user import Change, Settled, meets, read_states
 
     step = ctx.graph.audit.step if ctx.graph.audit else ""
     intents = list(
@@ -130,7 +130,7 @@ def reconcile_unknown_writes(ctx: StepContext, *, purpose: str) -> int:
     settled = []
     for user_id, row in by_user.items():
         wanted = (row.request_body or {}).get("perUserMfaState")
-        applied = current.get(user_id) == wanted
+        applied = meets(current.get(user_id), wanted)
         record_reconciliation(
             ctx.graph.audit,
             intent=row,

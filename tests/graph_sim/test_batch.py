@@ -80,7 +80,7 @@ def test_it_fails_dependents_of_a_failed_item_with_424(sim, graph):
                     "method": "PATCH",
                     "url": f"/users/{user.id}/authentication/requirements",
                     "headers": JSON,
-                    "body": {"perUserMfaState": "enabled"},
+                    "body": {"perUserMfaState": "disabled"},
                 },
                 {
                     "id": "4",
@@ -95,8 +95,8 @@ def test_it_fails_dependents_of_a_failed_item_with_424(sim, graph):
     assert items["1"]["status"] == 404
     assert items["2"]["status"] == 424
     assert items["3"]["status"] == 204 and "body" not in items["3"]
-    assert items["4"]["status"] == 200 and items["4"]["body"]["perUserMfaState"] == "enabled"  # ran after 3
-    assert user.per_user_state == "enabled"
+    assert items["4"]["status"] == 200 and items["4"]["body"]["perUserMfaState"] == "disabled"  # ran after 3
+    assert user.per_user_state == "disabled"
 
 
 def test_it_refuses_an_item_body_without_content_type(sim, graph):

@@ -182,6 +182,8 @@ def test_it_moves_enabled_users_to_enforced_when_they_register(sim):
 
 
 def test_it_moves_registered_users_set_to_enabled_at_their_next_sign_in(sim, graph):
+    # with Graph's own enabled -> enforced move held back (the enforce_after_s knob), a sign-in makes it
+    sim.admin("POST", f"/_sim/tenants/{CONTOSO}/faults", json={"enforce_after_s": 3600})
     contoso = sim.tenant(CONTOSO)
     user = next(u for u in contoso.users if u.per_user_state == "disabled" and u.is_mfa_registered)
     c = graph(CONTOSO)
