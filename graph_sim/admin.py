@@ -12,7 +12,7 @@ import uuid
 
 from aiohttp import web
 
-from graph_sim import audit_logs, clock
+from graph_sim import audit_logs, clock, sign_in_policies
 from graph_sim.app_key import SIM_KEY
 from graph_sim.conditional_access import deep_merge, normalize_policy
 from graph_sim.evaluator import coverage_gaps, requires_mfa, simulate_sign_in
@@ -357,6 +357,7 @@ async def sign_ins(request: web.Request) -> web.Response:
             return _bad(str(exc))
         if data.get("replace"):
             tenant.sign_ins.clear()
+        sign_in_policies.stamp(tenant, entries)
         tenant.add_sign_ins(entries)
         return web.json_response({"added": entries, "count": len(tenant.sign_ins)})
     if request.method == "DELETE":

@@ -71,6 +71,7 @@ def sign_in(
         "riskLevelAggregated": "none",
         "riskLevelDuringSignIn": "none",
         "riskState": "none",
+        "riskEventTypes": [],
         "riskEventTypes_v2": [],
         "resourceDisplayName": EXCHANGE_ONLINE_APP[1] if legacy else "Microsoft Graph",
         "resourceId": EXCHANGE_ONLINE_APP[0] if legacy else "00000003-0000-0000-c000-000000000000",
@@ -90,7 +91,7 @@ def sign_in(
             "countryOrRegion": "GB",
             "geoCoordinates": {"altitude": None, "latitude": 51.5, "longitude": -0.12},
         },
-        "appliedConditionalAccessPolicies": [],
+        "appliedConditionalAccessPolicies": [],  # filled from the tenant's policies (sign_in_policies)
     }
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import trustme
 from aiohttp import web
 
-from graph_sim import admin, auth, batch, clock, sign_in
+from graph_sim import admin, auth, batch, clock, sign_in, sign_in_policies
 from graph_sim.app_key import SIM_KEY
 from graph_sim.faults import FaultDice
 from graph_sim.fleets import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_fleet, generated_fleet
@@ -93,6 +93,7 @@ class Simulator:
             t.faults.latency_ms = self.config.latency_ms
             t.faults.timeout_hold_s = self.config.timeout_hold_s
             t.dice = FaultDice(self.config.seed, t.id)
+            sign_in_policies.stamp(t, t.sign_ins)
         return FleetState(
             tenants, app, self.config.fleet, self.config.seed, self.config.log_size, sim_clock=self.clock
         )
