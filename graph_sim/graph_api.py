@@ -53,6 +53,9 @@ P_AUTH_REQ_WRITE = ({"Policy.ReadWrite.AuthenticationMethod"},)
 P_SD_WRITE = ({"Policy.ReadWrite.SecurityDefaults"},)
 P_CA_READ = ({"Policy.Read.All"}, {"Policy.Read.ConditionalAccess"}, {"Policy.ReadWrite.ConditionalAccess"})
 P_CA_WRITE = ({"Policy.ReadWrite.ConditionalAccess", "Policy.Read.All"},)
+# Create and Update conditionalAccessPolicy (conditionalaccessroot-post-policies, conditionalaccesspolicy-
+# update): "Policy.Read.All, Policy.ReadWrite.ConditionalAccess and Application.Read.All".
+P_CA_POLICY_WRITE = ({"Policy.ReadWrite.ConditionalAccess", "Policy.Read.All", "Application.Read.All"},)
 P_REPORTS = ({"AuditLog.Read.All"},)
 P_AUDIT_LOGS = ({"AuditLog.Read.All"}, {"Directory.Read.All"})  # signIns, directoryAudits
 P_STRENGTH_READ = (
@@ -1006,9 +1009,9 @@ ROUTES: list[Route] = [
         "PATCH", ("policies", "identitySecurityDefaultsEnforcementPolicy"), patch_sd, P_SD_WRITE, write=True
     ),
     Route("GET", (*CA, "policies"), list_policies, P_CA_READ, family="ca"),
-    Route("POST", (*CA, "policies"), create_policy, P_CA_WRITE, write=True, family="ca"),
+    Route("POST", (*CA, "policies"), create_policy, P_CA_POLICY_WRITE, write=True, family="ca"),
     Route("GET", (*CA, "policies", "{id}"), get_policy, P_CA_READ, family="ca"),
-    Route("PATCH", (*CA, "policies", "{id}"), patch_policy, P_CA_WRITE, write=True, family="ca"),
+    Route("PATCH", (*CA, "policies", "{id}"), patch_policy, P_CA_POLICY_WRITE, write=True, family="ca"),
     Route("DELETE", (*CA, "policies", "{id}"), delete_policy, P_CA_WRITE, write=True, family="ca"),
     Route("GET", (*CA, "namedLocations"), list_locations, P_CA_READ, family="ca"),
     Route("POST", (*CA, "namedLocations"), create_location, P_CA_WRITE, write=True, family="ca"),

@@ -17,6 +17,10 @@ REQUIRED_ROLES: dict[str, str] = {
         "Create and enable the 'Require MFA all users' policy, and the optional trusted-IPs named location "
         "and sign-in frequency policy."
     ),
+    "Application.Read.All": (
+        "Graph requires it, with the two policy permissions, to create or change a Conditional Access "
+        "policy (it checks the apps a policy names); the console reads no application of yours."
+    ),
     "Policy.ReadWrite.SecurityDefaults": "Turn security defaults off at cut-over (on again in a rollback).",
     "Policy.ReadWrite.AuthenticationMethod": "Set per-user MFA to disabled (registered methods are kept).",
     "AuditLog.Read.All": (

@@ -149,6 +149,30 @@ def test_it_needs_read_all_as_well_as_readwrite_to_write_policies(sim, graph):
     assert r.status_code == 403 and r.json()["error"]["code"] == "Authorization_RequestDenied"
 
 
+@pytest.mark.parametrize(
+    "missing", ["Policy.Read.All", "Policy.ReadWrite.ConditionalAccess", "Application.Read.All"]
+)
+def test_creating_and_updating_a_policy_need_the_three_documented_permissions(sim, graph, missing):
+    """Create conditionalAccessPolicy (https://learn.microsoft.com/graph/api/conditionalaccessroot-post-policies)
+    and Update (https://learn.microsoft.com/graph/api/conditionalaccesspolicy-update), Application:
+    "Policy.Read.All, Policy.ReadWrite.ConditionalAccess and Application.Read.All"."""
+    c = graph(CONTOSO)
+    pid = c.post("/v1.0/identity/conditionalAccess/policies", json=_policy()).json()["id"]
+    roles = [
+        r
+        for r in ("Policy.Read.All", "Policy.ReadWrite.ConditionalAccess", "Application.Read.All")
+        if r != missing
+    ]
+    sim.admin("POST", f"/_sim/tenants/{CONTOSO}/consent", json={"granted": True, "roles": roles})
+    c = graph(CONTOSO)
+    for r in (
+        c.post("/v1.0/identity/conditionalAccess/policies", json=_policy()),
+        c.patch(f"/v1.0/identity/conditionalAccess/policies/{pid}", json={"state": "enabled"}),
+    ):
+        assert r.status_code == 403 and r.json()["error"]["code"] == "Authorization_RequestDenied"
+    assert sim.tenant(CONTOSO).policies[pid]["state"] != "enabled"
+
+
 def test_it_ships_a_microsoft_managed_policy_that_cannot_be_deleted(graph, sim):
     c = graph(NORTHWIND)
     policies = c.get("/v1.0/identity/conditionalAccess/policies").json()["value"]
