@@ -94,7 +94,7 @@ async def _run_item(sim, outer: GraphRequest, item: dict) -> GraphResponse:
             "Batch request URLs must be relative to the version (e.g. '/users?$top=5').",
         )
     path, _, query = url.partition("?")
-    req.segments, req.query = split_path(path), parse_query(query)
+    req.segments, req.query, req.raw_path = split_path(path), parse_query(query), path
     if req.segments and req.segments[0] in ("v1.0", "beta"):
         return error(req, 400, "BadRequest", "Batch request URLs must not repeat the version segment.")
     if req.method not in METHODS:

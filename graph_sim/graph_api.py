@@ -24,7 +24,7 @@ from graph_sim.conditional_access import (
 )
 from graph_sim.evaluator import WhatIfError, what_if
 from graph_sim.faults import RULE_ERRORS
-from graph_sim.graph_http import GraphRequest, GraphResponse, error
+from graph_sim.graph_http import GraphRequest, GraphResponse, dollar_key_segment, error
 from graph_sim.state import PER_USER_STATES, SECURITY_DEFAULTS_ID, SSPR_METHODS, Tenant, User
 from graph_sim.throttle import format_retry_after
 
@@ -1117,6 +1117,14 @@ async def dispatch(sim, req: GraphRequest) -> GraphResponse:
             tenant = sim.state.tenants.get(claims["tid"])
             if tenant is None:
                 resp = _unauthorized(req, "Access token validation failure. Invalid tenant.")
+    if resp is None and (key := dollar_key_segment(req.raw_path)) is not None:
+        resp = error(
+            req,
+            400,
+            "BadRequest",
+            f"Invalid segment '{key}': only system query options start with '$'; address a key that "
+            f"starts with '$' as ('{key}').",
+        )
     if resp is None:
         route, params, resp = find_route(req)
     if resp is None and route.present is not None and not route.present(tenant, req):

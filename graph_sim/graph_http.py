@@ -75,6 +75,24 @@ def split_path(path: str) -> list[str]:
     return out
 
 
+# Path segments OData itself starts with '$' (/users/$count, /$batch, .../$ref, .../$value).
+ODATA_SEGMENTS = frozenset({"$count", "$ref", "$value", "$batch", "$metadata", "$entity", "$each"})
+
+
+def dollar_key_segment(raw_path: str) -> str | None:
+    """A key written as a plain segment that starts with '$' (``/users/$x@y.com``, or ``%24``-encoded):
+    Graph answers 400, because only system query options may start with '$'; such a key goes in
+    ``users('$x@y.com')`` (Get user, https://learn.microsoft.com/graph/api/user-get, HTTP request tip)."""
+    raws = [seg for seg in raw_path.strip("/").split("/") if seg]
+    if raws and raws[0] in ("v1.0", "beta"):
+        raws = raws[1:]
+    for raw in raws[1:]:
+        seg = unquote(raw)
+        if seg.startswith("$") and seg not in ODATA_SEGMENTS and not _KEY_SEGMENT.match(seg):
+            return seg
+    return None
+
+
 def parse_query(raw_query: str) -> dict[str, str]:
     if not raw_query:
         return {}

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from migrations_engine.graph import GraphClient, GraphError
+from migrations_engine.graph.paths import user_path
 
 POLICIES = "/identity/conditionalAccess/policies"
 SECURITY_DEFAULTS = "/policies/identitySecurityDefaultsEnforcementPolicy"
@@ -56,9 +57,7 @@ async def get_policy(graph: GraphClient, policy_id: str, *, wait_seconds: float 
 async def resolve_user(graph: GraphClient, name: str) -> dict[str, Any] | None:
     """A user by object id or UPN (None when it does not exist)."""
     try:
-        return await graph.get_json(
-            f"/users/{quote(name, safe='@')}", query={"$select": "id,userPrincipalName,accountEnabled"}
-        )
+        return await graph.get_json(user_path(name), query={"$select": "id,userPrincipalName,accountEnabled"})
     except GraphError as exc:
         if exc.status == 404:
             return None

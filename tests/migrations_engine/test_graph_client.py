@@ -21,6 +21,7 @@ from migrations_engine.graph import (
     GraphUnavailable,
     TokenError,
 )
+from migrations_engine.steps.graph_reads import resolve_user
 from tests.conftest import fleet_tenant, point_settings_at
 
 
@@ -288,3 +289,27 @@ def test_a_token_graph_refuses_is_asked_for_afresh_once_and_the_request_sent_aga
     assert refused.value.status == 401  # a second refusal is the answer: no loop
     statuses = [r["status"] for r in requests_for(fresh_graph, entry["tenant_id"], "GET", "identitySecurity")]
     assert statuses[2:] == [401, 401]
+
+
+@pytest.mark.parametrize(
+    "upn",
+    [
+        "$svc.scanner@woodgrove.onmicrosoft.com",
+        "jane.doe_gmail.com#EXT#@woodgrove.onmicrosoft.com",
+        "o'brien@woodgrove.onmicrosoft.com",
+    ],
+)
+def test_it_resolves_users_whose_upn_needs_the_documented_url_form(fresh_graph, upn):
+    """Get user (https://learn.microsoft.com/graph/api/user-get): '$' UPNs in users('…'), '#' encoded."""
+    entry = fleet_tenant(fresh_graph, lambda t: t["domain"].startswith("woodgrove"))
+    if upn.startswith("$"):
+        fresh_graph.admin(
+            "POST", f"/_sim/tenants/{entry['tenant_id']}/users", json={"userPrincipalName": upn}
+        )
+
+    async def go():
+        async with GraphClient(entry["tenant_id"]) as client:
+            return await resolve_user(client, upn)
+
+    user = run(go())
+    assert user is not None and user["userPrincipalName"].lower() == upn.lower()
