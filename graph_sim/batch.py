@@ -12,8 +12,22 @@ MAX_ITEMS = 20
 METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
 
 
+# An item's own headers: Retry-After and Location, and the identity-and-access throttling headers
+# (throttle.Decision.headers), so each item says what it cost and how full its limits are.
+ITEM_HEADERS = frozenset(
+    (
+        "retry-after",
+        "location",
+        "x-ms-resource-unit",
+        "x-ms-throttle-limit-percentage",
+        "x-ms-throttle-scope",
+        "x-ms-throttle-information",
+    )
+)
+
+
 def _item_response(item_id: str, resp: GraphResponse) -> dict:
-    headers = {k: v for k, v in resp.headers.items() if k.lower() in ("retry-after", "location")}
+    headers = {k: v for k, v in resp.headers.items() if k.lower() in ITEM_HEADERS}
     out = {"id": item_id, "status": resp.status, "headers": headers}
     if resp.body is not None:
         headers["Content-Type"] = "application/json; charset=utf-8"

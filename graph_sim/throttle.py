@@ -8,6 +8,13 @@ app per tenant. A throttled request consumes nothing and changes nothing.
 
 Windows, ``now`` and ``Decision.retry_after`` are in the simulator's simulated seconds (see
 ``graph_sim.clock``); the caller turns a wait into real seconds before it becomes a ``Retry-After``.
+
+A decision also carries the identity-and-access service's response headers
+(https://learn.microsoft.com/graph/throttling-limits#identity-and-access-service-limits), for requests
+to that service (no CA or reports family): an admitted request gets ``x-ms-resource-unit`` (the RU it
+cost) and, once it leaves one of its identity windows more than 0.8 full, ``x-ms-throttle-limit-percentage``
+(that window's use, one decimal); one refused by an identity window gets ``x-ms-throttle-scope``
+(``<Scope>/<Limit>/<ApplicationId>/<TenantId>``) and ``x-ms-throttle-information``.
 """
 
 from __future__ import annotations
@@ -80,11 +87,39 @@ class SlidingWindow:
         self.total += cost
 
 
+# Per identity-and-access window: the x-ms-throttle-scope's <Scope> and <Limit>, and the
+# x-ms-throttle-information a refusal by it carries (the docs' own example reasons).
+IDENTITY_SCOPES = {
+    "ru": ("Tenant_Application", "ReadWrite", "ResourceUnitLimitExceeded"),
+    "app_ru": ("Application", "ReadWrite", "ResourceUnitLimitExceeded"),
+    "writes": ("Tenant_Application", "Write", "WriteLimitExceeded"),
+    "tenant_writes": ("Tenant", "Write", "WriteLimitExceeded"),
+    "app_writes": ("Application", "Write", "WriteLimitExceeded"),
+}
+LIMIT_PERCENTAGE_ABOVE = 0.8  # "Returned only when the application consumed more than 0.8 of its limit"
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
     retry_after: float | None = None  # None: the 429 carries no Retry-After
     limit: str = ""
+    ru: int | None = None  # identity requests: the resource units this one cost
+    limit_percentage: float | None = None  # the fullest identity window's use, when above 0.8
+    scope: str = ""  # a refusal by an identity window: x-ms-throttle-scope
+    information: str = ""
+
+    def headers(self) -> dict[str, str]:
+        """The documented identity-and-access headers this decision puts on its response."""
+        out = {}
+        if self.ru is not None:
+            out["x-ms-resource-unit"] = str(self.ru)
+        if self.limit_percentage is not None:
+            out["x-ms-throttle-limit-percentage"] = f"{self.limit_percentage:.1f}"
+        if self.scope:
+            out["x-ms-throttle-scope"] = self.scope
+            out["x-ms-throttle-information"] = self.information
+        return out
 
 
 ALLOWED = Decision(True)
@@ -181,8 +216,23 @@ class Throttler:
                 return Decision(False, None, "ca")  # documented: no Retry-After on this one
             if wait > worst:
                 worst, worst_name = wait, name
+        identity = family is None
         if worst > 0:
-            return Decision(False, worst, worst_name)
-        for _, window, costs_ru in checks:
+            if not identity or worst_name not in IDENTITY_SCOPES:
+                return Decision(False, worst, worst_name)
+            scope, kind, information = IDENTITY_SCOPES[worst_name]
+            scope = f"{scope}/{kind}/{app_id}/{tenant_id}"
+            return Decision(False, worst, worst_name, scope=scope, information=information)
+        fullest = 0.0
+        for name, window, costs_ru in checks:
             window.add(ru if costs_ru else 1, now)
-        return ALLOWED
+            if name in IDENTITY_SCOPES:
+                fullest = max(fullest, window.total / window.limit)
+        if not identity:
+            return ALLOWED
+        if fullest > LIMIT_PERCENTAGE_ABOVE:
+            return Decision(True, ru=ru, limit_percentage=fullest)
+        return _ADMITTED.get(ru) or _ADMITTED.setdefault(ru, Decision(True, ru=ru))
+
+
+_ADMITTED: dict[int, Decision] = {}  # one admitted-identity decision per RU cost (nothing else varies)
