@@ -145,6 +145,7 @@ class GraphClient:
         self._tokens = TenantTokenProvider(self.config, self.tenant)
         self._rates = self.config.pacing_rates
         self.pacer = Pacer(self.config.pacing_redis_url)
+        self._slow_ttl = self._rates.slow_ttl_s
         self._http: httpx.AsyncClient | None = None
         self.sdk: GraphServiceClient | None = None
         self.adapter: GraphRequestAdapter | None = None
@@ -215,16 +216,15 @@ class GraphClient:
             raise GraphHostNotAllowed(f"Refusing to call {urlsplit(url).netloc}: not a Graph host")
         # The token first: a login round trip between the pacing slot and the send would bunch requests.
         await self._tokens.current_token()
-        await self.pacer.acquire(
-            self._rates.buckets(
-                self.config.client_id,
-                self.tenant,
-                writes=writes,
-                ru=request_ru(method, url, items=items),
-                family=request_family(url),
-                user_count=self.user_count,
-            )
+        claims = self._rates.buckets(
+            self.config.client_id,
+            self.tenant,
+            writes=writes,
+            ru=request_ru(method, url, items=items),
+            family=request_family(url),
+            user_count=self.user_count,
         )
+        await self.pacer.acquire(claims)
         info = RequestInformation()
         info.http_method = Method[method.upper()]
         info.url = url
@@ -246,6 +246,8 @@ class GraphClient:
                 parsed = response.json()
             except ValueError:
                 parsed = response.text
+        answers = _answers(response.status_code, headers, parsed, items)
+        await self.pacer.observe(claims, answers, self._slow_ttl)
         return GraphResponse(
             status=response.status_code,
             body=parsed,
@@ -597,6 +599,19 @@ class GraphClient:
         for item, row in zip(items, rows, strict=True):
             results.setdefault(item.id, BatchResult(item.id, 0, None)).intent = row
         return results
+
+
+def _answers(status: int, headers: dict[str, str], body: Any, items: int) -> list[tuple[int, dict]]:
+    """(status, headers) of each answer a response holds, for pacing: a `$batch`'s items carry their own
+    throttling headers; any other response is its own one answer."""
+    responses = body.get("responses") if items and isinstance(body, dict) else None
+    if not isinstance(responses, list):
+        return [(status, headers)]
+    return [
+        (int(a.get("status") or 0), a.get("headers") if isinstance(a.get("headers"), dict) else {})
+        for a in responses
+        if isinstance(a, dict)
+    ]
 
 
 def _db(fn):

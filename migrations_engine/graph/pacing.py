@@ -19,6 +19,17 @@ writes, the app's writes and two RU budgets needs.)
 Rates sit a little under Graph's numbers, and each burst is sized so that burst + rate x window stays
 within the window's limit: a sliding window cannot be exceeded even by a full burst. The margin left
 (3-10 %) absorbs requests that reach Graph closer together than they were sent.
+
+Graph also says how full its limits are (throttle_headers.py reads the identity-and-access headers):
+a response with `x-ms-throttle-limit-percentage` (sent only above 0.8 of a limit) marks the tenant's
+RU and, for a write, write bucket *slow*, and a 429's `x-ms-throttle-scope` marks the bucket it names
+(the tenant's or, for an Application scope, the app's shared one). A slow bucket runs at `SLOW_FACTOR`
+of its rate, for every worker (the mark is a Redis key next to the bucket's, `<bucket>:slow`, read by
+the same reservation script). The next regular response that reports its cost without a limit
+percentage clears the mark; a mark nobody renews expires after `SLOW_TTL_S`. So our pace drops before a
+429 when something else (another app, another console, Graph's own accounting) fills a limit, and comes
+back as soon as Graph stops saying so. Our own pace alone stays under 0.96 of every limit: a sustained
+run long enough to pass 0.8 of a window settles near 0.8 of it.
 """
 
 from __future__ import annotations
@@ -30,10 +41,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from migrations_engine.graph.throttle_headers import feedback
+
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "msp:pace:"
 LATE_S = 0.05  # a request woken this much after its slot books another
+SLOW_SUFFIX = ":slow"
+# A bucket Graph says is over 0.8 of its limit runs at a quarter of its rate: after the first 0.8 of a
+# sliding window, the last 0.2 lasts until the window's oldest requests expire even when something else
+# adds a third to our pace. Marks nobody renews expire (simulated time: divided by the time scale).
+SLOW_FACTOR, SLOW_TTL_S = 0.25, 30.0
 
 # Graph's documented resource units per 10 s per app and tenant, by the tenant's size.
 RU_PER_10S = {"S": 3500, "M": 5000, "L": 8000}
@@ -76,6 +94,10 @@ class PacingRates:
         for name in ("tenant_writes", "app_writes", "ca_requests", "report_requests", "time_scale"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"pacing rate {name} must be > 0")
+
+    @property
+    def slow_ttl_s(self) -> float:
+        return SLOW_TTL_S / self.time_scale
 
     def buckets(
         self, app_id: str, tenant: str, *, writes: int, ru: int, family: str | None, user_count: int | None
@@ -136,51 +158,74 @@ class LocalBuckets:
 
     def __init__(self) -> None:
         self._tat: dict[str, float] = {}
+        self._slow: dict[str, float] = {}  # bucket key -> when its slow mark expires
         self._lock = threading.Lock()
 
     def reserve(self, claims: Sequence[tuple[Bucket, float]], now: float | None = None) -> float:
         """Reserve every claim at the earliest instant all allow; return the seconds to wait."""
         with self._lock:
             now = time.monotonic() if now is None else now
+            rates = [b.rate * (SLOW_FACTOR if self._slow.get(b.key, 0) > now else 1) for b, _ in claims]
             start = now
-            for bucket, cost in claims:
+            for (bucket, cost), rate in zip(claims, rates, strict=True):
                 tat = max(self._tat.get(bucket.key, now), now)
-                start = max(start, tat + (cost - bucket.burst) / bucket.rate)
-            for bucket, cost in claims:
+                start = max(start, tat + (cost - bucket.burst) / rate)
+            for (bucket, cost), rate in zip(claims, rates, strict=True):
                 tat = max(self._tat.get(bucket.key, now), start)
-                self._tat[bucket.key] = tat + cost / bucket.rate
+                self._tat[bucket.key] = tat + cost / rate
             return start - now
+
+    def mark(self, slow: Sequence[Bucket], fine: Sequence[Bucket], ttl: float) -> None:
+        with self._lock:
+            until = time.monotonic() + ttl
+            self._slow.update((b.key, until) for b in slow)
+            for b in fine:
+                self._slow.pop(b.key, None)
+
+    def slowed(self, keys: Sequence[str]) -> set[str]:
+        now = time.monotonic()
+        return {k for k in keys if self._slow.get(k, 0) > now}
 
     def clear(self) -> None:
         with self._lock:
             self._tat.clear()
+            self._slow.clear()
 
 
 LOCAL = LocalBuckets()
 
-# The same arithmetic in Redis, atomically, on Redis's clock. KEYS: buckets; ARGV: rate, burst, cost
-# per bucket. Returns the wait in seconds as a string (Lua numbers come back truncated to integers).
+# The same arithmetic in Redis, atomically, on Redis's clock. KEYS: n buckets, then their n slow marks;
+# ARGV: rate, burst, cost per bucket, then the slow factor. Returns the wait in seconds as a string (Lua
+# numbers come back truncated to integers) and one '1' or '0' per bucket: whether it is marked slow.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local n = #KEYS / 2
+local factor = tonumber(ARGV[3*n+1])
 local start = now
-local tats = {}
-for i = 1, #KEYS do
+local tats, rates, slowed = {}, {}, ''
+for i = 1, n do
   local rate, burst, cost = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
+  if redis.call('EXISTS', KEYS[n+i]) == 1 then
+    rate = rate * factor
+    slowed = slowed .. '1'
+  else
+    slowed = slowed .. '0'
+  end
+  rates[i] = rate
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
   if tat < now then tat = now end
   tats[i] = tat
   local earliest = tat + (cost - burst) / rate
   if earliest > start then start = earliest end
 end
-for i = 1, #KEYS do
-  local rate, cost = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i])
+for i = 1, n do
   local tat = tats[i]
   if tat < start then tat = start end
-  tat = tat + cost / rate
+  tat = tat + tonumber(ARGV[3*i]) / rates[i]
   redis.call('SET', KEYS[i], string.format('%.6f', tat), 'PX', math.ceil((tat - now) * 1000) + 1000)
 end
-return string.format('%.6f', start - now)
+return {string.format('%.6f', start - now), slowed}
 """
 
 
@@ -190,11 +235,15 @@ class Pacer:
     _warned_at = 0.0
     _redis_down_until = 0.0  # after a failure, pace in-process for a few seconds before trying again
 
-    def __init__(self, redis_url: str = "") -> None:
+    def __init__(self, redis_url: str = "", *, follow_headers: bool = True) -> None:
         self.redis_url = redis_url
         self._redis = None
         self._script = None
         self.waited = 0.0  # seconds spent waiting for the buckets (for progress and benchmarks)
+        # Whether Graph's throttling headers slow buckets down (module docstring); off only to compare.
+        self.follow_headers = follow_headers
+        self.slowed: set[str] = set()  # bucket keys last seen marked slow (so only those are cleared)
+        self.marks = 0  # slow marks this pacer set (for tests and benchmarks)
 
     async def acquire(self, claims: Sequence[tuple[Bucket, float]]) -> None:
         """The tenant's own buckets first, then, once the tenant's slot has come, the app's shared ones.
@@ -219,26 +268,71 @@ class Pacer:
             # Woken late (the loop was busy): sent now, this request would land on top of the slots
             # booked after it. Book again; the slot missed is capacity left unused, never overrun.
 
+    async def observe(self, claims: Sequence[tuple[Bucket, float]], answers, ttl: float = SLOW_TTL_S) -> None:
+        """Mark or clear the request's buckets as its answers' throttling headers say (throttle_headers):
+        `answers` are (status, headers) pairs, one per response or `$batch` item."""
+        if not self.follow_headers:
+            return
+        slow, fine = feedback(claims, answers)
+        fine = [b for b in fine if b.key in self.slowed]
+        if not slow and not fine:
+            return
+        self.slowed.difference_update(b.key for b in fine)
+        self.slowed.update(b.key for b in slow)
+        self.marks += len(slow)
+        if self._redis_usable():
+            try:
+                await self._mark_in_redis(slow, fine, ttl)
+                return
+            except Exception as exc:  # noqa: BLE001 - Redis down: mark in-process rather than stop
+                self._redis_failed(exc)
+        LOCAL.mark(slow, fine, ttl)
+
+    def _redis_usable(self) -> bool:
+        return bool(self.redis_url) and time.monotonic() >= Pacer._redis_down_until
+
+    def _redis_failed(self, exc: Exception) -> None:
+        Pacer._redis_down_until = time.monotonic() + 5
+        self._warn(exc)
+
     async def _reserve(self, claims: Sequence[tuple[Bucket, float]]) -> float:
-        if self.redis_url and time.monotonic() >= Pacer._redis_down_until:
+        if self._redis_usable():
             try:
                 return await self._reserve_in_redis(claims)
             except Exception as exc:  # noqa: BLE001 - Redis down: pace in-process rather than stop
-                Pacer._redis_down_until = time.monotonic() + 5
-                self._warn(exc)
+                self._redis_failed(exc)
+        keys = [b.key for b, _ in claims]
+        self.slowed.difference_update(keys)
+        self.slowed.update(LOCAL.slowed(keys))
         return LOCAL.reserve(claims)
 
-    async def _reserve_in_redis(self, claims: Sequence[tuple[Bucket, float]]) -> float:
-        if self._script is None:
+    def _connect(self):
+        if self._redis is None:
             import redis.asyncio as aioredis
 
             self._redis = aioredis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
             self._script = self._redis.register_script(_RESERVE)
+        return self._redis
+
+    async def _reserve_in_redis(self, claims: Sequence[tuple[Bucket, float]]) -> float:
+        self._connect()
         args: list[str] = []
         for bucket, cost in claims:
             args += [repr(bucket.rate), repr(bucket.burst), repr(cost)]
-        answer = await self._script(keys=[b.key for b, _ in claims], args=args)
-        return float(answer)
+        keys = [b.key for b, _ in claims]
+        marks = [k + SLOW_SUFFIX for k in keys]
+        wait, slowed = await self._script(keys=keys + marks, args=[*args, repr(SLOW_FACTOR)])
+        for key, flag in zip(keys, slowed.decode(), strict=True):
+            (self.slowed.add if flag == "1" else self.slowed.discard)(key)
+        return float(wait)
+
+    async def _mark_in_redis(self, slow: Sequence[Bucket], fine: Sequence[Bucket], ttl: float) -> None:
+        pipe = self._connect().pipeline(transaction=False)
+        for b in slow:
+            pipe.set(b.key + SLOW_SUFFIX, "1", px=max(1, round(ttl * 1000)))
+        if fine:
+            pipe.delete(*(b.key + SLOW_SUFFIX for b in fine))
+        await pipe.execute()
 
     @classmethod
     def _warn(cls, exc: Exception) -> None:
