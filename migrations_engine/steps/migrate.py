@@ -268,6 +268,7 @@ class EnsurePolicy(Step):
         if kept:
             ctx.warn(kept)
         if ctx.plan:
+            ctx.save_state(plan_policy_state=policy.get("state"))  # for the cut-over's plan
             return f"would use policy '{policy.get('displayName')}'" + (f"; {kept}" if kept else "")
         return (
             f"policy '{policy.get('displayName')}' ({policy['id']}) in state {policy.get('state')}"
@@ -416,24 +417,34 @@ class CutOver(Step):
         wait = float(ctx.settings.get("replication_wait_seconds", 60))
         sd = ctx.wait(reads.security_defaults_on(ctx.graph))
         if ctx.plan:
+            # An existing policy the plan would use that is already enforced needs no enabling.
+            enable = ctx.state.get("plan_policy_state") != "enabled"
             if sd:
                 ctx.diff(self.key, "turn security defaults off")
-            ctx.diff(self.key, "enable policy", policy=POLICY_NAME)
-            if sd:
                 ctx.wait(
                     ctx.graph.write(
                         "PATCH", reads.SECURITY_DEFAULTS, body={"isEnabled": False}, action="sd.disable"
                     )
                 )
-            ctx.wait(
-                ctx.graph.write(
-                    "PATCH", f"{reads.POLICIES}/(policy)", body={"state": "enabled"}, action="policy.enable"
+            if enable:
+                ctx.diff(self.key, "enable policy", policy=POLICY_NAME)
+                ctx.wait(
+                    ctx.graph.write(
+                        "PATCH",
+                        f"{reads.POLICIES}/(policy)",
+                        body={"state": "enabled"},
+                        action="policy.enable",
+                    )
                 )
-            )
             session.plan_promotion(ctx)
+            parts = [("turn security defaults off", sd), ("enable the policy", enable)]
+            parts.append(("enable the sign-in frequency policy", bool(ctx.settings.get("sign_in_frequency"))))
+            would = [part for part, on in parts if on]
             return (
-                "would turn security defaults off and enable the policy" if sd else "would enable the policy"
-            ) + (" and the sign-in frequency policy" if ctx.settings.get("sign_in_frequency") else "")
+                "would " + " and ".join(would)
+                if would
+                else "nothing to change: the policy is already enabled"
+            )
         policy_id = ctx.state["policy_id"]
         policy = ctx.wait(reads.get_policy(ctx.graph, policy_id, wait_seconds=wait))
         if policy is None:

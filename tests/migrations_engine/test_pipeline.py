@@ -105,6 +105,24 @@ def test_it_plans_without_writing_and_shows_the_diff(fast_graph, tmp_path, queue
     assert not AuditEvent.objects.filter(tenant=tenant, outcome=AuditOutcome.INTENT).exists()
 
 
+def test_a_plan_of_a_migrated_tenant_plans_no_enabling_of_its_enabled_policy(fast_graph, tmp_path, queue):
+    seed(fast_graph, tmp_path)
+    tenant = tenant_named("contoso")
+    run = start_run(mode="full", tenants=[tenant], actor="test", options=FAST)
+    work(queue)
+    assert item_of(run).status == "succeeded", item_of(run).failure_reason
+    writes_before = len(effective_writes(fast_graph, tenant))
+    plan = start_run(mode="plan", tenants=[tenant], actor="test", options=FAST)
+    work(queue)
+    item = item_of(plan)
+    assert item.status == "succeeded", item.failure_reason
+    changes = [d["change"] for d in item.plan_diff]
+    assert "enable policy" not in changes and "create policy" not in changes, changes
+    cut_over = next(e for e in item.step_log if e["key"] == "cut_over")
+    assert "already enabled" in str(cut_over), cut_over
+    assert len(effective_writes(fast_graph, tenant)) == writes_before
+
+
 def test_it_stops_with_zero_writes_when_break_glass_is_missing(fast_graph, tmp_path, queue):
     seed(fast_graph, tmp_path)
     tenant = tenant_named("contoso")
