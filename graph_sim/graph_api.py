@@ -1169,7 +1169,7 @@ async def _run(
             if decision.retry_after is None
             else {"Retry-After": format_retry_after(sim_clock.to_real(decision.retry_after))}
         )
-        resp = error(req, 429, "TooManyRequests", "Too many requests.", headers)
+        resp = error(req, 429, "TooManyRequests", "Too many requests.", {**headers, **decision.headers()})
         resp.throttled = decision.limit
         return resp
     rule = tenant.fault_rules.match(req.method, _rule_path(req), req.body, route.write)
@@ -1196,6 +1196,7 @@ async def _run(
         resp.fault = "429" if roll.throttle_retry_after else "429_no_retry_after"
         return resp
     resp = route.handler(sim, tenant, req, params)
+    resp.headers.update(decision.headers())  # x-ms-resource-unit, x-ms-throttle-limit-percentage
     if roll.timeout:
         resp.fault = "timeout"
     if resp.write_effective and roll.drop_after_commit:
