@@ -26,7 +26,12 @@ def snap(page, name: str) -> None:
     """With MSP_SCREENSHOTS=DIR, keep a picture of each stage (for looking at the console by eye)."""
     folder = os.environ.get("MSP_SCREENSHOTS")
     if folder:
-        page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)
+        size = page.viewport_size
+        for width in (1440, 800):  # a desktop and a narrow window
+            page.set_viewport_size({"width": width, "height": size["height"] if size else 900})
+            page.screenshot(path=os.path.join(folder, f"{name}-{width}.png"), full_page=True)
+        if size:
+            page.set_viewport_size(size)
 
 
 def select_and_act(page, base: str, domain: str, action: str) -> None:
@@ -78,7 +83,9 @@ def test_an_engineer_onboards_runs_a_pilot_and_exports_the_audit(
     page.click("input[type=submit]")
     consent_url = page.input_value("#consent-url")
     assert consent_url.startswith(fast_graph.authority_host)
+    snap(page, "consent-link")
     page.goto(consent_url)
+    snap(page, "microsoft-consent")
     page.click("#accept")
     page.wait_for_selector("#consent-granted")
     snap(page, "consent-granted")
