@@ -80,7 +80,7 @@ class FaultDice:
 
 
 # -- fault rules: deterministic, targeted faults ---------------------------------------------------
-RULE_STATUSES = (401, 403, 404, 409, 429, 500, 503, 504)
+RULE_STATUSES = (400, 401, 403, 404, 409, 429, 500, 503, 504)
 RULE_METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
 RULE_KEYS = (
     "method",
@@ -93,6 +93,8 @@ RULE_KEYS = (
 )
 # The Graph error envelope a rule answers with, per status: (code, message).
 RULE_ERRORS: dict[int, tuple[str, str]] = {
+    # how Graph refuses a query option or a $filter it does not support (the simulator's own refusals)
+    400: ("Request_UnsupportedQuery", "Unsupported Query."),
     401: ("InvalidAuthenticationToken", "Access token validation failure."),
     403: ("Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
     404: (

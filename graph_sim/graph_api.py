@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from graph_sim import audit_logs, auth_strengths, clock
+from graph_sim import audit_logs, auth_strengths, clock, registration_report
 from graph_sim.conditional_access import (
     MAX_NAMED_LOCATIONS,
     READ_ONLY,
@@ -758,17 +758,21 @@ def _non_premium(req: GraphRequest) -> GraphResponse:
 def list_registration(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphResponse:
     if tenant.licence == "Free":
         return _non_premium(req)
-    bad = _unsupported_options(req, ())
-    if bad:
-        return bad
+    try:
+        query = registration_report.parse(req.query)
+    except audit_logs.FilterError as exc:
+        return error(req, 400, exc.code, str(exc))
     beta = req.version == "beta"
+    items, to_json = query.rows(
+        tenant.users, lambda u: registration_report.for_version(registration_json(u, beta), req.version)
+    )
     return _page(
         sim,
         req,
-        tenant.users,
+        items,
         "reg",
         "reports/authenticationMethods/userRegistrationDetails",
-        lambda u: registration_json(u, beta),
+        to_json,
         _ctx(sim, req, "reports/authenticationMethods/userRegistrationDetails"),
     )
 
@@ -782,7 +786,7 @@ def get_registration(sim, tenant: Tenant, req: GraphRequest, p: dict) -> GraphRe
     return _ok(
         {
             "@odata.context": _ctx(sim, req, "reports/authenticationMethods/userRegistrationDetails/$entity"),
-            **registration_json(u, req.version == "beta"),
+            **registration_report.for_version(registration_json(u, req.version == "beta"), req.version),
         }
     )
 

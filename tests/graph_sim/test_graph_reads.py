@@ -165,7 +165,10 @@ def test_it_serves_groups_and_paged_members(graph, sim):
 
 
 def test_it_serves_user_registration_details(graph):
-    body = graph(CONTOSO).get("/v1.0/reports/authenticationMethods/userRegistrationDetails?$top=999").json()
+    c = graph(CONTOSO)
+    body = c.get("/v1.0/reports/authenticationMethods/userRegistrationDetails").json()
+    assert len(body["value"]) == 100  # the report takes no $top: a server-sized page, then the rest
+    body["value"] += c.get(body["@odata.nextLink"]).json()["value"]
     assert len(body["value"]) == 150
     row = body["value"][0]
     for field in (
@@ -178,7 +181,6 @@ def test_it_serves_user_registration_details(graph):
         "isSsprRegistered",
         "methodsRegistered",
         "userType",
-        "defaultMfaMethod",
         "lastUpdatedDateTime",
     ):
         assert field in row
