@@ -22,6 +22,7 @@ from migrations_engine.graph import (
     TokenError,
     missing_roles,
 )
+from migrations_engine.registration_report import RegistrationRead
 from tenants.choices import CensusStatus, LicenceTier, PolicyState
 
 AAD_PREMIUM_P1 = "41781fb2-bc02-4b7c-bd55-b576c07bb09d"
@@ -296,10 +297,8 @@ async def _count_registration(client: GraphClient, result: CensusResult, sink: U
     """Count registrations on `result` and hand each page of them to `sink`."""
     registered = known = 0
     try:
-        async for page in client.iter_pages(
-            "/reports/authenticationMethods/userRegistrationDetails",
-            query={"$select": "id,userPrincipalName,isMfaRegistered,methodsRegistered", "$top": 999},
-        ):
+        # Every row, so no filter; and no $select or $top, which the report does not document.
+        async for page in RegistrationRead(client).pages():
             rows = [
                 {
                     "user_id": row["id"],

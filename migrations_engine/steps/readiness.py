@@ -1,11 +1,13 @@
 """The readiness gate, before any write: who will be asked to register, who may lose an app password or a
 legacy client, and which Conditional Access policies already cover MFA or get in the way.
 
-It reads the registration report onto the snapshot's user rows (page by page, so memory stays flat),
-the last 30 days of sign-ins by legacy clients, the legacy MFA service settings (undocumented; absent
-is fine) and the census's policy list. In scope: the snapshot's enabled users, break-glass accounts
-excluded, pilot members only in pilot mode. Disabled accounts (shared and room mailboxes are created
-with sign-in blocked) are counted apart: they never sign in, so they never register.
+It reads the users the registration report lists as not MFA-registered onto the snapshot's user rows
+(Graph filters them, `isMfaRegistered eq false`, page by page so memory stays flat; the whole report when
+Graph refuses the filter), the last 30 days of sign-ins by legacy clients, the legacy MFA service settings
+(undocumented; absent is fine) and the census's policy list. "Not MFA-registered" is what the report says:
+a user it does not list (it leaves disabled accounts out) is not counted. In scope: the snapshot's enabled
+users, break-glass accounts excluded, pilot members only in pilot mode. Disabled accounts (shared and room
+mailboxes are created with sign-in blocked) are counted apart: they never sign in, so they never register.
 
 A full run stops here when more than the threshold of in-scope users are not MFA-registered (run option
 `readiness_max_unregistered_pct`, else READINESS_MAX_UNREGISTERED_PCT), unless it was started with a
@@ -23,6 +25,7 @@ from django.conf import settings
 from migrations_engine.audit import record_staff_action
 from migrations_engine.census import microsoft_managed_ids
 from migrations_engine.graph import GraphError
+from migrations_engine.registration_report import NOT_REGISTERED, RegistrationRead
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps.base import Step, StepContext, StepFailed
 from migrations_engine.steps.policy_kinds import describe_policies
@@ -61,7 +64,7 @@ class Readiness(Step):
         registration_read = self._read_registration(ctx, snapshot, notes)
         enabled = in_scope.filter(account_enabled=True)
         total = enabled.count()
-        unregistered = enabled.exclude(mfa_registered=True) if registration_read else enabled.none()
+        unregistered = enabled.filter(mfa_registered=False) if registration_read else enabled.none()
         unregistered_count = unregistered.count()
         pct = round(100.0 * unregistered_count / total, 1) if total else 0.0
         enforced = enabled.filter(per_user_state="enforced")
@@ -160,22 +163,22 @@ class Readiness(Step):
         return rows
 
     def _read_registration(self, ctx: StepContext, snapshot, notes: list[str]) -> bool:
-        """Mark each snapshot row registered or not, page by page; False when the report is unreadable."""
+        """Mark the snapshot rows the report lists as not MFA-registered (False), page by page; False when
+        the report is unreadable. Graph is asked for those users only (`isMfaRegistered eq false`); if it
+        refuses the filter the whole report is read, which also marks the registered (True)."""
         from migrations_engine.models import UserSnapshot
 
         snapshot.users.update(mfa_registered=None)
-        pages = ctx.graph.iter_pages(
-            "/reports/authenticationMethods/userRegistrationDetails",
-            query={"$select": "id,isMfaRegistered", "$top": 999},
-        )
+        read = RegistrationRead(ctx.graph, NOT_REGISTERED)
+        pages = read.pages()
         try:
             while True:
                 try:
                     page = ctx.wait(pages.__anext__())
                 except StopAsyncIteration:
-                    return True
+                    break
                 for flag in (True, False):
-                    ids = [row["id"] for row in page if bool(row.get("isMfaRegistered")) is flag]
+                    ids = [row["id"] for row in page if row.get("isMfaRegistered") is flag]
                     if ids:
                         UserSnapshot.objects.filter(snapshot=snapshot, user_id__in=ids).update(
                             mfa_registered=flag
@@ -186,6 +189,11 @@ class Readiness(Step):
                 notes.append(f"registration report unreadable ({exc.code})")
                 return False
             raise
+        if read.refused:
+            notes.append(
+                f"Graph refused the registration report's filter ({read.refused}): the whole report was read"
+            )
+        return True
 
     def _legacy_sign_ins(self, ctx: StepContext, notes: list[str]) -> dict[str, dict[str, Any]]:
         """Users who signed in with a legacy client in the last 30 days: {user id: {upn, clients}}.
