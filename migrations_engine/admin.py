@@ -20,10 +20,10 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.text import smart_split, unescape_string_literal
 
-from migrations_engine import console
-from migrations_engine.audit import record_staff_action
-from migrations_engine.audit_export import COLUMNS, CONTENT_TYPES, FORMATS, iter_lines
+from migrations_engine.audit.export import COLUMNS, CONTENT_TYPES, FORMATS, iter_lines
+from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem
+from migrations_engine.runs import views as console
 from msp_console.admin_site import site
 from tenants.access import visible_tenants
 
@@ -364,4 +364,4 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 
 # The scheduled work's admins live in their own modules; importing them registers them on the site.
-from migrations_engine import drift_admin, export_admin, wave_admin  # noqa: E402, F401
+from migrations_engine.waves import admin as wave_admin  # noqa: E402, F401

@@ -10,6 +10,6 @@ class MigrationsEngineConfig(AppConfig):
     def ready(self) -> None:
         # Why here: the receivers and checks need the models loaded.
         from migrations_engine import checks  # noqa: F401 - registers the system checks
-        from migrations_engine.tenant_state import connect_receivers
+        from migrations_engine.runs.tenant_state import connect_receivers
 
         connect_receivers()

@@ -10,7 +10,7 @@ from rq import Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from migrations_engine.census import CensusResult, take_census
+from migrations_engine.census.read import CensusResult, take_census
 from migrations_engine.graph import GraphClient, GraphConfig, GraphConfigError
 from migrations_engine.graph.config import unusable
 
@@ -174,7 +174,7 @@ def sweep_runs_job(stale_minutes: float = 5.0) -> str:
     """RQ job (repeated by rq-scheduler, see `sweeper.ensure_scheduled`): reconcile items with Redis."""
     from datetime import timedelta
 
-    from migrations_engine.sweeper import sweep
+    from migrations_engine.runs.sweeper import sweep
 
     return sweep(stale_after=timedelta(minutes=stale_minutes), actor="sweeper").summary()
 
@@ -182,7 +182,7 @@ def sweep_runs_job(stale_minutes: float = 5.0) -> str:
 def wave_fire_job(wave_pk: int) -> str:
     """RQ job (scheduled by rq-scheduler at the wave's next fire time, see `waves.schedule_fire`): fire the
     open window's slot if nobody has (the slot row decides) and release waiting tenants."""
-    from migrations_engine.waves import tick
+    from migrations_engine.waves.services import tick
 
     return str(tick(wave_pk))
 
@@ -190,7 +190,7 @@ def wave_fire_job(wave_pk: int) -> str:
 def wave_tick_job() -> str:
     """RQ job (repeated by rq-scheduler, see `waves.ensure_tick_scheduled`): tick every live wave, which
     catches a wave whose own scheduled job Redis lost."""
-    from migrations_engine.waves import tick_all
+    from migrations_engine.waves.services import tick_all
 
     return "; ".join(str(r) for r in tick_all()) or "no live wave"
 
@@ -205,8 +205,8 @@ def drift_check_job_id(tenant_pk: int) -> str:
 def drift_watch_job() -> str:
     """RQ job (repeated by rq-scheduler, see `drift.ensure_drift_scheduled`): queue a drift check of
     every migrated tenant, one job per tenant under a deterministic id."""
-    from migrations_engine.drift import WATCH_ACTOR
-    from migrations_engine.migrated import migrated_tenants
+    from migrations_engine.drift.services import WATCH_ACTOR
+    from migrations_engine.runs.migrated import migrated_tenants
 
     tenant_pks = list(migrated_tenants().order_by("pk").values_list("pk", flat=True))
     queued = sum(enqueue_drift_check(pk, actor=WATCH_ACTOR)[1] for pk in tenant_pks)
@@ -228,7 +228,7 @@ def enqueue_drift_check(tenant_pk: int, *, actor: str) -> tuple[Job | None, bool
 
 def drift_check_job(tenant_pk: int, actor: str = "scheduler:drift-watch") -> str:
     """RQ job: check one migrated tenant for drift (a recorded DriftCheck). Returns a one-line outcome."""
-    from migrations_engine.drift import NotCheckable, check_tenant
+    from migrations_engine.drift.services import NotCheckable, check_tenant
     from tenants.models import CustomerTenant
 
     tenant = CustomerTenant.objects.filter(pk=tenant_pk).first()
@@ -245,6 +245,6 @@ def drift_check_job(tenant_pk: int, actor: str = "scheduler:drift-watch") -> str
 
 def run_item_job(item_pk: int, job_id: str) -> str:
     """RQ job: take one tenant through its run's pipeline, from its checkpoint."""
-    from migrations_engine.runner import run_item
+    from migrations_engine.runs.runner import run_item
 
     return run_item(item_pk, job_id)

@@ -47,11 +47,11 @@ def repeat(job_id: str, func, *, interval: int, timeout: int, result_ttl: int = 
 
 def ensure_all() -> list[str]:
     """Register every repeating job and every live wave's next slot; returns what was registered."""
-    from migrations_engine.drift import DRIFT_SCHEDULE_ID, ensure_drift_scheduled
+    from migrations_engine.drift.services import DRIFT_SCHEDULE_ID, ensure_drift_scheduled
+    from migrations_engine.exports.services import EXPORT_SCHEDULE_ID, ensure_exports_scheduled
     from migrations_engine.models import Wave
-    from migrations_engine.scheduled_exports import EXPORT_SCHEDULE_ID, ensure_exports_scheduled
-    from migrations_engine.sweeper import SCHEDULE_ID, ensure_scheduled
-    from migrations_engine.waves import (
+    from migrations_engine.runs.sweeper import SCHEDULE_ID, ensure_scheduled
+    from migrations_engine.waves.services import (
         SCHEDULE_PREFIX,
         TICK_SCHEDULE_ID,
         ensure_tick_scheduled,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def extra_urls(site) -> list:
     """Each app contributes its custom views (wrapped in `site.admin_view`: login, staff, no cache)."""
-    from migrations_engine import console as engine_console
+    from migrations_engine.runs import views as engine_console
     from staff import urls as staff_urls
     from tenants import console as tenants_console
 

@@ -166,7 +166,7 @@ GRAPH_REPORT_REQUESTS_PER_SECOND = env_float("GRAPH_REPORT_REQUESTS_PER_SECOND",
 GRAPH_PACING_TIME_SCALE = env_float("GRAPH_PACING_TIME_SCALE", 1.0)
 # How often a throttled or failed read is tried before the step gives up (retryable failure).
 GRAPH_MAX_ATTEMPTS = env_int("GRAPH_MAX_ATTEMPTS", 6)
-# Pre-flight (migrations_engine/preflight.py): a tenant whose census is older than this many hours is left
+# Pre-flight (migrations_engine/runs/preflight.py): a census older than this many hours leaves a tenant
 # out of a new run until a census reads it again.
 PREFLIGHT_CENSUS_MAX_AGE_HOURS = env_int("PREFLIGHT_CENSUS_MAX_AGE_HOURS", 72)
 # Second-staff approval: a full run waits (status "awaiting_approval", nothing enqueued) until a staff

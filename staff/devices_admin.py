@@ -9,7 +9,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from migrations_engine.audit import record_staff_action
+from migrations_engine.audit.writer import record_staff_action
 from msp_console.admin_site import site
 
 # django-otp registers these on Django's default site, which this console does not serve.

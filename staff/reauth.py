@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django_otp import user_has_device
 
-from migrations_engine.audit import record_staff_action
+from migrations_engine.audit.writer import record_staff_action
 from staff.models import EntraIdentity
 from staff.second_factor_views import verify_code
 from staff.sessions import is_fresh, mark_authenticated

@@ -16,7 +16,7 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from migrations_engine.audit import record_staff_action
+from migrations_engine.audit.writer import record_staff_action
 from staff.second_factor import confirmed_devices, is_satisfied
 from staff.sessions import mark_authenticated
 

@@ -8,7 +8,7 @@ import time
 
 from django_otp import user_has_device
 
-from migrations_engine.audit import record_staff_action
+from migrations_engine.audit.writer import record_staff_action
 from staff.lockout import client_ip
 from staff.second_factor import ENTRA_MFA
 from staff.sessions import mark_signed_in

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from migrations_engine.audit import record_staff_action
+from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.graph import auth as graph_auth
 from migrations_engine.graph.auth import AppToken, acquire_app_token, resolve_tenant_id
 from migrations_engine.graph.config import GraphConfig, unusable

@@ -14,9 +14,9 @@ from django.urls import reverse
 
 from migrations_engine.jobs import enqueue_census
 from migrations_engine.models import MigrationRun, RunItem
-from migrations_engine.options_form import RunOptionsForm
-from migrations_engine.preflight import check_tenants
-from migrations_engine.services import RunConflict, start_rollback, start_run
+from migrations_engine.runs.options_form import RunOptionsForm
+from migrations_engine.runs.preflight import check_tenants
+from migrations_engine.runs.services import RunConflict, start_rollback, start_run
 from staff import roles
 from staff.reauth import require_fresh
 
@@ -265,8 +265,8 @@ def export_audit(modeladmin, request, queryset):
     """The selected tenants' audit rows as one CSV, streamed (the export is itself recorded)."""
     from django.http import StreamingHttpResponse
 
-    from migrations_engine.audit import record_staff_action
-    from migrations_engine.audit_export import COLUMNS, CONTENT_TYPES, iter_lines
+    from migrations_engine.audit.export import COLUMNS, CONTENT_TYPES, iter_lines
+    from migrations_engine.audit.writer import record_staff_action
     from migrations_engine.models import AuditEvent
 
     tenants = list(queryset)

@@ -307,7 +307,7 @@ def import_tenants(plan: ImportPlan, *, actor: Actor, grant_to=None) -> list[Cus
             TenantGrant.objects.bulk_create(
                 [TenantGrant(tenant=t, user=grant_to) for t in tenants], batch_size=1000
             )
-    from migrations_engine.audit import record_staff_action
+    from migrations_engine.audit.writer import record_staff_action
 
     # One row for the import (its own durable transaction, once the tenants are committed).
     record_staff_action(

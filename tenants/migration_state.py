@@ -2,7 +2,7 @@
 started, oldest first; whether drift is open; and, while no run has touched it, whether it is ready.
 
 A pure function, so the data migration that fills the field for existing tenants decides exactly as
-the running console does (`migrations_engine/tenant_state.py` gathers the facts and stores the answer).
+the running console does (`migrations_engine/runs/tenant_state.py` gathers the facts and stores the answer).
 Plans are not facts here: a dry run never changes what a tenant is.
 """
 

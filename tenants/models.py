@@ -67,7 +67,7 @@ class CustomerTenant(models.Model):
     tags = models.ManyToManyField(Tag, blank=True, related_name="tenants")
 
     # What the tenant is, migration-wise: the one field every list, chart, filter and export reads. Set
-    # only by `refresh_migration_state` (migrations_engine/tenant_state.py) after an event that changes
+    # only by `refresh_migration_state` (migrations_engine/runs/tenant_state.py) after an event that changes
     # what the tenant is (a real run's item starting or ending, drift found or resolved, a census, a
     # consent or break-glass change); a plan never changes it.
     migration_state = models.CharField(

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from migrations_engine.census import CensusResult
+from migrations_engine.census.read import CensusResult
 from tenants.choices import CensusStatus, ConsentStatus
 from tenants.models import BreakGlassConfig, CensusUser, CustomerTenant, TenantConsent
 from tenants.validators import parse_tenant_id, validate_domain

@@ -54,7 +54,7 @@ def test_every_response_carries_its_request_id(client):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_workers_lines_carry_the_run_and_item_ids(fast_graph, tmp_path, queue):
-    from migrations_engine.services import start_run
+    from migrations_engine.runs.services import start_run
 
     seed(fast_graph, tmp_path)
     handler, log = Lines(), logging.getLogger("migrations_engine")

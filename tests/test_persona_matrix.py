@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem
-from migrations_engine.services import start_run
+from migrations_engine.runs.services import start_run
 from tenants.models import ConsentRequest, CustomerTenant
 from tests.migrations_engine.console_helpers import client_for, staff_user
 from tests.migrations_engine.pipeline_helpers import FAST, seed, tenant_named, work

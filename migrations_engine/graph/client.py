@@ -30,7 +30,13 @@ from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph_core import GraphClientFactory
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from migrations_engine.audit import AuditContext, WriteIntent, WriteOutcome, record_intents, record_outcomes
+from migrations_engine.audit.writer import (
+    AuditContext,
+    WriteIntent,
+    WriteOutcome,
+    record_intents,
+    record_outcomes,
+)
 from migrations_engine.faults import crash_point
 from migrations_engine.graph.auth import AppToken, TenantTokenProvider, acquire_app_token
 from migrations_engine.graph.config import GraphConfig

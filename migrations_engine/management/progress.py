@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from migrations_engine.choices import ACTIVE_ITEM_STATUSES
 from migrations_engine.models import MigrationRun
-from migrations_engine.pipeline import steps_for
+from migrations_engine.runs.pipeline import steps_for
 
 
 def run_table(run: MigrationRun) -> str:

@@ -26,7 +26,7 @@ from urllib.parse import quote
 from django.core.exceptions import ValidationError
 
 from migrations_engine.graph import GraphClient
-from migrations_engine.run_options import NAMED_LOCATION_NAME, parse_cidr
+from migrations_engine.runs.options import NAMED_LOCATION_NAME, parse_cidr
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps.base import Step, StepContext, StepFailed
 from migrations_engine.steps.policy_kinds import asks_mfa

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from migrations_engine.census import PER_USER_STATES, USER_SELECT, licence_from_skus
+from migrations_engine.census.read import PER_USER_STATES, USER_SELECT, licence_from_skus
 from migrations_engine.graph import ConsentMissing, GraphError, GraphUnavailable, TokenError, missing_roles
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps import locations, per_user, session
@@ -230,7 +230,7 @@ class EnsurePolicy(Step):
     title = "Policy in report-only"
 
     def run(self, ctx: StepContext) -> str:
-        from migrations_engine.migrated import baseline_policy
+        from migrations_engine.runs.migrated import baseline_policy
 
         wait = float(ctx.settings.get("replication_wait_seconds", 60))
         policy = previous = None
@@ -279,7 +279,7 @@ class EnsurePolicy(Step):
     def _verified_before(self, ctx: StepContext) -> tuple[dict[str, Any] | None, Any]:
         """(the policy, the run item) of this tenant's last verified run in the same scope, when that
         policy still exists; (None, None) otherwise."""
-        from migrations_engine.migrated import migrated_item
+        from migrations_engine.runs.migrated import migrated_item
 
         previous = migrated_item(ctx.tenant)
         if previous is None or previous.pk == ctx.item.pk or previous.run.mode != ctx.mode:

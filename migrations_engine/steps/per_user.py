@@ -19,7 +19,7 @@ from itertools import islice
 
 from asgiref.sync import sync_to_async
 
-from migrations_engine.audit import record_reconciliation
+from migrations_engine.audit.writer import record_reconciliation
 from migrations_engine.choices import UserOutcomeStatus
 from migrations_engine.graph import BatchItem, BatchResult, GraphClient, GraphUnavailable
 

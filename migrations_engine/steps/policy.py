@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from migrations_engine.census import requires_mfa_for_all
-from migrations_engine.run_options import GRANTS, STRENGTH_MFA, STRENGTH_PHISHING_RESISTANT, grant_controls
+from migrations_engine.census.read import requires_mfa_for_all
+from migrations_engine.runs.options import GRANTS, STRENGTH_MFA, STRENGTH_PHISHING_RESISTANT, grant_controls
 from migrations_engine.steps.base import POLICY_NAME, StepContext
 
 REPORT_ONLY = "enabledForReportingButNotEnforced"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrations_engine.census import microsoft_managed, requires_mfa_for_all
+from migrations_engine.census.read import microsoft_managed, requires_mfa_for_all
 
 
 def asks_mfa(policy: dict[str, Any]) -> bool:

@@ -22,10 +22,10 @@ from typing import Any
 
 from django.conf import settings
 
-from migrations_engine.audit import record_staff_action
-from migrations_engine.census import microsoft_managed_ids
+from migrations_engine.audit.writer import record_staff_action
+from migrations_engine.census.read import microsoft_managed_ids
+from migrations_engine.census.registration_report import NOT_REGISTERED, RegistrationRead
 from migrations_engine.graph import GraphError
-from migrations_engine.registration_report import NOT_REGISTERED, RegistrationRead
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps.base import Step, StepContext, StepFailed
 from migrations_engine.steps.policy_kinds import describe_policies

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from migrations_engine.audit import record_reconciliation
+from migrations_engine.audit.writer import record_reconciliation
 from migrations_engine.choices import AuditKind, AuditOutcome
 from migrations_engine.graph import GraphError, GraphUnavailable
 from migrations_engine.steps.base import StepContext, StepFailed

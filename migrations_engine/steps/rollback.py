@@ -6,7 +6,7 @@ were on, bridge SD-only users with per-user MFA, turn the policy back, turn SD o
 
 from __future__ import annotations
 
-from migrations_engine.census import best_policy_state
+from migrations_engine.census.read import best_policy_state
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps import per_user
 from migrations_engine.steps.base import Step, StepContext, StepFailed

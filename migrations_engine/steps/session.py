@@ -22,7 +22,7 @@ from typing import Any
 from django.utils import timezone
 
 from migrations_engine.graph import GraphError, GraphUnavailable
-from migrations_engine.run_options import SIGN_IN_FREQUENCY_LIMITS
+from migrations_engine.runs.options import SIGN_IN_FREQUENCY_LIMITS
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps.base import Step, StepContext, StepFailed
 from migrations_engine.steps.locations import read_legacy

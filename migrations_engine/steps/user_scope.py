@@ -103,7 +103,7 @@ def record_outcomes(ctx: StepContext, settled: list[Settled], *, purpose: str) -
 def reconcile_unknown_writes(ctx: StepContext, *, purpose: str) -> int:
     """Per-user writes of this step whose outcome is unknown (a lost answer, or a worker that died
     before recording it): read the users' states and settle them, so nothing is sent twice."""
-    from migrations_engine.audit import record_reconciliation
+    from migrations_engine.audit.writer import record_reconciliation
     from migrations_engine.choices import AuditKind, AuditOutcome
     from migrations_engine.models import AuditEvent
     from migrations_engine.steps.per_user import Change, Settled, meets, read_states

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from migrations_engine.audit import record_staff_action
+from migrations_engine.audit.writer import record_staff_action
 from msp_console.admin_site import site
 from staff.models import EntraIdentity, EntraRoleMapping
 

@@ -13,7 +13,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from migrations_engine.audit import record_staff_action
+from migrations_engine.audit.writer import record_staff_action
 from staff.entra.config import entra_sign_in
 from staff.entra.flow import SignInRefused, finish, start
 from staff.entra.mapping import sign_in_user

@@ -15,11 +15,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from migrations_engine import run_options, waves
 from migrations_engine.choices import DriftCheckStatus, WaveStatus
-from migrations_engine.drift import check_tenant
+from migrations_engine.drift.services import check_tenant
 from migrations_engine.models import MigrationRun, Wave, WaveSlot
-from migrations_engine.services import start_run
+from migrations_engine.runs import options as run_options
+from migrations_engine.runs.services import start_run
+from migrations_engine.waves import services as waves
 from tenants.models import BreakGlassConfig
 from tenants.services import add_tenant, set_break_glass
 from tests.migrations_engine.console_helpers import client_for, staff_user

@@ -6,7 +6,7 @@ import pytest
 
 from migrations_engine.graph import GraphConfig
 from migrations_engine.graph import auth as graph_auth
-from migrations_engine.services import resume_stalled, start_run
+from migrations_engine.runs.services import resume_stalled, start_run
 from tests.migrations_engine.pipeline_helpers import (
     FAST,
     item_of,

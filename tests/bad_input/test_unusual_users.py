@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from migrations_engine.models import AuditEvent, UserOutcome
-from migrations_engine.services import start_run
+from migrations_engine.runs.services import start_run
 from tenants.census_report import census_csv_rows
 from tenants.services import set_break_glass
 from tests.migrations_engine.pipeline_helpers import (

@@ -22,9 +22,9 @@ from django.db import connections
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from migrations_engine.drift import check_tenant
+from migrations_engine.drift.services import check_tenant
 from migrations_engine.models import MigrationRun
-from migrations_engine.services import start_run
+from migrations_engine.runs.services import start_run
 from tenants.models import BreakGlassConfig
 from tests.browser.test_console_journey import select_and_act, snap
 from tests.migrations_engine.pipeline_helpers import FAST, seed, tenant_named

@@ -62,7 +62,7 @@ from msgraph_beta.generated.models.what_if_analysis_result import WhatIfAnalysis
 from msgraph_core import APIVersion, GraphClientFactory
 
 from graph_sim.auth_strengths import BUILT_IN_STRENGTHS
-from migrations_engine.run_options import STRENGTH_MFA
+from migrations_engine.runs.options import STRENGTH_MFA
 from migrations_engine.steps.locations import IP_LOCATION, range_item
 from migrations_engine.steps.policy import desired_policy
 from migrations_engine.steps.session import desired_session_policy

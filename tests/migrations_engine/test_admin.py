@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from migrations_engine.models import AuditEvent
-from migrations_engine.services import start_run
+from migrations_engine.runs.services import start_run
 from tests.migrations_engine.pipeline_helpers import FAST, seed, tenant_named, work
 
 pytestmark = pytest.mark.django_db(transaction=True)

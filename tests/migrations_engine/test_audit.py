@@ -15,10 +15,10 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
-from migrations_engine import audit
-from migrations_engine.audit import AuditContext, WriteIntent, WriteOutcome
+from migrations_engine.audit import writer as audit
+from migrations_engine.audit.models import GENESIS_HASH, AuditImmutable
+from migrations_engine.audit.writer import AuditContext, WriteIntent, WriteOutcome
 from migrations_engine.models import AuditChainHead, AuditEvent
-from migrations_engine.models.audit import GENESIS_HASH, AuditImmutable
 from tenants.services import add_tenant
 
 needs_postgresql = pytest.mark.skipif(

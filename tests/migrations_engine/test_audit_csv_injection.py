@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from migrations_engine import audit
-from migrations_engine.export_verify import verify_export
+from migrations_engine.audit import writer as audit
+from migrations_engine.exports.verify import verify_export
 from migrations_engine.models import ExportFile
 from msp_console.csv_safe import unescape_cell
 from tests.migrations_engine.console_helpers import client_for, staff_user

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from migrations_engine.census import AAD_PREMIUM_P1, AAD_PREMIUM_P2, best_policy_state, licence_from_skus
+from migrations_engine.census.read import AAD_PREMIUM_P1, AAD_PREMIUM_P2, best_policy_state, licence_from_skus
 
 
 def sku(plans, status="Enabled", enabled=10):

@@ -10,7 +10,7 @@ import json
 import pytest
 from django.http import StreamingHttpResponse
 
-from migrations_engine import audit
+from migrations_engine.audit import writer as audit
 from migrations_engine.models import AuditEvent
 from tests.migrations_engine.console_helpers import client_for, staff_user
 from tests.migrations_engine.test_audit import TABLE, ctx_for, make_tenant, tamper, write

@@ -9,9 +9,9 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem
-from migrations_engine.pipeline import FORWARD
-from migrations_engine.runner import finalize_run, run_item
-from migrations_engine.services import approve_run, cancel_run, start_run
+from migrations_engine.runs.pipeline import FORWARD
+from migrations_engine.runs.runner import finalize_run, run_item
+from migrations_engine.runs.services import approve_run, cancel_run, start_run
 from tests.migrations_engine.console_helpers import client_for, csrf_post, staff_user
 from tests.migrations_engine.pipeline_helpers import FAST, item_of, seed, sim_state, tenant_named, work
 

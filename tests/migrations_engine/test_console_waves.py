@@ -7,9 +7,9 @@ import datetime
 import pytest
 from django.contrib.auth.models import Group, Permission
 
-from migrations_engine import waves
 from migrations_engine.choices import WaveStatus
 from migrations_engine.models import AuditEvent, Wave
+from migrations_engine.waves import services as waves
 from tenants.models import Tag
 from tests.migrations_engine.console_helpers import client_for, csrf_post, staff_user
 from tests.migrations_engine.pipeline_helpers import seed, tenant_named

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from migrations_engine.services import start_run
+from migrations_engine.runs.services import start_run
 from tenants.models import CustomerTenant
 from tests.migrations_engine.console_helpers import client_for, staff_user
 from tests.migrations_engine.pipeline_helpers import FAST, seed, tenant_named, work

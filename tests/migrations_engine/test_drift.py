@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from migrations_engine.choices import AuditKind, DriftCheckStatus, DriftKind
-from migrations_engine.drift import (
+from migrations_engine.drift.services import (
     DRIFT_SCHEDULE_ID,
     WATCH_ACTOR,
     NotCheckable,
@@ -25,9 +25,9 @@ from migrations_engine.drift import (
     start_remediation,
 )
 from migrations_engine.jobs import drift_watch_job
-from migrations_engine.migrated import migrated_item, migrated_tenants
 from migrations_engine.models import AuditEvent, DriftCheck, DriftFinding, MigrationRun
-from migrations_engine.services import start_rollback, start_run
+from migrations_engine.runs.migrated import migrated_item, migrated_tenants
+from migrations_engine.runs.services import start_rollback, start_run
 from scripts.processes import free_port
 from tests.migrations_engine.console_helpers import client_for, csrf_post, staff_user
 from tests.migrations_engine.pipeline_helpers import (

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from migrations_engine.models import UserOutcome
-from migrations_engine.services import start_rollback, start_run
+from migrations_engine.runs.services import start_rollback, start_run
 from tests.migrations_engine.pipeline_helpers import (
     FAST,
     audit_matches_simulator,

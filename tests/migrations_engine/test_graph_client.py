@@ -152,7 +152,7 @@ def test_it_waits_out_throttling_and_then_succeeds(fresh_graph):
 
 @pytest.mark.django_db(transaction=True)
 def test_it_never_resends_a_write_that_failed_with_5xx_and_audits_it_as_unknown(fresh_graph):
-    from migrations_engine.audit import AuditContext
+    from migrations_engine.audit.writer import AuditContext
     from migrations_engine.models import AuditEvent
     from tenants.services import add_tenant
 

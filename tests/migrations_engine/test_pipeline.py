@@ -6,7 +6,7 @@ import pytest
 
 from migrations_engine.choices import AuditOutcome
 from migrations_engine.models import AuditEvent, UserOutcome
-from migrations_engine.services import RunConflict, start_rollback, start_run
+from migrations_engine.runs.services import RunConflict, start_rollback, start_run
 from tenants.models import BreakGlassConfig
 from tests.migrations_engine.pipeline_helpers import (
     FAST,

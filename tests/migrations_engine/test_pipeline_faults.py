@@ -10,8 +10,8 @@ import pytest
 from django.db import connection
 
 from migrations_engine.models import AuditEvent, RunItem, UserOutcome
-from migrations_engine.pipeline import step_keys
-from migrations_engine.services import RunConflict, resume_stalled, retry_failed, start_run
+from migrations_engine.runs.pipeline import step_keys
+from migrations_engine.runs.services import RunConflict, resume_stalled, retry_failed, start_run
 from migrations_engine.steps.base import POLICY_NAME
 from tests.migrations_engine.pipeline_helpers import (
     FAST,

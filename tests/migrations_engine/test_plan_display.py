@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from migrations_engine.services import start_run
+from migrations_engine.runs.services import start_run
 from tests.migrations_engine.console_helpers import client_for, staff_user
 from tests.migrations_engine.pipeline_helpers import FAST, seed, tenant_named, work
 

@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from migrations_engine.models import AuditEvent, MigrationRun
-from migrations_engine.options_form import cli_options
-from migrations_engine.run_options import parse_cidrs, validate
-from migrations_engine.services import start_run
+from migrations_engine.runs.options import parse_cidrs, validate
+from migrations_engine.runs.options_form import cli_options
+from migrations_engine.runs.services import start_run
 from migrations_engine.steps.readiness import LEGACY_CLIENTS
 from tests.migrations_engine.console_helpers import client_for, csrf_post, staff_user
 from tests.migrations_engine.pipeline_helpers import FAST, effective_writes, item_of, seed, tenant_named, work

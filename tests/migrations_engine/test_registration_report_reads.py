@@ -13,10 +13,10 @@ import logging
 
 import pytest
 
-from migrations_engine.census import take_census
+from migrations_engine.census.read import take_census
+from migrations_engine.census.registration_report import NOT_REGISTERED, RegistrationRead
 from migrations_engine.graph import GraphClient, GraphConfig, GraphError
-from migrations_engine.registration_report import NOT_REGISTERED, RegistrationRead
-from migrations_engine.services import start_run
+from migrations_engine.runs.services import start_run
 from tests.migrations_engine.pipeline_helpers import (
     FAST,
     item_of,
@@ -63,7 +63,7 @@ def test_the_gate_asks_graph_for_the_unregistered_users_only(fast_graph, tmp_pat
 
 @pytest.mark.django_db(transaction=True)
 def test_a_refused_filter_reads_the_whole_report_and_says_so(fast_graph, tmp_path, queue, caplog):
-    caplog.set_level(logging.WARNING, logger="migrations_engine.registration_report")
+    caplog.set_level(logging.WARNING, logger="migrations_engine.census.registration_report")
     contoso = "11111111-1111-4111-8111-111111111111"
     fast_graph.add_fault_rules(contoso, {"method": "GET", "path_contains": REPORT, "status": 400, "times": 1})
     tenant, report = _plan_readiness(fast_graph, tmp_path, queue, "contoso")

@@ -8,7 +8,7 @@ import pytest
 
 from migrations_engine.choices import RunStatus
 from migrations_engine.models import AuditEvent, MigrationRun
-from migrations_engine.services import cancel_run, start_rollback, start_run
+from migrations_engine.runs.services import cancel_run, start_rollback, start_run
 from tenants.choices import MigrationState
 from tests.migrations_engine.console_helpers import client_for, csrf_post, staff_user
 from tests.migrations_engine.pipeline_helpers import FAST, seed, tenant_named, work

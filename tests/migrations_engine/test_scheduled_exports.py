@@ -22,13 +22,12 @@ from django.db import connection, connections
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from migrations_engine import audit, scheduled_exports
-from migrations_engine.audit import WriteOutcome
-from migrations_engine.audit_export import COLUMNS, iter_lines, read_rows
-from migrations_engine.export_verify import verify_export
-from migrations_engine.models import AuditEvent, ExportFile, ExportSchedule
-from migrations_engine.models.audit import EVIDENCE_FIELDS, GENESIS_HASH, compute_row_hash
-from migrations_engine.scheduled_exports import (
+from migrations_engine.audit import writer as audit
+from migrations_engine.audit.export import COLUMNS, iter_lines, read_rows
+from migrations_engine.audit.models import EVIDENCE_FIELDS, GENESIS_HASH, compute_row_hash
+from migrations_engine.audit.writer import WriteOutcome
+from migrations_engine.exports import services as scheduled_exports
+from migrations_engine.exports.services import (
     EXPORT_SCHEDULE_ID,
     create_schedule,
     due_periods,
@@ -36,6 +35,8 @@ from migrations_engine.scheduled_exports import (
     period_containing,
     period_from,
 )
+from migrations_engine.exports.verify import verify_export
+from migrations_engine.models import AuditEvent, ExportFile, ExportSchedule
 from tests.migrations_engine.console_helpers import client_for, staff_user
 from tests.migrations_engine.pipeline_helpers import ROOT, _database_url
 from tests.migrations_engine.test_audit import TABLE, ctx_for, make_tenant, tamper, write
@@ -862,7 +863,7 @@ def test_the_export_job_is_registered_once_hourly_and_runs(queue, contoso):
 
     jobs = [job for job in django_rq.get_scheduler("default").get_jobs() if job.id == EXPORT_SCHEDULE_ID]
     assert len(jobs) == 1 and jobs[0].meta["interval"] == 3600
-    assert jobs[0].func_name == "migrations_engine.scheduled_exports.export_due_job"
+    assert jobs[0].func_name == "migrations_engine.exports.services.export_due_job"
     new_schedule("Job", contoso, at="2025-01-01T08:00Z")
     with travel("2025-01-02T00:00Z"):
         assert scheduled_exports.export_due_job() == "1 export(s) written"

@@ -14,10 +14,10 @@ from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
-from migrations_engine.census import CensusResult
-from migrations_engine.drift import check_tenant
+from migrations_engine.census.read import CensusResult
+from migrations_engine.drift.services import check_tenant
 from migrations_engine.models import AuditEvent
-from migrations_engine.services import start_rollback, start_run
+from migrations_engine.runs.services import start_rollback, start_run
 from tenants.census_report import census_csv_rows
 from tenants.choices import MigrationState
 from tenants.migration_state import Readiness, RealRun, decide

@@ -12,7 +12,7 @@ import pytest
 from graph_sim.testing import running_simulator
 from graph_sim.throttle import ThrottleLimits
 from migrations_engine.models import RunItem
-from migrations_engine.services import start_run
+from migrations_engine.runs.services import start_run
 from tenants.models import CustomerTenant
 from tests.conftest import point_settings_at
 from tests.migrations_engine.pipeline_helpers import FAST, seed, worker_processes

@@ -18,10 +18,10 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from migrations_engine import waves
 from migrations_engine.choices import ItemStatus, RunStatus, WaveStatus
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem, Wave, WaveSlot
-from migrations_engine.services import start_run
+from migrations_engine.runs.services import start_run
+from migrations_engine.waves import services as waves
 from tenants.models import BreakGlassConfig, CustomerTenant
 from tests.migrations_engine.pipeline_helpers import ROOT, seed, tenant_named, work, worker_env
 

@@ -28,7 +28,7 @@ def main(role: str, name: str) -> int:
     from rq import SimpleWorker
     from rq_scheduler import Scheduler
 
-    from migrations_engine import waves
+    from migrations_engine.waves import services as waves
 
     queue = django_rq.get_queue("default")
     conn = queue.connection

@@ -14,8 +14,8 @@ import random
 
 import pytest
 
-from migrations_engine.pipeline import step_keys
-from migrations_engine.services import start_run
+from migrations_engine.runs.pipeline import step_keys
+from migrations_engine.runs.services import start_run
 from tests.migrations_engine.pipeline_helpers import FAST, item_of, seed, sim_clock, sim_state, tenant_named
 from tests.reliability.conftest import SHAPES, Trial, TrialFigures, measure, resume_until_done
 

@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-from migrations_engine.services import start_run
-from migrations_engine.sweeper import sweep
+from migrations_engine.runs.services import start_run
+from migrations_engine.runs.sweeper import sweep
 from tests.migrations_engine.pipeline_helpers import (
     FAST,
     seed,

@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 
 from graph_sim.conditional_access import mfa_all_users_policy
 from migrations_engine.models import RunItem
-from migrations_engine.pipeline import step_keys
-from migrations_engine.services import start_rollback, start_run
+from migrations_engine.runs.pipeline import step_keys
+from migrations_engine.runs.services import start_rollback, start_run
 from tenants.models import CustomerTenant
 from tenants.services import add_tenant, set_break_glass
 from tests.migrations_engine.pipeline_helpers import (

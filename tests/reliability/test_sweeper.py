@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from migrations_engine.jobs import ping, sweep_runs_job
 from migrations_engine.models import AuditEvent, RunItem
-from migrations_engine.services import start_run
-from migrations_engine.sweeper import SCHEDULE_ID, ensure_scheduled, job_state, sweep, worker_alive
+from migrations_engine.runs.services import start_run
+from migrations_engine.runs.sweeper import SCHEDULE_ID, ensure_scheduled, job_state, sweep, worker_alive
 from tests.migrations_engine.pipeline_helpers import (
     FAST,
     ROOT,

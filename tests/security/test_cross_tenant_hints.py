@@ -16,8 +16,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from migrations_engine.choices import ItemStatus, RunStatus
+from migrations_engine.exports.services import create_schedule
 from migrations_engine.models import DriftCheck, DriftFinding, MigrationRun, RunItem, Wave, WaveTenant
-from migrations_engine.scheduled_exports import create_schedule
 from tenants.access import NOT_YOURS
 from tenants.models import CustomerTenant
 from tenants.services import add_tenant

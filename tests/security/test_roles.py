@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from django.db.models import Max
 from django.utils import timezone
 
-from migrations_engine.audit import record_staff_action
+from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.choices import ItemStatus, RunStatus
 from migrations_engine.models import (
     AuditEvent,
@@ -28,7 +28,7 @@ from migrations_engine.models import (
     TenantSnapshot,
     Wave,
 )
-from migrations_engine.runner import run_item
+from migrations_engine.runs.runner import run_item
 from staff import roles
 from tenants.models import ConsentRequest, CustomerTenant, TenantConsent, TenantGrant
 from tests.migrations_engine.console_helpers import client_for, staff_user
@@ -131,7 +131,7 @@ def _button(name: str):
 
 
 def _wave(world) -> Wave:
-    from migrations_engine import waves
+    from migrations_engine.waves import services as waves
 
     return waves.create_wave(
         name="Friday night",
@@ -147,7 +147,7 @@ def _wave_button(name: str):
     def act(client, world):
         wave = _wave(world)
         if name == "resume":
-            from migrations_engine import waves
+            from migrations_engine.waves import services as waves
 
             waves.pause_wave(wave, actor="cli")
         world["before"] = fingerprint(world)

@@ -20,7 +20,7 @@ from django.core.management import call_command
 
 from migrations_engine.graph import GraphConfig
 from migrations_engine.graph import auth as graph_auth
-from migrations_engine.services import start_run
+from migrations_engine.runs.services import start_run
 from tests.conftest import point_settings_at
 from tests.migrations_engine.pipeline_helpers import FAST, item_of, seed, tenant_named, work
 

@@ -20,8 +20,8 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
+from migrations_engine.audit.models import AuditEvent
 from migrations_engine.graph.permissions import REQUIRED_ROLES
-from migrations_engine.models.audit import AuditEvent
 from msp_console.admin_site import site
 from tenants.admin import CustomerTenantAdmin
 from tenants.consent import recheck_consent

@@ -14,18 +14,18 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from migrations_engine.audit_export import FORMATS
+from migrations_engine.audit.export import FORMATS
+from migrations_engine.audit.models import FLEET_CHAIN
 from migrations_engine.choices import ExportFrequency
-from migrations_engine.management.commands.verify_audit import chain_for_option
-from migrations_engine.models import ExportSchedule
-from migrations_engine.models.audit import FLEET_CHAIN
-from migrations_engine.scheduled_exports import (
+from migrations_engine.exports.services import (
     create_schedule,
     disable_schedule,
     export_due,
     export_folder,
     first_pending_period,
 )
+from migrations_engine.management.commands.verify_audit import chain_for_option
+from migrations_engine.models import ExportSchedule
 from staff.commands import acting
 from tenants.models import CustomerTenant
 

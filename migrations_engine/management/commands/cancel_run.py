@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from migrations_engine.models import MigrationRun
-from migrations_engine.services import cancel_run
+from migrations_engine.runs.services import cancel_run
 from staff.commands import acting
 
 

@@ -14,9 +14,9 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from migrations_engine.choices import DriftCheckStatus
-from migrations_engine.drift import NotCheckable, check_tenant
-from migrations_engine.migrated import migrated_item, migrated_tenants
+from migrations_engine.drift.services import NotCheckable, check_tenant
 from migrations_engine.models import DriftCheck, DriftFinding
+from migrations_engine.runs.migrated import migrated_item, migrated_tenants
 from staff import roles
 from staff.commands import acting, require_for_command
 from tenants.access import can_access

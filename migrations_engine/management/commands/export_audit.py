@@ -14,8 +14,8 @@ import datetime
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import dateparse, timezone
 
-from migrations_engine.audit import record_staff_action
-from migrations_engine.audit_export import COLUMNS, FORMATS, write_rows
+from migrations_engine.audit.export import COLUMNS, FORMATS, write_rows
+from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.management.commands.verify_audit import chain_for_option
 from migrations_engine.models import AuditEvent
 from staff.commands import acting

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from migrations_engine.management.progress import wait_for_run
 from migrations_engine.models import MigrationRun
-from migrations_engine.services import RunConflict, start_rollback
+from migrations_engine.runs.services import RunConflict, start_rollback
 from staff.commands import acting
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from migrations_engine.sweeper import SCHEDULE_ID, SCHEDULE_INTERVAL_SECONDS, ensure_scheduled
+from migrations_engine.runs.sweeper import SCHEDULE_ID, SCHEDULE_INTERVAL_SECONDS, ensure_scheduled
 
 
 class Command(BaseCommand):

@@ -6,8 +6,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from migrations_engine.management.progress import wait_for_run
-from migrations_engine.options_form import add_cli_arguments, cli_options
-from migrations_engine.services import RunConflict, start_run
+from migrations_engine.runs.options_form import add_cli_arguments, cli_options
+from migrations_engine.runs.services import RunConflict, start_run
 from staff.commands import acting
 from tenants.lookup import find_tenant
 from tenants.models import CustomerTenant

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from migrations_engine.sweeper import sweep
+from migrations_engine.runs.sweeper import sweep
 
 
 class Command(BaseCommand):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from migrations_engine.audit import verify_chain
+from migrations_engine.audit.models import FLEET_CHAIN
+from migrations_engine.audit.writer import verify_chain
 from migrations_engine.models import AuditEvent
-from migrations_engine.models.audit import FLEET_CHAIN
 from tenants.lookup import find_tenant
 
 

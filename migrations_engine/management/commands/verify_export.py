@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from migrations_engine.export_verify import verify_export
+from migrations_engine.exports.verify import verify_export
 
 
 class Command(BaseCommand):

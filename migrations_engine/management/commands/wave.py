@@ -14,9 +14,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import dateparse, timezone
 
-from migrations_engine import waves
 from migrations_engine.models import Wave
-from migrations_engine.options_form import add_cli_arguments, cli_options
+from migrations_engine.runs.options_form import add_cli_arguments, cli_options
+from migrations_engine.waves import services as waves
 from staff.commands import acting
 from tenants.choices import LicenceTier
 from tenants.lookup import find_tenant

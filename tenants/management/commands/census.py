@@ -8,7 +8,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from migrations_engine.census import CensusResult, take_census
+from migrations_engine.census.read import CensusResult, take_census
 from migrations_engine.graph import GraphClient, GraphConfig, GraphConfigError
 from staff import roles
 from staff.commands import acting, require_for_command

@@ -19,8 +19,7 @@ from django.db import connections, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from migrations_engine import run_options
-from migrations_engine.audit import AuditContext, WriteOutcome, record_outcomes
+from migrations_engine.audit.writer import AuditContext, WriteOutcome, record_outcomes
 from migrations_engine.choices import (
     ACTIVE_ITEM_STATUSES,
     RUNNABLE_ITEM_STATUSES,
@@ -41,9 +40,10 @@ from migrations_engine.graph import (
 )
 from migrations_engine.graph.config import unusable
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem
-from migrations_engine.pipeline import steps_for
+from migrations_engine.runs import options as run_options
+from migrations_engine.runs.pipeline import steps_for
+from migrations_engine.runs.tenant_state import record_plan, refresh_quietly
 from migrations_engine.steps.base import StepContext, StepFailed, graph_failure
-from migrations_engine.tenant_state import record_plan, refresh_quietly
 from msp_console.log_context import working_on
 from staff import roles
 from tenants.access import can_access
@@ -109,7 +109,7 @@ def _run_claimed(item: RunItem, job_id: str) -> str:
 def _after_wave_item(run_pk: int) -> None:
     """A wave's item finished: let the wave release its next tenant now, not at the next tick. A failure
     here must not fail the item (the tick catches up)."""
-    from migrations_engine.waves import after_item
+    from migrations_engine.waves.services import after_item
 
     try:
         after_item(run_pk)

@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from migrations_engine.models.audit import EVIDENCE_FIELDS, canonical_json
+from migrations_engine.audit.models import EVIDENCE_FIELDS, canonical_json
 from msp_console.csv_safe import ESCAPING, SafeWriter, is_escaped, unescape_cell
 
 FORMATS = ("csv", "jsonl")

@@ -44,12 +44,12 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from migrations_engine.audit import record_staff_action
-from migrations_engine.audit_export import COLUMNS, write_rows
+from migrations_engine.audit.export import COLUMNS, write_rows
+from migrations_engine.audit.models import GENESIS_HASH
+from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.choices import ExportFrequency
 from migrations_engine.faults import crash_point
 from migrations_engine.models import AuditChainHead, AuditEvent, ExportFile, ExportSchedule
-from migrations_engine.models.audit import GENESIS_HASH
 from msp_console.csv_safe import ESCAPING
 from staff import roles
 from tenants.access import can_access
@@ -333,7 +333,7 @@ def _temp_path(final: Path) -> Path:
 
 
 def _remove_dead_temps(folder: Path) -> None:
-    from migrations_engine.sweeper import claimer_alive
+    from migrations_engine.runs.sweeper import claimer_alive
 
     for temp in folder.glob(".*.tmp"):
         parts = temp.name[:-4].split("~")

@@ -16,10 +16,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from migrations_engine import preflight, run_options
-from migrations_engine.audit import record_staff_action
+from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.choices import ACTIVE_ITEM_STATUSES, ItemStatus, RunMode, RunStatus
 from migrations_engine.models import MigrationRun, RunItem
+from migrations_engine.runs import options as run_options
+from migrations_engine.runs import preflight
 from staff import roles
 from tenants.access import can_access
 from tenants.models import CustomerTenant
@@ -65,7 +66,7 @@ def start_run(
 ) -> MigrationRun:
     """Create a run with one item per tenant and enqueue them once committed.
 
-    Pre-flight first (migrations_engine/preflight.py): a tenant that would be blocked (Entra ID Free,
+    Pre-flight first (migrations_engine/runs/preflight.py): a tenant that would be blocked (Entra ID Free,
     consent missing or partial, no break-glass, a stale census, open drift unless `remediation`) is left
     out, its reasons recorded on the run and in the audit log; when none remains, ValidationError names
     each tenant's reasons and nothing starts.
@@ -300,7 +301,7 @@ def cancel_run(run: MigrationRun, *, actor: Any) -> int:
         if RunItem.objects.filter(run_id=run.pk, status=ItemStatus.WAITING).update(
             status=ItemStatus.CANCELLED, failure_reason="Cancelled before its window", finished_at=now
         ):
-            from migrations_engine.runner import finalize_run
+            from migrations_engine.runs.runner import finalize_run
 
             finalize_run(run.pk)
     for tenant_id in run.items.values_list("tenant_id", flat=True):

@@ -44,7 +44,7 @@ class MigrationRun(models.Model):
     approved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # The pre-flight's tenants left out at the start, each with its reasons (migrations_engine/preflight.py).
+    # The pre-flight's tenants left out at the start, each with its reasons (runs/preflight.py).
     preflight = models.JSONField(default=dict, blank=True)
 
     class Meta:

@@ -40,8 +40,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from migrations_engine import preflight, run_options, wave_shapes
-from migrations_engine.audit import record_staff_action
+from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.choices import (
     ACTIVE_ITEM_STATUSES,
     LIVE_WAVE_STATUSES,
@@ -51,6 +50,9 @@ from migrations_engine.choices import (
     WaveStatus,
 )
 from migrations_engine.models import MigrationRun, RunItem, Wave, WaveSlot, WaveTenant
+from migrations_engine.runs import options as run_options
+from migrations_engine.runs import preflight
+from migrations_engine.waves import shapes as wave_shapes
 from staff import roles
 from tenants.access import visible_tenants
 from tenants.models import CustomerTenant
@@ -441,7 +443,7 @@ def cancel_wave(wave: Wave, *, actor: Any) -> Wave:
             failure_reason="The wave was cancelled before its window",
             finished_at=now,
         ):
-            from migrations_engine.runner import finalize_run
+            from migrations_engine.runs.runner import finalize_run
 
             finalize_run(run.pk)
     return wave
@@ -577,7 +579,7 @@ def _fire(wave: Wave, win: Window, key: str, *, now: datetime, fired_by: str) ->
 
 def _ensure_ring_run(wave: Wave, key: str) -> MigrationRun:
     """The current ring's run, created with one waiting item per tenant the first time its slot fires."""
-    from migrations_engine.services import DEFAULT_OPTIONS, job_id_for
+    from migrations_engine.runs.services import DEFAULT_OPTIONS, job_id_for
 
     run = ring_run(wave)
     if run is None:
@@ -652,7 +654,7 @@ def _create_ring_run(wave: Wave, key: str, options: dict, job_id_for, pending: l
 
     transaction.on_commit(after)
     if not started:
-        from migrations_engine.runner import finalize_run
+        from migrations_engine.runs.runner import finalize_run
 
         transaction.on_commit(lambda: finalize_run(run.pk))
     return run
@@ -662,7 +664,7 @@ def release(wave_pk: int, *, now: datetime | None = None) -> int:
     """Queue waiting items of the wave's current ring, largest first, while its window is open, so that at
     most `concurrency` of them are queued or running. Returns how many were released."""
     from migrations_engine.jobs import enqueue_items, largest_first
-    from migrations_engine.services import job_id_for
+    from migrations_engine.runs.services import job_id_for
 
     now = now or timezone.now()
     with transaction.atomic():

@@ -12,7 +12,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from migrations_engine import run_options
+from migrations_engine.runs import options as run_options
 
 SIF_CHOICES = [
     ("", "Off (keep Microsoft's default session lifetime)"),

@@ -33,11 +33,11 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker import Worker
 
-from migrations_engine.audit import record_staff_action
+from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.choices import ItemStatus, RunStatus
 from migrations_engine.jobs import ALIVE_JOB_STATUSES, enqueue_item
 from migrations_engine.models import MigrationRun, RunItem
-from migrations_engine.services import move_to_next_attempt
+from migrations_engine.runs.services import move_to_next_attempt
 
 logger = logging.getLogger(__name__)
 

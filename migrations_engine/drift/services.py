@@ -32,8 +32,8 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from migrations_engine.audit import record_staff_action
-from migrations_engine.census import take_census
+from migrations_engine.audit.writer import record_staff_action
+from migrations_engine.census.read import take_census
 from migrations_engine.choices import ACTIVE_ITEM_STATUSES, DriftCheckStatus, DriftKind, RunMode
 from migrations_engine.graph import (
     ConsentMissing,
@@ -46,14 +46,14 @@ from migrations_engine.graph import (
 )
 from migrations_engine.graph.auth import forget_tokens
 from migrations_engine.graph.config import unusable
-from migrations_engine.migrated import baseline_policy, first_migration_item, migrated_item
 from migrations_engine.models import DriftCheck, DriftFinding, MigrationRun, RunItem, UserSnapshot
+from migrations_engine.runs.migrated import baseline_policy, first_migration_item, migrated_item
+from migrations_engine.runs.tenant_state import refresh_quietly
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps.base import graph_failure
 from migrations_engine.steps.locations import canonical, get_location, ranges_of
 from migrations_engine.steps.policy import normalized, strength_id
 from migrations_engine.steps.session import frequency_of
-from migrations_engine.tenant_state import refresh_quietly
 from tenants.choices import CensusStatus
 from tenants.models import CustomerTenant
 from tenants.validators import break_glass_account_problems, describe_problems
@@ -759,7 +759,7 @@ def start_remediation(plan: Remediation, *, actor: Any) -> MigrationRun:
     """Start the run that repairs `plan.repair`: a normal audited run of the migration's scope (full, or
     pilot with the same group) and options. Raises ValidationError when it is refused, and whatever
     `start_run` raises (RunConflict when the tenant is busy)."""
-    from migrations_engine.services import DEFAULT_OPTIONS, start_run
+    from migrations_engine.runs.services import DEFAULT_OPTIONS, start_run
 
     if plan.refused:
         raise ValidationError(plan.refused)

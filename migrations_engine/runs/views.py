@@ -21,11 +21,12 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from migrations_engine import run_confirm, services
-from migrations_engine.audit import verify_chain
+from migrations_engine.audit.writer import verify_chain
 from migrations_engine.choices import ACTIVE_ITEM_STATUSES, ItemStatus, RunMode, RunStatus, UserOutcomeStatus
 from migrations_engine.models import AuditChainHead, AuditEvent, MigrationRun, RunItem, UserOutcome
-from migrations_engine.pipeline import steps_for
+from migrations_engine.runs import confirm as run_confirm
+from migrations_engine.runs import services
+from migrations_engine.runs.pipeline import steps_for
 from staff import roles
 from staff.reauth import require_fresh
 from tenants.access import visible_tenants

@@ -26,11 +26,11 @@ from typing import Any
 
 from django.db.models import Count, Max, Min
 
-from migrations_engine.audit import verify_chain
-from migrations_engine.audit_export import FORMATS, ExportFormatError, read_rows
+from migrations_engine.audit.export import FORMATS, ExportFormatError, read_rows
+from migrations_engine.audit.models import GENESIS_HASH, compute_row_hash
+from migrations_engine.audit.writer import verify_chain
+from migrations_engine.exports.services import MANIFEST_SCHEMA, MANIFEST_VERSION
 from migrations_engine.models import AuditEvent
-from migrations_engine.models.audit import GENESIS_HASH, compute_row_hash
-from migrations_engine.scheduled_exports import MANIFEST_SCHEMA, MANIFEST_VERSION
 from msp_console.csv_safe import ESCAPING
 
 

@@ -5,7 +5,7 @@ Rows are evidence: the ORM refuses to update or delete them, and on PostgreSQL a
 previous row's hash in the same chain (one chain per tenant, plus "fleet" for rows without a tenant),
 so a changed, removed or reordered row shows up in `verify_chain` / `manage.py verify_audit`.
 
-Write rows only through `migrations_engine.audit`; it takes the chain lock and computes the hashes.
+Write rows only through `migrations_engine.audit.writer`; it takes the chain lock and computes the hashes.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _hash_value(name: str, value: Any) -> Any:
 def compute_row_hash(evidence: dict[str, Any], prev_hash: str) -> str:
     """sha256 over the canonical JSON of a row's evidence fields followed by the previous row's hash.
 
-    The writer (`migrations_engine.audit`) and the verifier both call this, so they cannot disagree.
+    The writer (`migrations_engine.audit.writer`) and the verifier both call this, so they cannot disagree.
     """
     fields = {name: _hash_value(name, evidence.get(name)) for name in EVIDENCE_FIELDS}
     return hashlib.sha256((canonical_json(fields) + prev_hash).encode("utf-8")).hexdigest()

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrations_engine.census.registration_report import RegistrationRead
 from migrations_engine.graph import (
     BatchItem,
     ConsentMissing,
@@ -22,7 +23,6 @@ from migrations_engine.graph import (
     TokenError,
     missing_roles,
 )
-from migrations_engine.registration_report import RegistrationRead
 from tenants.choices import CensusStatus, LicenceTier, PolicyState
 
 AAD_PREMIUM_P1 = "41781fb2-bc02-4b7c-bd55-b576c07bb09d"

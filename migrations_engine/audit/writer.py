@@ -27,14 +27,14 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from migrations_engine.choices import AuditKind, AuditOutcome
-from migrations_engine.models.audit import (
+from migrations_engine.audit.models import (
     FLEET_CHAIN,
     GENESIS_HASH,
     AuditChainHead,
     AuditEvent,
     canonical_json,
 )
+from migrations_engine.choices import AuditKind, AuditOutcome
 
 REDACTED = "[redacted]"
 MAX_STRING = 4000

@@ -18,8 +18,8 @@ from django.utils.html import format_html
 from django.utils.text import slugify
 
 from migrations_engine.admin import ReadOnlyAdmin
+from migrations_engine.exports.services import check_folder_name, first_pending_period, save_schedule
 from migrations_engine.models import ExportFile, ExportSchedule
-from migrations_engine.scheduled_exports import check_folder_name, first_pending_period, save_schedule
 from msp_console.admin_site import site
 from staff import roles
 from tenants.access import visible_tenants

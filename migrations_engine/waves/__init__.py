@@ -1,0 +1,1 @@
+"""Waves: rings of tenants released on a schedule, each ring a run."""
