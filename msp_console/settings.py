@@ -161,7 +161,7 @@ GRAPH_PACING = env_choice("GRAPH_PACING", ("redis", "local"))
 GRAPH_WRITES_PER_SECOND = env_float("GRAPH_WRITES_PER_SECOND", 19.0)
 GRAPH_CA_REQUESTS_PER_SECOND = env_float("GRAPH_CA_REQUESTS_PER_SECOND", 0.9)
 GRAPH_APP_WRITES_PER_SECOND = env_float("GRAPH_APP_WRITES_PER_SECOND", 225.0)
-GRAPH_REPORT_REQUESTS_PER_SECOND = env_float("GRAPH_REPORT_REQUESTS_PER_SECOND", 0.45)
+GRAPH_REPORT_REQUESTS_PER_SECOND = env_float("GRAPH_REPORT_REQUESTS_PER_SECOND", 0.4)
 # Multiplies every pacing rate, for a Graph simulator that runs time faster (the benchmark). Keep 1.
 GRAPH_PACING_TIME_SCALE = env_float("GRAPH_PACING_TIME_SCALE", 1.0)
 # How often a throttled or failed read is tried before the step gives up (retryable failure).

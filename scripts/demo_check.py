@@ -30,8 +30,9 @@ def check_demo(env: dict[str, str], fleet: dict, port: int) -> list[str]:
     django.setup()
     import django_rq
 
+    from migrations_engine.census.services import enqueue_census
     from migrations_engine.graph import REQUIRED_ROLES
-    from migrations_engine.jobs import enqueue_census, ping
+    from migrations_engine.queueing import ping
     from tenants.models import CustomerTenant
 
     problems: list[str] = []

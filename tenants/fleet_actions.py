@@ -12,7 +12,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from migrations_engine.jobs import enqueue_census
+from migrations_engine.census.services import enqueue_census
 from migrations_engine.models import MigrationRun, RunItem
 from migrations_engine.runs.options_form import RunOptionsForm
 from migrations_engine.runs.preflight import check_tenants

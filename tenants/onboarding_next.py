@@ -12,7 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from migrations_engine.audit.writer import record_staff_action
-from migrations_engine.jobs import enqueue_census
+from migrations_engine.census.services import enqueue_census
 from staff import roles
 from tenants.access import get_tenant_for_user
 from tenants.models import BreakGlassConfig

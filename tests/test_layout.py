@@ -37,7 +37,8 @@ def test_it_does_not_load_graph_sim_when_the_console_and_worker_code_load():
         "import django, sys, importlib;"
         "django.setup();"
         "from django.urls import get_resolver; get_resolver().url_patterns;"
-        "import migrations_engine.jobs, migrations_engine.census.read, tenants.admin;"
+        "import migrations_engine.queueing, migrations_engine.runs.tasks, migrations_engine.census.tasks;"
+        "import migrations_engine.census.read, tenants.admin;"
         "importlib.import_module('tenants.management.commands.census');"
         "print('graph_sim' in sys.modules)"
     )

@@ -32,6 +32,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from migrations_engine import queueing
 from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.census.read import take_census
 from migrations_engine.choices import ACTIVE_ITEM_STATUSES, DriftCheckStatus, DriftKind, RunMode
@@ -48,6 +49,7 @@ from migrations_engine.graph.auth import forget_tokens
 from migrations_engine.graph.config import unusable
 from migrations_engine.models import DriftCheck, DriftFinding, MigrationRun, RunItem, UserSnapshot
 from migrations_engine.runs.migrated import baseline_policy, first_migration_item, migrated_item
+from migrations_engine.runs.services import DEFAULT_OPTIONS, start_run
 from migrations_engine.runs.tenant_state import refresh_quietly
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps.base import graph_failure
@@ -60,7 +62,6 @@ from tenants.validators import break_glass_account_problems, describe_problems
 
 logger = logging.getLogger(__name__)
 
-DRIFT_SCHEDULE_ID = "msp-drift-watch"
 WATCH_ACTOR = "scheduler:drift-watch"
 USERS_LISTED = 50  # users named in a finding; the count says how many more
 USERS_MAILED = 10
@@ -759,8 +760,6 @@ def start_remediation(plan: Remediation, *, actor: Any) -> MigrationRun:
     """Start the run that repairs `plan.repair`: a normal audited run of the migration's scope (full, or
     pilot with the same group) and options. Raises ValidationError when it is refused, and whatever
     `start_run` raises (RunConflict when the tenant is busy)."""
-    from migrations_engine.runs.services import DEFAULT_OPTIONS, start_run
-
     if plan.refused:
         raise ValidationError(plan.refused)
     options = {k: v for k, v in plan.item.run.options.items() if k in DEFAULT_OPTIONS}
@@ -799,23 +798,14 @@ def interval_seconds(hours: float | None = None) -> int:
     return max(60, round(float(hours) * 3600))
 
 
-def ensure_drift_scheduled(interval_hours: float | None = None):
-    """Register the drift watch as a repeating rq-scheduler job every DRIFT_WATCH_INTERVAL_HOURS, once.
-
-    Idempotent: a schedule under DRIFT_SCHEDULE_ID with the same interval is kept as it is (so a
-    scheduler restart does not start a watch); one with another interval is replaced and the first
-    watch runs now. rq-scheduler keeps the schedule in Redis: after Redis loses its data, call this
-    again (or run `manage.py drift_watch` from cron, which needs no Redis).
-    """
-    from migrations_engine.jobs import drift_watch_job
-    from migrations_engine.schedules import repeat
-
-    interval = interval_seconds(interval_hours)
-    return repeat(
-        DRIFT_SCHEDULE_ID,
-        drift_watch_job,
-        interval=interval,
-        timeout=600,
-        result_ttl=max(interval * 2, 3600),
-        keep_same=True,
+def enqueue_drift_check(tenant_pk: int, *, actor: str):
+    """Queue a drift check of one tenant unless one is queued or running: (the job, whether queued now)."""
+    return queueing.enqueue_once(
+        queueing.drift_check_job_id(tenant_pk),
+        queueing.DRIFT_CHECK_TASK,
+        tenant_pk,
+        actor,
+        job_timeout=queueing.DRIFT_CHECK_JOB_TIMEOUT,
+        result_ttl=7 * 86400,
+        failure_ttl=30 * 86400,
     )

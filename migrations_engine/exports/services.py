@@ -50,15 +50,13 @@ from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.choices import ExportFrequency
 from migrations_engine.faults import crash_point
 from migrations_engine.models import AuditChainHead, AuditEvent, ExportFile, ExportSchedule
+from migrations_engine.runs.sweeper import claimer_alive
 from msp_console.csv_safe import ESCAPING
 from staff import roles
 from tenants.access import can_access
 
 logger = logging.getLogger(__name__)
 
-EXPORT_SCHEDULE_ID = "msp-audit-exports"
-EXPORT_INTERVAL_SECONDS = 3600
-EXPORT_JOB_TIMEOUT = 3 * 3600  # a month of a large fleet's rows, streamed
 MANIFEST_SCHEMA = "msp-mfa-console/audit-export-manifest"
 MANIFEST_VERSION = 1
 MANIFEST_SUFFIX = ".manifest.json"
@@ -333,8 +331,6 @@ def _temp_path(final: Path) -> Path:
 
 
 def _remove_dead_temps(folder: Path) -> None:
-    from migrations_engine.runs.sweeper import claimer_alive
-
     for temp in folder.glob(".*.tmp"):
         parts = temp.name[:-4].split("~")
         if len(parts) == 4 and claimer_alive(f"{parts[1]}:{parts[2]}") is False:
@@ -599,28 +595,3 @@ def export_due(now: datetime.datetime | None = None, *, actor: str = "scheduler"
             logger.exception("scheduled export %r failed", schedule.name)
             report.errors.append(f"{schedule.name}: {exc}")
     return report
-
-
-# --- rq-scheduler ----------------------------------------------------------------------------------
-
-
-def export_due_job() -> str:
-    """RQ job (repeated by rq-scheduler, see `ensure_exports_scheduled`): write every due export.
-    Fails (so RQ shows it) when a schedule failed; the others were written anyway."""
-    report = export_due(actor="scheduler")
-    if report.errors:
-        raise ExportError(report.summary())
-    return report.summary()
-
-
-def ensure_exports_scheduled(interval: int = EXPORT_INTERVAL_SECONDS):
-    """Register `export_due_job` as a repeating rq-scheduler job (every `interval` s), once.
-
-    Idempotent: an existing schedule under `EXPORT_SCHEDULE_ID` is replaced. Hourly is enough: a period
-    is written on the first pass after it ends, and a missed pass is caught up by the next.
-    """
-    from migrations_engine.schedules import repeat
-
-    return repeat(
-        EXPORT_SCHEDULE_ID, export_due_job, interval=interval, timeout=EXPORT_JOB_TIMEOUT, result_ttl=86400
-    )

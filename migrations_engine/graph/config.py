@@ -35,7 +35,7 @@ class GraphConfig:
     writes_per_second: float = 19.0
     ca_requests_per_second: float = 0.9
     app_writes_per_second: float = 225.0
-    report_requests_per_second: float = 0.45
+    report_requests_per_second: float = 0.4
     pacing_time_scale: float = 1.0
     # Where the pacing buckets shared by every worker live; empty = pace within this process only.
     pacing_redis_url: str = field(default="", repr=False)

@@ -87,7 +87,7 @@ class PacingRates:
     tenant_writes: float = 19.0  # Graph: 20/s per app + tenant (3,000 per 150 s)
     app_writes: float = 225.0  # Graph: 70,000 per 5 min per app (233/s)
     ca_requests: float = 0.9  # Graph: 1/s per tenant, 429 without Retry-After (10 % margin for jitter)
-    report_requests: float = 0.45  # Graph: 5 per 10 s per app + tenant
+    report_requests: float = 0.4  # Graph: 5 per 10 s per app + tenant; 4 + a burst of 1, for jitter
     time_scale: float = 1.0
 
     def __post_init__(self) -> None:

@@ -101,20 +101,7 @@ def _run_claimed(item: RunItem, job_id: str) -> str:
         status = _run_steps(item, run, job_id)
     finally:
         finalize_run(run.pk)
-        if run.wave_id:
-            _after_wave_item(run.pk)
     return status
-
-
-def _after_wave_item(run_pk: int) -> None:
-    """A wave's item finished: let the wave release its next tenant now, not at the next tick. A failure
-    here must not fail the item (the tick catches up)."""
-    from migrations_engine.waves.services import after_item
-
-    try:
-        after_item(run_pk)
-    except Exception:  # noqa: BLE001 - logged; the wave tick releases on its next pass
-        logger.exception("wave bookkeeping after run %s's item failed; the wave tick will catch up", run_pk)
 
 
 PIPELINE_CHANGED = (

@@ -21,6 +21,8 @@ from migrations_engine.choices import ACTIVE_ITEM_STATUSES, ItemStatus, RunMode,
 from migrations_engine.models import MigrationRun, RunItem
 from migrations_engine.runs import options as run_options
 from migrations_engine.runs import preflight
+from migrations_engine.runs.queue import enqueue_items
+from migrations_engine.runs.runner import finalize_run
 from staff import roles
 from tenants.access import can_access
 from tenants.models import CustomerTenant
@@ -178,8 +180,6 @@ def _refuse_if_busy(tenant: CustomerTenant) -> None:
 
 
 def _after_start(run: MigrationRun) -> None:
-    from migrations_engine.jobs import enqueue_items
-
     awaiting = run.status == RunStatus.AWAITING_APPROVAL
     for row in (run.preflight or {}).get("left_out", []):
         record_staff_action(
@@ -211,8 +211,6 @@ def approve_run(run: MigrationRun, *, actor: Any) -> MigrationRun:
     Refused (ValidationError) when the run is not awaiting approval or the approver started it;
     PermissionDenied when the approver may not act on every one of its tenants.
     """
-    from migrations_engine.jobs import enqueue_items
-
     run.refresh_from_db()
     if run.status != RunStatus.AWAITING_APPROVAL:
         raise ValidationError(f"Run {run.pk} is {run.get_status_display().lower()}, not awaiting approval.")
@@ -301,8 +299,6 @@ def cancel_run(run: MigrationRun, *, actor: Any) -> int:
         if RunItem.objects.filter(run_id=run.pk, status=ItemStatus.WAITING).update(
             status=ItemStatus.CANCELLED, failure_reason="Cancelled before its window", finished_at=now
         ):
-            from migrations_engine.runs.runner import finalize_run
-
             finalize_run(run.pk)
     for tenant_id in run.items.values_list("tenant_id", flat=True):
         record_staff_action(
@@ -329,8 +325,6 @@ def move_to_next_attempt(item: RunItem, *, from_status: str, **match: Any) -> st
 
 def requeue_items(run: MigrationRun, *, actor: Any, statuses: Iterable[str], action: str) -> int:
     """Queue items in `statuses` again under a new deterministic job id; they resume at their checkpoint."""
-    from migrations_engine.jobs import enqueue_items
-
     require_run_permission(run, actor)
     count = 0
     for item in run.items.filter(status__in=list(statuses)):

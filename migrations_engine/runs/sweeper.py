@@ -15,8 +15,8 @@ worker dies mid-item (SIGKILL, OOM, a lost host), the item's row still says what
 
 A started job's worker is dead when its RQ worker key has expired (workers refresh it every 30 s while
 a job runs, with a 90 s TTL), or, sooner, when the worker ran on this host and its process is gone.
-Run it with `manage.py sweep_runs`, or every 60 s through rq-scheduler (`ensure_scheduled`, which
-`manage.py schedule_sweeper` calls).
+Run it with `manage.py sweep_runs`, or every 60 s through rq-scheduler (schedules.SWEEPER_ID, which
+`manage.py schedule_sweeper` registers).
 """
 
 from __future__ import annotations
@@ -35,14 +35,12 @@ from rq.worker import Worker
 
 from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.choices import ItemStatus, RunStatus
-from migrations_engine.jobs import ALIVE_JOB_STATUSES, enqueue_item
 from migrations_engine.models import MigrationRun, RunItem
+from migrations_engine.queueing import ALIVE_JOB_STATUSES
+from migrations_engine.runs.queue import enqueue_item
 from migrations_engine.runs.services import move_to_next_attempt
 
 logger = logging.getLogger(__name__)
-
-SCHEDULE_ID = "msp-sweeper"
-SCHEDULE_INTERVAL_SECONDS = 60
 
 
 @dataclass
@@ -213,16 +211,3 @@ def _requeue_running(item: RunItem, *, reason: str, actor: str) -> SweepAction |
     MigrationRun.objects.filter(pk=item.run_id).update(status=RunStatus.RUNNING, finished_at=None)
     enqueue_item(item.pk, new_job)
     return _action(item, "requeued", reason, new_job)
-
-
-def ensure_scheduled(interval: int = SCHEDULE_INTERVAL_SECONDS) -> Job:
-    """Register the sweeper as a repeating rq-scheduler job (every `interval` s), once.
-
-    Idempotent: an existing schedule under `SCHEDULE_ID` is replaced. rq-scheduler keeps the schedule
-    in Redis, so after Redis loses its data run `manage.py schedule_sweeper` again (or `sweep_runs`
-    from cron, which needs no Redis state to decide).
-    """
-    from migrations_engine.jobs import sweep_runs_job
-    from migrations_engine.schedules import repeat
-
-    return repeat(SCHEDULE_ID, sweep_runs_job, interval=interval, timeout=300)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
@@ -38,24 +39,31 @@ FINISHED_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCEL
 
 
 def urls(site) -> list:
-    """URL patterns mounted at the console's root, each wrapped in `site.admin_view`."""
+    """URL patterns mounted at the console's root, each wrapped in `site.admin_view`; the views get the
+    site as a keyword (for its confirmation and re-authentication pages)."""
+    extra = {"site": site}
+
+    def button(action: str, url: str, name: str):
+        return path(url, site.admin_view(run_button), {**extra, "action": action}, name=name)
+
     return [
         path(
             "runs/<int:pk>/progress.json",
             site.admin_view(run_progress),
             name="migrations_engine_run_progress",
         ),
-        path("runs/<int:pk>/cancel/", site.admin_view(cancel_run), name="migrations_engine_run_cancel"),
-        path("runs/<int:pk>/retry/", site.admin_view(retry_failed), name="migrations_engine_run_retry"),
-        path("runs/<int:pk>/resume/", site.admin_view(resume_stalled), name="migrations_engine_run_resume"),
-        path("runs/<int:pk>/rollback/", site.admin_view(roll_back), name="migrations_engine_run_rollback"),
-        path("runs/<int:pk>/approve/", site.admin_view(approve_run), name="migrations_engine_run_approve"),
+        button("cancel", "runs/<int:pk>/cancel/", "migrations_engine_run_cancel"),
+        button("retry", "runs/<int:pk>/retry/", "migrations_engine_run_retry"),
+        button("resume", "runs/<int:pk>/resume/", "migrations_engine_run_resume"),
         path(
-            "runs/<int:pk>/finish-rollback/",
-            site.admin_view(resume_rollback),
-            name="migrations_engine_run_finish_rollback",
+            "runs/<int:pk>/rollback/",
+            site.admin_view(roll_back),
+            extra,
+            name="migrations_engine_run_rollback",
         ),
-        path("audit/verify/", site.admin_view(verify_chains), name="migrations_engine_audit_verify"),
+        button("approve", "runs/<int:pk>/approve/", "migrations_engine_run_approve"),
+        button("resume_rollback", "runs/<int:pk>/finish-rollback/", "migrations_engine_run_finish_rollback"),
+        path("audit/verify/", site.admin_view(verify_chains), extra, name="migrations_engine_audit_verify"),
     ]
 
 
@@ -283,13 +291,6 @@ def run_progress(request: HttpRequest, pk: int) -> JsonResponse:
 # --- the buttons -----------------------------------------------------------------------------------
 
 
-def _site():
-    # Why here: msp_console.admin_site imports the console URLs that import this module.
-    from msp_console.admin_site import site
-
-    return site
-
-
 def _back(run: MigrationRun) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("admin:migrations_engine_migrationrun_change", args=[run.pk]))
 
@@ -310,63 +311,60 @@ def _all_tenants(run: MigrationRun) -> list[int]:
     return list(run.items.values_list("tenant_id", flat=True))
 
 
-def _asks_first(request: HttpRequest, pk: int, action: str, **kwargs) -> HttpResponse | None:
-    """The button's confirmation page, unless this POST is that page's "Yes" (run_confirm.py)."""
+@dataclass(frozen=True)
+class Button:
+    """A run page button that calls one run service on the run (every tenant of it must be the user's)."""
+
+    service: str  # the name of the function in runs.services, called (run, actor=user)
+    done: str  # the message after it, with {run} and {count} (what the service returned)
+    fresh: str = ""  # a re-authentication is asked for first, with this reason ({pk})
+
+
+BUTTONS = {
+    "cancel": Button("cancel_run", "Cancel requested for run {run}: {count} tenant(s) will stop."),
+    "retry": Button("retry_failed", "{count} failed tenant(s) of run {run} queued again."),
+    "resume": Button("resume_stalled", "{count} stalled tenant(s) of run {run} queued again."),
+    "resume_rollback": Button("resume_rollback", "Rollback run {run}: {count} tenant(s) queued to finish."),
+    "approve": Button("approve_run", "Run {run} approved and queued.", fresh="approve run {pk}"),
+}
+
+
+def _asks_first(request: HttpRequest, site, pk: int, action: str) -> HttpResponse | None:
+    """The button's confirmation page, unless this POST is that page's "Yes" (runs/confirm.py)."""
     if run_confirm.confirmed(request):
         return None
     run = get_run_for_user(request.user, pk)
     _require_all(request.user, _all_tenants(run))  # no page about a run the person may not act on
-    return run_confirm.ask(request, _site(), run, action, **kwargs)
+    return run_confirm.ask(request, site, run, action)
 
 
 @require_POST
-def cancel_run(request: HttpRequest, pk: int) -> HttpResponse:
-    """Cancel a run: each tenant stops at its next step (a run awaiting approval is cancelled at once)."""
-    if (page := _asks_first(request, pk, "cancel")) is not None:
+def run_button(request: HttpRequest, pk: int, *, site, action: str) -> HttpResponse:
+    """Cancel (each tenant stops at its next step), retry the failed, resume the stalled, finish a
+    rollback from where each tenant stopped, or approve (a second staff member): after its confirmation
+    page, and for approval a fresh sign-in."""
+    button = BUTTONS[action]
+    if (page := _asks_first(request, site, pk, action)) is not None:
         return page
+    if button.fresh and (ask := require_fresh(request, button.fresh.format(pk=pk), site)) is not None:
+        return ask
 
     def act(run):
-        count = services.cancel_run(run, actor=request.user)
-        messages.success(request, f"Cancel requested for run {run.pk}: {count} tenant(s) will stop.")
+        count = getattr(services, button.service)(run, actor=request.user)
+        messages.success(request, button.done.format(run=run.pk, count=count))
 
     return _run_action(request, pk, _all_tenants, act)
 
 
 @require_POST
-def retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
-    """Queue the run's failed and errored tenants again; they resume at their checkpoint."""
-    if (page := _asks_first(request, pk, "retry")) is not None:
-        return page
-
-    def act(run):
-        count = services.retry_failed(run, actor=request.user)
-        messages.success(request, f"{count} failed tenant(s) of run {run.pk} queued again.")
-
-    return _run_action(request, pk, _all_tenants, act)
-
-
-@require_POST
-def resume_stalled(request: HttpRequest, pk: int) -> HttpResponse:
-    """Re-queue tenants left running by a worker that died; they resume at their checkpoint."""
-    if (page := _asks_first(request, pk, "resume")) is not None:
-        return page
-
-    def act(run):
-        count = services.resume_stalled(run, actor=request.user)
-        messages.success(request, f"{count} stalled tenant(s) of run {run.pk} queued again.")
-
-    return _run_action(request, pk, _all_tenants, act)
-
-
-@require_POST
-def roll_back(request: HttpRequest, pk: int) -> HttpResponse:
+def roll_back(request: HttpRequest, pk: int, *, site) -> HttpResponse:
     """Start a rollback run for the run's tenants that have a complete snapshot."""
     if run_confirm.confirmed(request) is False:
         run = get_run_for_user(request.user, pk)
         _require_all(request.user, _rollback_tenant_ids(run))
         tenant_ids = _rollback_tenant_ids(run)
-        return run_confirm.ask(request, _site(), run, "rollback", rollback_tenant_ids=tenant_ids)
-    if (ask := require_fresh(request, f"roll back run {pk}", _site())) is not None:
+        return run_confirm.ask(request, site, run, "rollback", rollback_tenant_ids=tenant_ids)
+    if (ask := require_fresh(request, f"roll back run {pk}", site)) is not None:
         return ask
 
     def act(run):
@@ -377,45 +375,15 @@ def roll_back(request: HttpRequest, pk: int) -> HttpResponse:
     return _run_action(request, pk, _rollback_tenant_ids, act)
 
 
-@require_POST
-def resume_rollback(request: HttpRequest, pk: int) -> HttpResponse:
-    """Finish a rollback that was cancelled or failed part-way, from where each tenant stopped."""
-    if (page := _asks_first(request, pk, "resume_rollback")) is not None:
-        return page
-
-    def act(run):
-        count = services.resume_rollback(run, actor=request.user)
-        messages.success(request, f"Rollback run {run.pk}: {count} tenant(s) queued to finish.")
-
-    return _run_action(request, pk, _all_tenants, act)
-
-
-@require_POST
-def approve_run(request: HttpRequest, pk: int) -> HttpResponse:
-    """A second staff member approves a full run awaiting approval; it is then queued."""
-    if (page := _asks_first(request, pk, "approve")) is not None:
-        return page
-    if (ask := require_fresh(request, f"approve run {pk}", _site())) is not None:
-        return ask
-
-    def act(run):
-        services.approve_run(run, actor=request.user)
-        messages.success(request, f"Run {run.pk} approved and queued.")
-
-    return _run_action(request, pk, _all_tenants, act)
-
-
 # --- the audit chains ------------------------------------------------------------------------------
 
 
 @require_GET
-def verify_chains(request: HttpRequest) -> TemplateResponse:
+def verify_chains(request: HttpRequest, *, site) -> TemplateResponse:
     """Recompute each audit chain the user may see and show OK or its first broken row.
 
     Staff see their tenants' chains; the fleet chain (rows without a tenant) only superusers.
     """
-    from msp_console.admin_site import site
-
     user = request.user
     if not user.has_perm("migrations_engine.view_auditevent"):
         raise PermissionDenied

@@ -11,7 +11,8 @@ from typing import Any, ClassVar, TypeVar
 from django.db.models import F
 from django.utils import timezone
 
-from migrations_engine.graph import GraphClient
+from migrations_engine.graph import ConsentMissing, GraphClient, GraphError, TokenError
+from migrations_engine.models import RunItem
 
 T = TypeVar("T")
 POLICY_NAME = "[GRANT] Require MFA all users"
@@ -35,7 +36,6 @@ def graph_failure(exc: Exception) -> StepFailed:
 
     Throttling, 5xx and no answer are retryable; a 4xx means Graph refused and a retry alone won't help.
     """
-    from migrations_engine.graph import ConsentMissing, GraphError, TokenError
 
     if isinstance(exc, ConsentMissing):
         return StepFailed(
@@ -82,20 +82,17 @@ class StepContext:
 
     def save_state(self, **changes: Any) -> None:
         """Checkpoint: persist state before and after writes so a resumed job knows what happened."""
-        from migrations_engine.models import RunItem
 
         self.item.state.update(changes)
         RunItem.objects.filter(pk=self.item.pk).update(state=self.item.state, heartbeat_at=timezone.now())
 
     def count(self, **increments: int) -> None:
-        from migrations_engine.models import RunItem
 
         for key, value in increments.items():
             self.item.counters[key] = self.item.counters.get(key, 0) + value
         RunItem.objects.filter(pk=self.item.pk).update(counters=self.item.counters)
 
     def set_counters(self, **values: Any) -> None:
-        from migrations_engine.models import RunItem
 
         self.item.counters.update(values)
         RunItem.objects.filter(pk=self.item.pk).update(counters=self.item.counters)
@@ -111,13 +108,11 @@ class StepContext:
 
     def diff(self, step: str, change: str, **detail: Any) -> None:
         """Plan mode: record an intended change a human can read."""
-        from migrations_engine.models import RunItem
 
         self.item.plan_diff.append({"step": step, "change": change, **detail})
         RunItem.objects.filter(pk=self.item.pk).update(plan_diff=self.item.plan_diff)
 
     def heartbeat(self) -> None:
-        from migrations_engine.models import RunItem
 
         RunItem.objects.filter(pk=self.item.pk).update(heartbeat_at=timezone.now(), attempt=F("attempt"))
 

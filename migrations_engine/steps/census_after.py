@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+from migrations_engine.models import UserSnapshot
 from migrations_engine.steps.base import StepContext
 from tenants.services import VerifiedRead, record_verified_census
 
@@ -22,8 +23,6 @@ def census_from_verify(
     security_defaults: bool | None = None,
     mfa_policy_state: str | None = None,
 ) -> None:
-    # Why here: the engine's models import the steps' package (pipeline), as the other steps do.
-    from migrations_engine.models import UserSnapshot
 
     try:
         users = list(

@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from migrations_engine.census.read import PER_USER_STATES, USER_SELECT, licence_from_skus
 from migrations_engine.graph import ConsentMissing, GraphError, GraphUnavailable, TokenError, missing_roles
+from migrations_engine.models import TenantSnapshot, UserSnapshot
+from migrations_engine.runs.migrated import baseline_policy, migrated_item
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps import locations, per_user, session
 from migrations_engine.steps.base import POLICY_NAME, Step, StepContext, StepFailed
@@ -81,7 +83,6 @@ class Census(Step):
     title = "Census"
 
     def run(self, ctx: StepContext) -> str:
-        from migrations_engine.models import TenantSnapshot, UserSnapshot
 
         sd = ctx.wait(reads.security_defaults_on(ctx.graph))
         if ctx.mode == "pilot" and sd:
@@ -154,7 +155,6 @@ class Snapshot(Step):
     title = "Snapshot"
 
     def run(self, ctx: StepContext) -> str:
-        from migrations_engine.models import TenantSnapshot
 
         snapshot = TenantSnapshot.objects.get(item=ctx.item)
         rows = snapshot.users.count()
@@ -230,7 +230,6 @@ class EnsurePolicy(Step):
     title = "Policy in report-only"
 
     def run(self, ctx: StepContext) -> str:
-        from migrations_engine.runs.migrated import baseline_policy
 
         wait = float(ctx.settings.get("replication_wait_seconds", 60))
         policy = previous = None
@@ -279,7 +278,6 @@ class EnsurePolicy(Step):
     def _verified_before(self, ctx: StepContext) -> tuple[dict[str, Any] | None, Any]:
         """(the policy, the run item) of this tenant's last verified run in the same scope, when that
         policy still exists; (None, None) otherwise."""
-        from migrations_engine.runs.migrated import migrated_item
 
         previous = migrated_item(ctx.tenant)
         if previous is None or previous.pk == ctx.item.pk or previous.run.mode != ctx.mode:
@@ -669,7 +667,6 @@ class Verify(Step):
         )
 
     def _disable_again(self, ctx: StepContext, stragglers: dict[str, str]) -> None:
-        from migrations_engine.models import UserSnapshot
 
         upns = dict(
             UserSnapshot.objects.filter(

@@ -26,6 +26,7 @@ from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.census.read import microsoft_managed_ids
 from migrations_engine.census.registration_report import NOT_REGISTERED, RegistrationRead
 from migrations_engine.graph import GraphError
+from migrations_engine.models import TenantSnapshot, UserSnapshot
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps.base import Step, StepContext, StepFailed
 from migrations_engine.steps.policy_kinds import describe_policies
@@ -56,7 +57,6 @@ class Readiness(Step):
     title = "Readiness gate"
 
     def run(self, ctx: StepContext) -> str:
-        from migrations_engine.models import TenantSnapshot
 
         snapshot = TenantSnapshot.objects.get(item=ctx.item)
         in_scope = self._in_scope(ctx, snapshot)
@@ -166,7 +166,6 @@ class Readiness(Step):
         """Mark the snapshot rows the report lists as not MFA-registered (False), page by page; False when
         the report is unreadable. Graph is asked for those users only (`isMfaRegistered eq false`); if it
         refuses the filter the whole report is read, which also marks the registered (True)."""
-        from migrations_engine.models import UserSnapshot
 
         snapshot.users.update(mfa_registered=None)
         read = RegistrationRead(ctx.graph, NOT_REGISTERED)

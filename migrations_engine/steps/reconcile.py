@@ -9,12 +9,12 @@ from typing import Any
 from migrations_engine.audit.writer import record_reconciliation
 from migrations_engine.choices import AuditKind, AuditOutcome
 from migrations_engine.graph import GraphError, GraphUnavailable
+from migrations_engine.models import AuditEvent
 from migrations_engine.steps.base import StepContext, StepFailed
 
 
 def unknown_intents(ctx: StepContext, action: str) -> list:
     """This item's intents for `action` whose outcome is unknown and not yet reconciled."""
-    from migrations_engine.models import AuditEvent
 
     return list(
         AuditEvent.objects.filter(

@@ -7,6 +7,7 @@ were on, bridge SD-only users with per-user MFA, turn the policy back, turn SD o
 from __future__ import annotations
 
 from migrations_engine.census.read import best_policy_state
+from migrations_engine.models import RunItem, TenantSnapshot, UserOutcome, UserSnapshot
 from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps import per_user
 from migrations_engine.steps.base import Step, StepContext, StepFailed
@@ -24,7 +25,6 @@ class LoadSnapshot(Step):
     title = "Load snapshot"
 
     def run(self, ctx: StepContext) -> str:
-        from migrations_engine.models import RunItem
 
         original = (
             RunItem.objects.filter(run=ctx.run.rollback_of, tenant=ctx.tenant, snapshot__complete=True)
@@ -65,7 +65,6 @@ class LoadSnapshot(Step):
 
 def _restore_changes(ctx: StepContext, *, states: set[str], purpose: str):
     """Users whose snapshot state is in `states` and whose current state differs from it."""
-    from migrations_engine.models import UserSnapshot
 
     rows = (
         UserSnapshot.objects.filter(snapshot_id=ctx.state["snapshot_id"], per_user_state__in=states)
@@ -96,7 +95,6 @@ class RollbackBridge(Step):
     def run(self, ctx: StepContext) -> str:
         if not ctx.state.get("security_defaults_before"):
             return "security defaults were off: nothing to bridge"
-        from migrations_engine.models import UserSnapshot
 
         rows = (
             UserSnapshot.objects.filter(snapshot_id=ctx.state["snapshot_id"], per_user_state="disabled")
@@ -153,7 +151,6 @@ class Unbridge(Step):
     title = "Remove the bridge"
 
     def run(self, ctx: StepContext) -> str:
-        from migrations_engine.models import UserOutcome
 
         bridged = (
             UserOutcome.objects.filter(item=ctx.item, purpose="bridge", status="succeeded")
@@ -172,7 +169,6 @@ class VerifyRollback(Step):
     title = "Verify rollback"
 
     def run(self, ctx: StepContext) -> str:
-        from migrations_engine.models import UserSnapshot
 
         pending = []
         rows = UserSnapshot.objects.filter(snapshot_id=ctx.state["snapshot_id"]).exclude(
@@ -209,7 +205,6 @@ class VerifyRollback(Step):
 
 def _policy_state_before(ctx: StepContext) -> str | None:
     """The census's policy column as the snapshot had it: the rollback turned the policy back."""
-    from migrations_engine.models import TenantSnapshot
 
     snapshot = TenantSnapshot.objects.filter(pk=ctx.state.get("snapshot_id")).first()
     return best_policy_state(snapshot.policies or []) if snapshot else None

@@ -6,13 +6,14 @@ from collections.abc import Iterator
 
 from django.db.models import Exists, OuterRef, Value
 
-from migrations_engine.choices import UserOutcomeStatus
+from migrations_engine.audit.writer import record_reconciliation
+from migrations_engine.choices import AuditKind, AuditOutcome, UserOutcomeStatus
+from migrations_engine.models import AuditEvent, UserOutcome, UserSnapshot
 from migrations_engine.steps.base import StepContext
-from migrations_engine.steps.per_user import Change, Settled
+from migrations_engine.steps.per_user import Change, Settled, meets, read_states
 
 
 def scope_rows(ctx: StepContext, snapshot_id: int | None = None):
-    from migrations_engine.models import UserSnapshot
 
     snapshot_id = snapshot_id or ctx.state["snapshot_id"]
     rows = UserSnapshot.objects.filter(snapshot_id=snapshot_id).exclude(
@@ -47,7 +48,6 @@ def scope_user_ids(ctx: StepContext, *, per_user_state: str | None = None) -> It
 
 def succeeded(ctx: StepContext, purpose: str) -> Exists:
     """True for a row (with a `user_id`) whose user this item already changed for `purpose`."""
-    from migrations_engine.models import UserOutcome
 
     return Exists(
         UserOutcome.objects.filter(
@@ -77,7 +77,6 @@ def scoped_changes(ctx: StepContext, *, purpose: str, only_states: set[str], wan
 
 def record_outcomes(ctx: StepContext, settled: list[Settled], *, purpose: str) -> None:
     """Store each user's outcome (one row per item, purpose and user; a retry updates it)."""
-    from migrations_engine.models import UserOutcome
 
     UserOutcome.objects.bulk_create(
         [
@@ -103,10 +102,6 @@ def record_outcomes(ctx: StepContext, settled: list[Settled], *, purpose: str) -
 def reconcile_unknown_writes(ctx: StepContext, *, purpose: str) -> int:
     """Per-user writes of this step whose outcome is unknown (a lost answer, or a worker that died
     before recording it): read the users' states and settle them, so nothing is sent twice."""
-    from migrations_engine.audit.writer import record_reconciliation
-    from migrations_engine.choices import AuditKind, AuditOutcome
-    from migrations_engine.models import AuditEvent
-    from migrations_engine.steps.per_user import Change, Settled, meets, read_states
 
     step = ctx.graph.audit.step if ctx.graph.audit else ""
     intents = list(

@@ -18,7 +18,7 @@ from django.urls import path, reverse
 from django.utils import dateparse, timezone
 from django.views.decorators.http import require_POST
 
-from migrations_engine.admin import search_visible_tenants
+from migrations_engine.admin_base import search_visible_tenants
 from migrations_engine.choices import ItemStatus, WaveStatus
 from migrations_engine.models import RunItem, Wave, WaveTenant
 from migrations_engine.runs import confirm as run_confirm

@@ -11,7 +11,7 @@ rings; ring 0 is the pilot ring. When a window opens for the current ring, the r
    *waiting* item per tenant, recorded as `run.started` by `scheduler:wave-<id>`.
 3. **Release**: while the window is open, waiting items are moved to *queued* and enqueued, largest
    first, so that at most `concurrency` of the wave's tenants are queued or running. A finishing item
-   releases the next one at once (the runner calls `after_item`); the tick releases too. Items not
+   releases the next one at once (its job calls `after_item`); the tick releases too. Items not
    started when the window closes wait for the next window, which is a new slot.
 
 When a ring's run has finished: all items succeeded → the next ring may start `ring_delay_days` later,
@@ -39,7 +39,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from redis.exceptions import RedisError
 
+from migrations_engine import queueing
 from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.choices import (
     ACTIVE_ITEM_STATUSES,
@@ -52,6 +54,9 @@ from migrations_engine.choices import (
 from migrations_engine.models import MigrationRun, RunItem, Wave, WaveSlot, WaveTenant
 from migrations_engine.runs import options as run_options
 from migrations_engine.runs import preflight
+from migrations_engine.runs.queue import enqueue_items, largest_first
+from migrations_engine.runs.runner import finalize_run
+from migrations_engine.runs.services import DEFAULT_OPTIONS, job_id_for
 from migrations_engine.waves import shapes as wave_shapes
 from staff import roles
 from tenants.access import visible_tenants
@@ -60,7 +65,6 @@ from tenants.models import CustomerTenant
 logger = logging.getLogger(__name__)
 
 SCHEDULE_PREFIX = "msp-wave-"
-TICK_SCHEDULE_ID = "msp-wave-tick"
 FINISHED_RUN = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 UNFINISHED_WAVE = (WaveStatus.SCHEDULED, WaveStatus.RUNNING, WaveStatus.PAUSED, WaveStatus.HALTED)
 
@@ -443,8 +447,6 @@ def cancel_wave(wave: Wave, *, actor: Any) -> Wave:
             failure_reason="The wave was cancelled before its window",
             finished_at=now,
         ):
-            from migrations_engine.runs.runner import finalize_run
-
             finalize_run(run.pk)
     return wave
 
@@ -579,8 +581,6 @@ def _fire(wave: Wave, win: Window, key: str, *, now: datetime, fired_by: str) ->
 
 def _ensure_ring_run(wave: Wave, key: str) -> MigrationRun:
     """The current ring's run, created with one waiting item per tenant the first time its slot fires."""
-    from migrations_engine.runs.services import DEFAULT_OPTIONS, job_id_for
-
     run = ring_run(wave)
     if run is None:
         pending: list[dict] = []
@@ -654,8 +654,6 @@ def _create_ring_run(wave: Wave, key: str, options: dict, job_id_for, pending: l
 
     transaction.on_commit(after)
     if not started:
-        from migrations_engine.runs.runner import finalize_run
-
         transaction.on_commit(lambda: finalize_run(run.pk))
     return run
 
@@ -663,9 +661,6 @@ def _create_ring_run(wave: Wave, key: str, options: dict, job_id_for, pending: l
 def release(wave_pk: int, *, now: datetime | None = None) -> int:
     """Queue waiting items of the wave's current ring, largest first, while its window is open, so that at
     most `concurrency` of them are queued or running. Returns how many were released."""
-    from migrations_engine.jobs import enqueue_items, largest_first
-    from migrations_engine.runs.services import job_id_for
-
     now = now or timezone.now()
     with transaction.atomic():
         wave = Wave.objects.select_for_update().get(pk=wave_pk)
@@ -802,33 +797,26 @@ def tick_all(now: datetime | None = None) -> list[TickResult]:
 def schedule_fire(wave_pk: int) -> None:
     """(Re)schedule the wave's own job at its next fire time in rq-scheduler (none when it has none).
     Redis being unreachable is logged: the tick job and the next tick after a restart catch up."""
-    import django_rq
-    from redis.exceptions import RedisError
-
-    from migrations_engine.jobs import wave_fire_job
-
     fire_at = Wave.objects.filter(pk=wave_pk).values_list("next_fire_at", flat=True).first()
-    job_id = f"{SCHEDULE_PREFIX}{wave_pk}"
     try:
-        scheduler = django_rq.get_scheduler("default")
-        scheduler.cancel(job_id)
-        if fire_at is not None:
-            scheduler.enqueue_at(
-                fire_at, wave_fire_job, wave_pk, job_id=job_id, timeout=600, job_result_ttl=86400
-            )
+        queueing.schedule_once(
+            f"{SCHEDULE_PREFIX}{wave_pk}",
+            queueing.WAVE_FIRE_TASK,
+            wave_pk,
+            at=fire_at,
+            timeout=600,
+            result_ttl=86400,
+        )
     except RedisError as exc:
         logger.warning(
             "wave %s: could not schedule its next slot in Redis (%s); the wave tick will", wave_pk, exc
         )
 
 
-def ensure_tick_scheduled(interval: int | None = None):
-    """Register the safety-net wave tick as a repeating rq-scheduler job, once (replaces an earlier one)."""
-    from django.conf import settings
-
-    from migrations_engine.jobs import wave_tick_job
-    from migrations_engine.schedules import repeat
-
-    return repeat(
-        TICK_SCHEDULE_ID, wave_tick_job, interval=interval or settings.WAVE_TICK_SECONDS, timeout=600
-    )
+def schedule_live_waves() -> list[str]:
+    """Schedule every live wave's next slot (each scheduler start: Redis may have lost them)."""
+    registered = []
+    for pk in Wave.objects.filter(status__in=LIVE_WAVE_STATUSES).values_list("pk", flat=True):
+        schedule_fire(pk)
+        registered.append(f"{SCHEDULE_PREFIX}{pk}")
+    return registered

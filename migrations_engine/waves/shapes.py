@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 
 from migrations_engine.models import Wave
 from migrations_engine.runs import options as run_options
+from migrations_engine.runs.services import DEFAULT_OPTIONS
 from tenants.models import CustomerTenant
 
 
@@ -50,8 +51,6 @@ def shape_errors(**given: Any) -> list[str]:
 def stored_options_problem(wave: Wave) -> str:
     """Why the wave's stored options cannot make its ring's run (a row written around `create_wave`), or
     "" when they can."""
-    from migrations_engine.runs.services import DEFAULT_OPTIONS
-
     if not isinstance(wave.options, dict):
         return f"options must be an object (names and values), not {wave.options!r}"
     try:

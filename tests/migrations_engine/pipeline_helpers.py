@@ -114,6 +114,18 @@ def sim_state(sim, tenant: CustomerTenant) -> dict:
     return sim.admin("GET", f"/_sim/tenants/{tenant.tenant_id}/state")
 
 
+def restored_as_graph_does(states: dict[str, str], users: list[dict]) -> dict[str, str]:
+    """The per-user states a rollback to `states` leaves: the same, except that an MFA-registered user put
+    back to "enabled" is "enforced" (howto-mfa-userstates: "After they register, their state changes
+    automatically to Enforced"; https://learn.microsoft.com/entra/identity/authentication/howto-mfa-userstates)."""
+    registered = {u["id"] for u in users if u["isMfaRegistered"]}
+    return {
+        uid: "enforced" if state == "enabled" and uid in registered else state
+        for uid, state in states.items()
+        for uid, state in states.items()
+    }
+
+
 def sim_log(sim, tenant: CustomerTenant, since_seq: int = 0) -> list[dict]:
     return sim.admin("GET", f"/_sim/requests?tenant={tenant.tenant_id}&since_seq={since_seq}&limit=1000000")[
         "requests"

@@ -16,18 +16,19 @@ from django.core.management.base import CommandError
 
 from migrations_engine.choices import AuditKind, DriftCheckStatus, DriftKind
 from migrations_engine.drift.services import (
-    DRIFT_SCHEDULE_ID,
     WATCH_ACTOR,
     NotCheckable,
     check_tenant,
-    ensure_drift_scheduled,
+    interval_seconds,
     plan_remediation,
     start_remediation,
 )
-from migrations_engine.jobs import drift_watch_job
+from migrations_engine.drift.tasks import drift_watch_job
 from migrations_engine.models import AuditEvent, DriftCheck, DriftFinding, MigrationRun
 from migrations_engine.runs.migrated import migrated_item, migrated_tenants
 from migrations_engine.runs.services import start_rollback, start_run
+from migrations_engine.schedules import DRIFT_WATCH_ID as DRIFT_SCHEDULE_ID
+from migrations_engine.schedules import ensure
 from scripts.processes import free_port
 from tests.migrations_engine.console_helpers import client_for, csrf_post, staff_user
 from tests.migrations_engine.pipeline_helpers import (
@@ -591,16 +592,16 @@ def test_the_watch_is_scheduled_once_every_interval(queue, settings):
     import django_rq
 
     settings.DRIFT_WATCH_INTERVAL_HOURS = 24
-    first = ensure_drift_scheduled()
-    assert ensure_drift_scheduled().id == first.id == DRIFT_SCHEDULE_ID
+    first = ensure(DRIFT_SCHEDULE_ID)
+    assert ensure(DRIFT_SCHEDULE_ID).id == first.id == DRIFT_SCHEDULE_ID
     jobs = [j for j in django_rq.get_scheduler("default").get_jobs() if j.id == DRIFT_SCHEDULE_ID]
     assert len(jobs) == 1 and jobs[0].meta["interval"] == 24 * 3600
-    assert jobs[0].func_name == "migrations_engine.jobs.drift_watch_job"
-    ensure_drift_scheduled(interval_hours=6)
+    assert jobs[0].func_name == "migrations_engine.drift.tasks.drift_watch_job"
+    ensure(DRIFT_SCHEDULE_ID, interval=interval_seconds(6))
     jobs = [j for j in django_rq.get_scheduler("default").get_jobs() if j.id == DRIFT_SCHEDULE_ID]
     assert len(jobs) == 1 and jobs[0].meta["interval"] == 6 * 3600
     with pytest.raises(Exception, match="more than 0"):
-        ensure_drift_scheduled(interval_hours=0)
+        ensure(DRIFT_SCHEDULE_ID, interval=interval_seconds(0))
 
 
 def _command(*args) -> tuple[int, str]:

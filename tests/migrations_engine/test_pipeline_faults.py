@@ -323,7 +323,7 @@ def test_unusable_graph_settings_fail_the_item_and_the_census_in_words(fast_grap
     and nothing reaches Graph; no job ends in a traceback."""
     import datetime
 
-    from migrations_engine.jobs import enqueue_census
+    from migrations_engine.census.services import enqueue_census
     from tests.migrations_engine.pipeline_helpers import sim_log
     from tests.security.test_deploy_settings import app_certificate
 

@@ -28,15 +28,17 @@ from migrations_engine.audit.models import EVIDENCE_FIELDS, GENESIS_HASH, comput
 from migrations_engine.audit.writer import WriteOutcome
 from migrations_engine.exports import services as scheduled_exports
 from migrations_engine.exports.services import (
-    EXPORT_SCHEDULE_ID,
     create_schedule,
     due_periods,
     export_due,
     period_containing,
     period_from,
 )
+from migrations_engine.exports.tasks import export_due_job
 from migrations_engine.exports.verify import verify_export
 from migrations_engine.models import AuditEvent, ExportFile, ExportSchedule
+from migrations_engine.schedules import AUDIT_EXPORTS_ID as EXPORT_SCHEDULE_ID
+from migrations_engine.schedules import ensure
 from tests.migrations_engine.console_helpers import client_for, staff_user
 from tests.migrations_engine.pipeline_helpers import ROOT, _database_url
 from tests.migrations_engine.test_audit import TABLE, ctx_for, make_tenant, tamper, write
@@ -858,12 +860,12 @@ def test_the_console_lists_and_serves_only_the_users_exports(contoso, fabrikam, 
 def test_the_export_job_is_registered_once_hourly_and_runs(queue, contoso):
     import django_rq
 
-    scheduled_exports.ensure_exports_scheduled()
-    scheduled_exports.ensure_exports_scheduled()
+    ensure(EXPORT_SCHEDULE_ID)
+    ensure(EXPORT_SCHEDULE_ID)
 
     jobs = [job for job in django_rq.get_scheduler("default").get_jobs() if job.id == EXPORT_SCHEDULE_ID]
     assert len(jobs) == 1 and jobs[0].meta["interval"] == 3600
-    assert jobs[0].func_name == "migrations_engine.exports.services.export_due_job"
+    assert jobs[0].func_name == "migrations_engine.exports.tasks.export_due_job"
     new_schedule("Job", contoso, at="2025-01-01T08:00Z")
     with travel("2025-01-02T00:00Z"):
-        assert scheduled_exports.export_due_job() == "1 export(s) written"
+        assert export_due_job() == "1 export(s) written"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from migrations_engine.jobs import enqueue_census
+from migrations_engine.census.services import enqueue_census
 from migrations_engine.runs.services import start_run
 from tests.migrations_engine.pipeline_helpers import (
     FAST,

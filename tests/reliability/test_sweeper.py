@@ -14,10 +14,13 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from migrations_engine.jobs import ping, sweep_runs_job
 from migrations_engine.models import AuditEvent, RunItem
+from migrations_engine.queueing import ping
 from migrations_engine.runs.services import start_run
-from migrations_engine.runs.sweeper import SCHEDULE_ID, ensure_scheduled, job_state, sweep, worker_alive
+from migrations_engine.runs.sweeper import job_state, sweep, worker_alive
+from migrations_engine.runs.tasks import sweep_runs_job
+from migrations_engine.schedules import SWEEPER_ID as SCHEDULE_ID
+from migrations_engine.schedules import ensure
 from tests.migrations_engine.pipeline_helpers import (
     FAST,
     ROOT,
@@ -187,11 +190,11 @@ def test_the_command_prints_what_it_did(fast_graph, tmp_path, queue, capsys):
 
 def test_the_sweeper_is_scheduled_once_every_minute_and_its_job_sweeps(fast_graph, tmp_path, queue, capsys):
     call_command("schedule_sweeper")
-    ensure_scheduled()  # again: still one schedule
+    ensure(SCHEDULE_ID)  # again: still one schedule
     scheduler = django_rq.get_scheduler("default")
     scheduled = [job for job in scheduler.get_jobs() if job.id == SCHEDULE_ID]
     assert len(scheduled) == 1 and scheduled[0].meta["interval"] == 60
-    assert scheduled[0].func == sweep_runs_job
+    assert scheduled[0].func == sweep_runs_job  # the dotted path resolves to the task
 
     seed(fast_graph, tmp_path)
     run = start_run(mode="plan", tenants=[tenant_named("contoso")], actor="test", options=FAST)

@@ -119,7 +119,7 @@ def test_it_runs_the_census_as_a_job_on_a_real_rq_worker(demo_graph, tmp_path, r
     import django_rq
     from rq import SimpleWorker
 
-    from migrations_engine.jobs import enqueue_census
+    from migrations_engine.census.services import enqueue_census
 
     settings.RQ_QUEUES = {"default": {"URL": redis_url, "DEFAULT_TIMEOUT": 600}}
     seed(demo_graph, tmp_path)

@@ -14,7 +14,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from migrations_engine.choices import DriftCheckStatus
-from migrations_engine.drift.services import NotCheckable, check_tenant
+from migrations_engine.drift.services import NotCheckable, check_tenant, enqueue_drift_check
 from migrations_engine.models import DriftCheck, DriftFinding
 from migrations_engine.runs.migrated import migrated_item, migrated_tenants
 from staff import roles
@@ -75,8 +75,6 @@ class Command(BaseCommand):
     def _queued(self, tenants, actor: str, timeout: float) -> dict[int, DriftCheck]:
         """Queue one check job per tenant and wait for them; the checks they recorded, by tenant."""
         from rq.job import JobStatus
-
-        from migrations_engine.jobs import enqueue_drift_check
 
         started = time.time()
         jobs = {tenant.pk: enqueue_drift_check(tenant.pk, actor=actor)[0] for tenant in tenants}

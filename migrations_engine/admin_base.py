@@ -1,0 +1,97 @@
+"""What every admin of this app shares: read-only rows, access scoping to the user's tenants, and the
+search and tenant filter that never reveal a tenant the user may not see."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import Http404
+from django.utils.text import smart_split, unescape_string_literal
+
+from tenants.access import visible_tenants
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Nothing here is edited by hand: runs change through their services, audit rows never change."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_scoped_object(self, request, object_id):
+        """The object if the user's (access-scoped) queryset holds it; 404 otherwise, never a redirect
+        that would tell apart "exists elsewhere" from "does not exist"."""
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404("No such object")
+        if not self.has_view_permission(request, obj):
+            raise PermissionDenied
+        return obj
+
+
+def visible_pks(request):
+    return visible_tenants(request.user).values("pk")
+
+
+def _search_terms(search_term: str) -> list[str]:
+    """The words of a changelist search as Django's admin splits them ("quoted phrases" stay whole)."""
+    terms = []
+    for bit in smart_split(search_term):
+        if bit[:1] in ('"', "'") and bit[-1:] == bit[:1] and len(bit) > 1:
+            bit = unescape_string_literal(bit)
+        terms.append(bit)
+    return terms
+
+
+def search_visible_tenants(request, queryset, search_term: str, *, own: tuple[str, ...], members, link: str):
+    """A changelist search over rows that hold several tenants (a run's items, a wave's members): every
+    word must match one of the row's `own` fields or the domain of one of its tenants *that the user may
+    see* (`members`: the per-tenant model, `link`: its key to the row). Django's own search through
+    `items__tenant__primary_domain` matches every tenant of the row, so a staff user could find the run
+    that also holds a customer they may not see, and learn that it is a customer. Returns what
+    `ModelAdmin.get_search_results` does."""
+    visible = visible_pks(request)
+    for term in _search_terms(search_term):
+        holding = members.objects.filter(tenant__in=visible, tenant__primary_domain__icontains=term)
+        match = Q(pk__in=holding.values(link))
+        for field in own:
+            match |= Q(**{f"{field}__icontains": term})
+        queryset = queryset.filter(match)
+    return queryset, False
+
+
+class TenantScopedAdmin(ReadOnlyAdmin):
+    """Read-only rows that each belong to one tenant (`tenant` field): lists and pages show only rows of
+    tenants the user may see; another tenant's row is a 404."""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(tenant__in=visible_pks(request))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        self.get_scoped_object(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+class VisibleTenantFilter(admin.RelatedFieldListFilter):
+    """The tenant filter lists only tenants the user may see; "no tenant" (fleet rows) only superusers."""
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        self._superuser = request.user.is_superuser
+        super().__init__(field, request, params, model, model_admin, field_path)
+
+    @property
+    def include_empty_choice(self) -> bool:
+        return self._superuser
+
+    def has_output(self) -> bool:
+        return True  # with one visible tenant Django would drop the filter and ignore its parameter
+
+    def field_choices(self, field, request, model_admin):
+        return [(t.pk, str(t)) for t in visible_tenants(request.user).order_by("display_name")]
