@@ -63,3 +63,94 @@ def test_it_runs_on_postgresql_in_ci():
     if os.environ.get("CI", "").lower() != "true":
         pytest.skip("only CI is required to run on PostgreSQL (CI is not set)")
     assert connection.vendor == "postgresql"
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Every production module and the production modules it imports, at the top or inside a function."""
+    modules = {}
+    for pkg in PRODUCTION_PACKAGES + ("staff",):
+        for path in (ROOT / pkg).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        graph[name] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for target in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iteratively)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_the_project_has_no_import_cycle():
+    graph = _module_graph()
+    assert len(graph) > 100
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]  # it finds one
+    assert _cycles(graph) == []
+
+
+def test_every_queued_task_and_schedule_names_a_function_that_exists():
+    """Jobs are named by dotted path (queueing.py), so a moved or renamed task must fail here, not in a
+    worker."""
+    from django.utils.module_loading import import_string
+
+    from migrations_engine import queueing, schedules
+
+    paths = [getattr(queueing, name) for name in dir(queueing) if name.endswith("_TASK")]
+    paths += [s.task for s in schedules.SCHEDULES] + list(schedules.ON_START)
+    paths += [s.interval for s in schedules.SCHEDULES if isinstance(s.interval, str)]
+    assert len(paths) >= 12
+    for path in paths:
+        assert callable(import_string(path)), path

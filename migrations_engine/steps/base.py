@@ -82,7 +82,6 @@ class StepContext:
 
     def save_state(self, **changes: Any) -> None:
         """Checkpoint: persist state before and after writes so a resumed job knows what happened."""
-
         self.item.state.update(changes)
         RunItem.objects.filter(pk=self.item.pk).update(state=self.item.state, heartbeat_at=timezone.now())
 
