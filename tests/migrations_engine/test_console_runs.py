@@ -28,7 +28,7 @@ def progress_url(run: MigrationRun) -> str:
     return f"/runs/{run.pk}/progress.json"
 
 
-CONFIRM = {"confirm": "yes"}  # the confirmation page's "Yes" (run_confirm.py)
+CONFIRM = {"confirm": "yes"}  # the confirmation page's "Yes" (runs/confirm.py)
 
 
 def action_url(run: MigrationRun, action: str) -> str:
