@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -154,3 +155,86 @@ def test_every_queued_task_and_schedule_names_a_function_that_exists():
     assert len(paths) >= 12
     for path in paths:
         assert callable(import_string(path)), path
+
+
+# A Graph path: an optional version, then a top-level segment of the Graph API the console uses (or may).
+GRAPH_SEGMENTS = (
+    "users",
+    "groups",
+    "identity",
+    "policies",
+    "reports",
+    "auditLogs",
+    "subscribedSkus",
+    "organization",
+    "directoryRoles",
+    "servicePrincipals",
+    "applications",
+    "roleManagement",
+    "$batch",
+)
+_SEGMENT = "(" + "|".join(re.escape(s) for s in GRAPH_SEGMENTS) + r")(?=$|[/?(\s'\"{])"
+GRAPH_PATH_START = re.compile(r"^(/v1\.0|/beta)?/" + _SEGMENT)
+GRAPH_PATH_ANYWHERE = re.compile(r"(^|[\s'\"(`])(/v1\.0|/beta)?/" + _SEGMENT)
+
+
+def _code_strings(source: str) -> list[tuple[int, str]]:
+    """Every string literal of `source` that is code (docstrings left out), with its line; an f-string
+    counts by its literal parts, the first part marked as its start."""
+    tree = ast.parse(source)
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            for part in node.values:
+                docstrings.add(id(part))  # read below, as one string
+            found.append(
+                (node.lineno, "".join(p.value if isinstance(p, ast.Constant) else "{}" for p in node.values))
+            )
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            found.append((node.lineno, node.value))
+    return found
+
+
+def _graph_path_lines(source: str, pattern: re.Pattern) -> list[int]:
+    return [line for line, text in _code_strings(source) if pattern.search(text)]
+
+
+def _graph_paths(path: Path, pattern: re.Pattern) -> list[str]:
+    return [f"{path.relative_to(ROOT)}:{line}" for line in _graph_path_lines(path.read_text(), pattern)]
+
+
+def test_the_graph_path_finder_finds_a_planted_path_and_skips_docs():
+    planted = (
+        '"""Reads /users/{id}/authentication/requirements."""\n'
+        'A = f"/users/{uid}/authentication/requirements"\n'
+        'B = "/beta/policies/mfaServicePolicy"\n'
+        'C = "ask the admin: see /identity/conditionalAccess"\n'
+        'D = "/tenants/users"\n'
+    )
+    assert _graph_path_lines(planted, GRAPH_PATH_START) == [2, 3]
+    assert _graph_path_lines(planted, GRAPH_PATH_ANYWHERE) == [2, 3, 4]
+
+
+def test_steps_hold_no_graph_url():
+    """Steps say what to do; the Graph resources (graph/resources/) know where it is."""
+    files = list((ROOT / "migrations_engine" / "steps").rglob("*.py"))
+    assert len(files) > 15
+    assert [hit for path in files for hit in _graph_paths(path, GRAPH_PATH_ANYWHERE)] == []
+
+
+def test_no_module_outside_graph_builds_a_graph_path():
+    graph_dir = ROOT / "migrations_engine" / "graph"
+    files = [
+        p
+        for pkg in PRODUCTION_PACKAGES + ("staff",)
+        for p in (ROOT / pkg).rglob("*.py")
+        if graph_dir not in p.parents
+    ]
+    assert len(files) > 100
+    assert [hit for path in files for hit in _graph_paths(path, GRAPH_PATH_START)] == []

@@ -7,15 +7,12 @@ in flight, so memory stays flat however large the tenant.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrations_engine.census.registration_report import RegistrationRead
 from migrations_engine.graph import (
-    BatchItem,
     ConsentMissing,
     GraphClient,
     GraphError,
@@ -23,13 +20,13 @@ from migrations_engine.graph import (
     TokenError,
     missing_roles,
 )
+from migrations_engine.graph.resources import licences, per_user_mfa, policies, security_defaults, users
+from migrations_engine.graph.resources.audit_logs import microsoft_managed_ids
+from migrations_engine.graph.resources.policy_kinds import best_policy_state, census_summary
+from migrations_engine.graph.resources.registration_report import RegistrationRead
 from tenants.choices import CensusStatus, LicenceTier, PolicyState
 
-AAD_PREMIUM_P1 = "41781fb2-bc02-4b7c-bd55-b576c07bb09d"
-AAD_PREMIUM_P2 = "eec0eb4f-6444-4f95-aba0-50c24d67f998"
-PER_USER_STATES = ("disabled", "enabled", "enforced")
-BATCHES_IN_FLIGHT = 4
-USER_SELECT = "id,userPrincipalName,displayName,accountEnabled,userType"
+BATCHES_IN_FLIGHT = 4  # $batches of per-user reads in flight
 
 ProgressCallback = Callable[[int], None]
 UserSink = Callable[[list[dict[str, Any]]], Awaitable[None]]
@@ -54,101 +51,6 @@ class CensusResult:
     mfa_registered: int | None = None
     registration_known: int | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def licence_from_skus(skus: list[dict[str, Any]]) -> tuple[str, list[str]]:
-    """The best Entra ID tier among active SKUs, judged by service plans (P1 often hides in bundles)."""
-    plans: set[str] = set()
-    for sku in skus:
-        if sku.get("capabilityStatus") not in ("Enabled", "Warning"):
-            continue
-        if int((sku.get("prepaidUnits") or {}).get("enabled") or 0) <= 0:
-            continue
-        for plan in sku.get("servicePlans") or []:
-            plan_id = str(plan.get("servicePlanId", "")).lower()
-            if plan_id == AAD_PREMIUM_P2:
-                plans.add("AAD_PREMIUM_P2")
-            elif plan_id == AAD_PREMIUM_P1:
-                plans.add("AAD_PREMIUM")
-    if "AAD_PREMIUM_P2" in plans:
-        return LicenceTier.P2, sorted(plans)
-    if "AAD_PREMIUM" in plans:
-        return LicenceTier.P1, sorted(plans)
-    return LicenceTier.FREE, []
-
-
-def requires_mfa_for_all(policy: dict[str, Any]) -> bool:
-    """True for a policy that requires MFA of all users for all apps (exclusions allowed)."""
-    conditions = policy.get("conditions") or {}
-    users = conditions.get("users") or {}
-    apps = conditions.get("applications") or {}
-    grant = policy.get("grantControls") or {}
-    asks_mfa = "mfa" in (grant.get("builtInControls") or []) or bool(grant.get("authenticationStrength"))
-    return (
-        asks_mfa
-        and "All" in (users.get("includeUsers") or [])
-        and "All" in (apps.get("includeApplications") or [])
-    )
-
-
-# Microsoft-managed policies carry no marker property in Graph. The documented way to find them is the
-# directory audit log: Microsoft's "Microsoft Managed Policy Manager" app creates them. The audit log keeps
-# 30 days, so older ones are recognised by name too (Microsoft-managed policies cannot be renamed); only
-# Microsoft's long, specific names are listed, not ones an admin would also choose.
-MANAGED_POLICY_MANAGER = "Microsoft Managed Policy Manager"
-MICROSOFT_MANAGED_NAMES = frozenset(
-    {
-        "Multifactor authentication for admins accessing Microsoft Admin Portals",
-        "Multifactor authentication for per-user multifactor authentication users",
-        "Multifactor authentication and reauthentication for risky sign-ins",
-        # the names these policies were first announced under
-        "Require multifactor authentication for admin portals",
-        "Require multifactor authentication for per-user multifactor authentication users",
-        "Require multifactor authentication for high-risk sign-ins",
-    }
-)
-
-
-async def microsoft_managed_ids(client: GraphClient) -> set[str] | None:
-    """Ids of the policies Microsoft's policy manager created (from the directory audit log); None when
-    the log cannot be read (a permission missing)."""
-    ids: set[str] = set()
-    query = {"$filter": f"initiatedBy/app/displayName eq '{MANAGED_POLICY_MANAGER}' and category eq 'Policy'"}
-    try:
-        async for page in client.iter_pages("/auditLogs/directoryAudits", query=query):
-            for entry in page:
-                ids.update(t["id"] for t in entry.get("targetResources") or [] if t.get("id"))
-    except GraphError as exc:
-        if exc.status in (400, 403, 404):
-            return None
-        raise
-    return ids
-
-
-def microsoft_managed(policy: dict[str, Any], managed_ids: set[str] | None = None) -> bool:
-    """True for a policy Microsoft created and manages (see MICROSOFT_MANAGED_NAMES)."""
-    return policy.get("id") in (managed_ids or ()) or policy.get("displayName") in MICROSOFT_MANAGED_NAMES
-
-
-def best_policy_state(policies: list[dict[str, Any]]) -> str:
-    """The strongest state among MFA-for-all policies: enabled > report-only > disabled > none."""
-    order = [PolicyState.ENABLED, PolicyState.REPORT_ONLY, PolicyState.DISABLED]
-    states = {p.get("state") for p in policies if requires_mfa_for_all(p)}
-    for state in order:
-        if state.value in states:
-            return state
-    return PolicyState.NONE
-
-
-def _policy_summary(policy: dict[str, Any], managed_ids: set[str] | None = None) -> dict[str, Any]:
-    return {
-        "id": policy.get("id"),
-        "displayName": policy.get("displayName"),
-        "state": policy.get("state"),
-        "templateId": policy.get("templateId"),
-        "requiresMfaForAll": requires_mfa_for_all(policy),
-        "microsoftManaged": microsoft_managed(policy, managed_ids),
-    }
 
 
 async def take_census(
@@ -204,20 +106,18 @@ async def _census_body(
     registration_sink: UserSink | None,
 ) -> None:
     if "Organization.Read.All" in have:
-        skus = await client.get_json("/subscribedSkus")
-        result.licence, result.licence_plans = licence_from_skus(skus.get("value", []))
+        skus = await licences.subscribed_skus(client)
+        result.licence, result.licence_plans = licences.licence_from_skus(skus)
 
     if "Policy.Read.All" in have:
-        sd = await client.get_json("/policies/identitySecurityDefaultsEnforcementPolicy")
-        result.security_defaults = bool(sd.get("isEnabled"))
-        policies: list[dict[str, Any]] = []
+        result.security_defaults = await security_defaults.is_on(client)
+        found: list[dict[str, Any]] = []
         if result.licence != LicenceTier.FREE:
-            async for page in client.iter_pages("/identity/conditionalAccess/policies"):
-                policies.extend(page)
-        result.ca_policy_count = len(policies)
-        result.mfa_policy_state = best_policy_state(policies)
-        managed = await microsoft_managed_ids(client) if policies and "AuditLog.Read.All" in have else None
-        result.policies = [_policy_summary(p, managed) for p in policies]
+            found = await policies.list_policies(client)
+        result.ca_policy_count = len(found)
+        result.mfa_policy_state = best_policy_state(found)
+        managed = await microsoft_managed_ids(client) if found and "AuditLog.Read.All" in have else None
+        result.policies = [census_summary(p, managed) for p in found]
 
     if "User.Read.All" in have:
         await _count_users(
@@ -237,43 +137,28 @@ async def _count_users(
 ) -> None:
     states: Counter[str] = Counter()
     total = 0
-    in_flight = asyncio.Semaphore(BATCHES_IN_FLIGHT)
-    page_states: dict[str, str] = {}
-
-    async def read_chunk(users: list[dict[str, Any]]) -> None:
-        items = [
-            BatchItem(id=str(i), method="GET", url=f"/users/{u['id']}/authentication/requirements")
-            for i, u in enumerate(users)
-        ]
-        async with in_flight:
-            answers = await client.batch_reads(items, version="beta")
-        for item in items:
-            answer = answers[item.id]
-            user_id = users[int(item.id)]["id"]
-            if answer.ok and isinstance(answer.body, dict):
-                state = str(answer.body.get("perUserMfaState", ""))
-                state = state if state in PER_USER_STATES else "unknown"
-            else:
-                state = "unreadable"
-            states[state] += 1
-            page_states[user_id] = state
-        if progress:
-            progress(len(users))
-
-    query = {"$select": USER_SELECT, "$top": 999}
-    async for page in client.iter_pages("/users", query=query):
+    async for page in users.user_pages(client):
         total += len(page)
         client.saw_users(total)
-        page_states.clear()
+        page_states: dict[str, str] = {}
         if read_states:
-            await asyncio.gather(*(read_chunk(page[i : i + 20]) for i in range(0, len(page), 20)))
+            read = await per_user_mfa.read_states(
+                client, [u["id"] for u in page], in_flight=BATCHES_IN_FLIGHT, progress=progress
+            )
+            for user_id, state in read.items():
+                if state is None:
+                    state = "unreadable"
+                elif state not in per_user_mfa.PER_USER_STATES:
+                    state = "unknown"
+                states[state] += 1
+                page_states[user_id] = state
         elif progress:
             progress(len(page))
         if sink is not None:
             await sink([_user_row(u, page_states.get(u["id"], "")) for u in page])
     result.users_total = total
     if read_states:
-        result.per_user = {state: states.get(state, 0) for state in PER_USER_STATES}
+        result.per_user = {state: states.get(state, 0) for state in per_user_mfa.PER_USER_STATES}
         for odd in ("unknown", "unreadable"):
             if states.get(odd):
                 result.per_user[odd] = states[odd]

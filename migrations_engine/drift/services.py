@@ -47,15 +47,16 @@ from migrations_engine.graph import (
 )
 from migrations_engine.graph.auth import forget_tokens
 from migrations_engine.graph.config import unusable
+from migrations_engine.graph.resources.grants import strength_id
+from migrations_engine.graph.resources.named_locations import canonical, get_location, ranges_of
+from migrations_engine.graph.resources.policies import get_policy, normalized
+from migrations_engine.graph.resources.session_policy import frequency_of
+from migrations_engine.graph.resources.users import group_members, resolve_break_glass
 from migrations_engine.models import DriftCheck, DriftFinding, MigrationRun, RunItem, UserSnapshot
 from migrations_engine.runs.migrated import baseline_policy, first_migration_item, migrated_item
 from migrations_engine.runs.services import DEFAULT_OPTIONS, start_run
 from migrations_engine.runs.tenant_state import refresh_quietly
-from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps.base import graph_failure
-from migrations_engine.steps.locations import canonical, get_location, ranges_of
-from migrations_engine.steps.policy import normalized, strength_id
-from migrations_engine.steps.session import frequency_of
 from tenants.choices import CensusStatus
 from tenants.models import CustomerTenant
 from tenants.validators import break_glass_account_problems, describe_problems
@@ -240,18 +241,18 @@ async def _read(
                 "Missing permissions: " + ", ".join(missing) + ". Ask the customer's admin to consent again."
             )
         if baseline.policy_id:
-            seen.policy = await reads.get_policy(graph, baseline.policy_id)
+            seen.policy = await get_policy(graph, baseline.policy_id)
         # The optional steps' objects: one CA read each, only for runs that made them.
         if baseline.session_policy:
-            seen.session_policy = await reads.get_policy(graph, str(baseline.session_policy.get("id")))
+            seen.session_policy = await get_policy(graph, str(baseline.session_policy.get("id")))
         if baseline.named_location:
             seen.named_location = await get_location(graph, str(baseline.named_location.get("id")))
-        found, _ = await reads.resolve_break_glass(graph, accounts, group)
+        found, _ = await resolve_break_glass(graph, accounts, group)
         seen.break_glass = {uid: u.get("userPrincipalName") or uid for uid, u in found.items()}
         # Break-glass accounts (the run's and the configured ones) keep their per-user state: never drift.
         skip = baseline.break_glass_ids | set(seen.break_glass)
         if baseline.mode == RunMode.PILOT:
-            members = await reads.group_members(graph, str(baseline.item.run.pilot_group_id))
+            members = await group_members(graph, str(baseline.item.run.pilot_group_id))
             seen.pilot_group_gone = members is None
             seen.pilot_members = {m["id"] for m in members or []}
         wanted_names = _exclusion_user_ids(baseline.policy, seen.policy)

@@ -9,20 +9,14 @@ it read it back (`policy_baseline`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
 from migrations_engine.choices import ItemStatus, RunMode
-from migrations_engine.models import MigrationRun, RunItem, TenantSnapshot
-from migrations_engine.steps.policy import (
-    MFA_GRANT,
-    baseline_of,
-    desired_policy,
-    fixed_conditions,
-    requires_mfa_grant,
-)
+from migrations_engine.graph.resources.grants import MFA_GRANT, asks_mfa
+from migrations_engine.graph.resources.mfa_policy import Scope, baseline_of, desired_policy, fixed_conditions
+from migrations_engine.models import RunItem, TenantSnapshot
 from tenants.models import CustomerTenant
 
 FINISHED = (ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.ERRORED, ItemStatus.CANCELLED)
@@ -61,30 +55,14 @@ def migrated_item(tenant: CustomerTenant) -> RunItem | None:
     return None if pk is None else RunItem.objects.select_related("run", "tenant").get(pk=pk)
 
 
-@dataclass
-class _RunView:
-    """What the policy helpers read of a step context (state, mode, run), for a finished item."""
-
-    state: dict[str, Any]
-    run: MigrationRun
-
-    @property
-    def mode(self) -> str:
-        return self.run.mode
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        return self.run.options or {}
-
-
 def baseline_policy(item: RunItem) -> dict[str, Any]:
     """The policy as `item`'s run left it: what its Verify step read back, or, for items verified before
     that was stored, what the run's own records say it set (created: the pipeline's policy; adopted: the
     snapshot's copy with the run's scope and break-glass merged in)."""
     if item.state.get("policy_baseline"):
         return item.state["policy_baseline"]
-    view = _RunView(state=item.state, run=item.run)
-    source: dict[str, Any] = desired_policy(view)
+    scope = Scope.of(item.state, item.run.mode, item.run.pilot_group_id, item.run.options)
+    source: dict[str, Any] = desired_policy(scope)
     if not item.state.get("policy_created"):
         snapshot = TenantSnapshot.objects.filter(item=item).values_list("policies", flat=True).first() or []
         source = next((p for p in snapshot if p.get("id") == item.state.get("policy_id")), source)
@@ -92,8 +70,8 @@ def baseline_policy(item: RunItem) -> dict[str, Any]:
         **baseline_of(source),
         "id": item.state.get("policy_id"),
         "state": "enabled",
-        "conditions": fixed_conditions(source, view),
-        "grantControls": source.get("grantControls") if requires_mfa_grant(source) else dict(MFA_GRANT),
+        "conditions": fixed_conditions(source, scope),
+        "grantControls": source.get("grantControls") if asks_mfa(source) else dict(MFA_GRANT),
     }
 
 

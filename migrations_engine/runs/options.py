@@ -17,14 +17,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-# Built-in authentication strengths (Microsoft's fixed ids).
-STRENGTH_MFA = "00000000-0000-0000-0000-000000000002"
-STRENGTH_PHISHING_RESISTANT = "00000000-0000-0000-0000-000000000004"
-GRANTS = {
-    "mfa": ("Require multifactor authentication (built-in control)", None),
-    "mfa_strength": ("Authentication strength: Multifactor authentication", STRENGTH_MFA),
-    "phishing_resistant": ("Authentication strength: Phishing-resistant MFA", STRENGTH_PHISHING_RESISTANT),
-}
+from migrations_engine.graph.resources.grants import GRANTS
+
 NAMED_LOCATION_NAME = "Trusted IPs (moved from MFA service settings)"
 SIGN_IN_FREQUENCY_LIMITS = {"days": (1, 365), "hours": (1, 23)}
 
@@ -195,13 +189,3 @@ def validate(options: dict[str, Any]) -> dict[str, Any]:
     if errors:
         raise ValidationError(errors)
     return out
-
-
-def grant_controls(grant: str) -> dict[str, Any]:
-    """The `grantControls` a run's `grant` option creates a policy with: the built-in `mfa` control, or
-    the built-in authentication strength by id (Graph's documented create shape; never both, since with
-    OR plain MFA would satisfy the policy beside a stronger strength)."""
-    strength = GRANTS.get(grant or "mfa", GRANTS["mfa"])[1]
-    if strength is None:
-        return {"operator": "OR", "builtInControls": ["mfa"]}
-    return {"operator": "OR", "builtInControls": [], "authenticationStrength": {"id": strength}}

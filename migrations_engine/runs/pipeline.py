@@ -2,33 +2,46 @@
 
 from __future__ import annotations
 
-from migrations_engine.steps import locations, migrate, readiness, rollback, session
+from migrations_engine.steps import (
+    break_glass,
+    bridge,
+    census,
+    consent,
+    cut_over,
+    licence,
+    per_user,
+    policy,
+    readiness,
+    rollback,
+    verify,
+)
 from migrations_engine.steps.base import Step
+from migrations_engine.steps.optional import location, session
 
 FORWARD: tuple[Step, ...] = (
-    migrate.VerifyConsent(),
-    migrate.CheckLicence(),
-    migrate.Census(),
-    migrate.Snapshot(),
-    migrate.GuardBreakGlass(),
+    consent.VerifyConsent(),
+    licence.CheckLicence(),
+    census.Census(),
+    census.Snapshot(),
+    break_glass.GuardBreakGlass(),
     readiness.Readiness(),
-    migrate.EnsurePolicy(),
-    locations.NamedLocation(),  # optional (run option named_location)
+    policy.EnsurePolicy(),
+    location.NamedLocation(),  # optional (run option named_location)
     session.SignInFrequency(),  # optional (run option sign_in_frequency)
-    migrate.BridgeSecurityDefaults(),
-    migrate.CutOver(),
-    migrate.DisablePerUser(),
-    migrate.Verify(),
+    bridge.BridgeSecurityDefaults(),
+    cut_over.CutOver(),
+    per_user.DisablePerUser(),
+    verify.Verify(),
 )
 
 ROLLBACK: tuple[Step, ...] = (
-    migrate.VerifyConsent(),
+    consent.VerifyConsent(),
     rollback.LoadSnapshot(),
     rollback.RestorePerUser(),
     rollback.RollbackBridge(),
     rollback.RestorePolicy(),
     session.RestoreSessionPolicy(),
-    locations.RestoreNamedLocation(),
+    location.RestoreNamedLocation(),
     rollback.RestoreSecurityDefaults(),
     rollback.Unbridge(),
     rollback.VerifyRollback(),

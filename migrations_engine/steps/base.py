@@ -12,10 +12,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from migrations_engine.graph import ConsentMissing, GraphClient, GraphError, TokenError
+from migrations_engine.graph.resources.mfa_policy import Scope
 from migrations_engine.models import RunItem
 
 T = TypeVar("T")
-POLICY_NAME = "[GRANT] Require MFA all users"
 
 
 class StepFailed(Exception):
@@ -76,6 +76,11 @@ class StepContext:
     def state(self) -> dict[str, Any]:
         return self.item.state
 
+    @property
+    def scope(self) -> Scope:
+        """Who this run's policy covers (from the break-glass guard's checkpoint) and the grant it asks."""
+        return Scope.of(self.state, self.mode, self.run.pilot_group_id, self.settings)
+
     def wait(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run Graph I/O on this job's event loop (one loop and one client per job)."""
         return self.loop.run_until_complete(coro)
@@ -110,6 +115,23 @@ class StepContext:
 
         self.item.plan_diff.append({"step": step, "change": change, **detail})
         RunItem.objects.filter(pk=self.item.pk).update(plan_diff=self.item.plan_diff)
+
+    def set_verdict(self, verdict: str) -> None:
+        """The item's one-line result, as the run page and the fleet show it."""
+        self.item.verdict = verdict
+        RunItem.objects.filter(pk=self.item.pk).update(verdict=verdict)
+
+    def earlier_item(self, pk: int) -> RunItem:
+        """Another run's item this one continues (e.g. the verified run a re-run restores)."""
+        return RunItem.objects.select_related("run").get(pk=pk)
+
+    def snapshot_item(self, run_id: int) -> RunItem | None:
+        """This tenant's item of run `run_id` that holds a complete snapshot (what a rollback restores)."""
+        return (
+            RunItem.objects.filter(run_id=run_id, tenant=self.tenant, snapshot__complete=True)
+            .select_related("snapshot")
+            .first()
+        )
 
     def heartbeat(self) -> None:
 

@@ -23,13 +23,13 @@ from typing import Any
 from django.conf import settings
 
 from migrations_engine.audit.writer import record_staff_action
-from migrations_engine.census.read import microsoft_managed_ids
-from migrations_engine.census.registration_report import NOT_REGISTERED, RegistrationRead
 from migrations_engine.graph import GraphError
+from migrations_engine.graph.resources.audit_logs import microsoft_managed_ids, sign_in_pages
+from migrations_engine.graph.resources.mfa_service import legacy_mfa_settings
+from migrations_engine.graph.resources.policy_kinds import describe_policies
+from migrations_engine.graph.resources.registration_report import NOT_REGISTERED, RegistrationRead
 from migrations_engine.models import TenantSnapshot, UserSnapshot
-from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps.base import Step, StepContext, StepFailed
-from migrations_engine.steps.policy_kinds import describe_policies
 
 # clientAppUsed values of sign-ins that cannot do modern authentication (they use a password, or an app
 # password while per-user MFA is enforced): these users lose access when per-user MFA goes.
@@ -77,7 +77,7 @@ class Readiness(Step):
         enforced_legacy = list(
             enforced.filter(user_id__in=list(legacy_in_scope)).values_list("upn", flat=True)[:LISTED]
         )
-        legacy_settings = ctx.wait(reads.legacy_mfa_settings(ctx.graph))
+        legacy_settings = ctx.wait(legacy_mfa_settings(ctx.graph))
         app_passwords = None
         if legacy_settings is not None:
             app_passwords = (legacy_settings.get("appPasswords") or {}).get("isAllowed")
@@ -197,19 +197,14 @@ class Readiness(Step):
     def _legacy_sign_ins(self, ctx: StepContext, notes: list[str]) -> dict[str, dict[str, Any]]:
         """Users who signed in with a legacy client in the last 30 days: {user id: {upn, clients}}.
 
-        One query per legacy client: the signIn resource page lists `eq` as the only operator on
-        clientAppUsed (https://learn.microsoft.com/graph/api/resources/signin), so "every client but the
-        modern ones" (`ne`) is refused by Graph. Sign-in logs are paced like reports; each client reads
-        at most SIGN_IN_PAGES_PER_CLIENT pages. A log that cannot be read is said in the report's notes
-        and as a warning: legacy clients were not checked, which is never a pass."""
+        One query per legacy client (see `audit_logs.sign_in_pages`). Sign-in logs are paced like
+        reports; each client reads at most SIGN_IN_PAGES_PER_CLIENT pages. A log that cannot be read is
+        said in the report's notes and as a warning: legacy clients were not checked,
+        which is never a pass."""
         since = (datetime.now(UTC) - timedelta(days=SIGN_IN_DAYS)).strftime("%Y-%m-%dT%H:%M:%SZ")
         users: dict[str, dict[str, Any]] = {}
         for client in LEGACY_CLIENTS:
-            quoted = client.replace("'", "''")
-            pages = ctx.graph.iter_pages(
-                "/auditLogs/signIns",
-                query={"$filter": f"createdDateTime ge {since} and clientAppUsed eq '{quoted}'", "$top": 999},
-            )
+            pages = sign_in_pages(ctx.graph, client, since)
             try:
                 for _ in range(SIGN_IN_PAGES_PER_CLIENT):
                     try:

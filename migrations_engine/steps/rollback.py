@@ -6,18 +6,16 @@ were on, bridge SD-only users with per-user MFA, turn the policy back, turn SD o
 
 from __future__ import annotations
 
-from migrations_engine.census.read import best_policy_state
-from migrations_engine.models import RunItem, TenantSnapshot, UserOutcome, UserSnapshot
-from migrations_engine.steps import graph_reads as reads
-from migrations_engine.steps import per_user
+from migrations_engine.graph.resources import per_user_mfa, policies, security_defaults
+from migrations_engine.graph.resources.policy_kinds import best_policy_state
+from migrations_engine.models import TenantSnapshot, UserOutcome, UserSnapshot
 from migrations_engine.steps.base import Step, StepContext, StepFailed
-from migrations_engine.steps.census_after import census_from_verify
-from migrations_engine.steps.locations import location_rollback_pending
-from migrations_engine.steps.migrate import _apply
-from migrations_engine.steps.per_user import Change
-from migrations_engine.steps.session import session_rollback_pending
-from migrations_engine.steps.user_scope import keyset_rows, succeeded
-from migrations_engine.steps.writes import patch_policy, set_security_defaults
+from migrations_engine.steps.optional.location import location_rollback_pending
+from migrations_engine.steps.optional.session import session_rollback_pending
+from migrations_engine.steps.shared.apply import apply_changes
+from migrations_engine.steps.shared.census_after import census_from_verify
+from migrations_engine.steps.shared.user_scope import keyset_rows, succeeded
+from migrations_engine.steps.shared.write_engine import CHUNK, Change, chunks
 
 
 class LoadSnapshot(Step):
@@ -26,11 +24,7 @@ class LoadSnapshot(Step):
 
     def run(self, ctx: StepContext) -> str:
 
-        original = (
-            RunItem.objects.filter(run=ctx.run.rollback_of, tenant=ctx.tenant, snapshot__complete=True)
-            .select_related("snapshot")
-            .first()
-        )
+        original = ctx.snapshot_item(ctx.run.rollback_of_id)
         if original is None:
             raise StepFailed(
                 f"Run {ctx.run.rollback_of_id} holds no complete snapshot of this tenant: "
@@ -44,7 +38,7 @@ class LoadSnapshot(Step):
             "break_glass_ids",
             "break_glass_group",
             "pilot_member_ids",
-            # the optional steps' objects (steps/session.py, steps/locations.py)
+            # the optional steps' objects (steps/optional/session.py, steps/optional/location.py)
             "session_policy_id",
             "session_policy_created",
             "session_policy_before",
@@ -72,10 +66,10 @@ def _restore_changes(ctx: StepContext, *, states: set[str], purpose: str):
         .annotate(done=succeeded(ctx, purpose))
         .filter(done=False)
     )
-    for chunk in per_user.chunks(keyset_rows(rows, "user_id", "upn", "per_user_state"), per_user.CHUNK):
-        current = ctx.wait(per_user.read_states(ctx.graph, [c[1] for c in chunk]))
+    for chunk in chunks(keyset_rows(rows, "user_id", "upn", "per_user_state"), CHUNK):
+        current = ctx.wait(per_user_mfa.read_states(ctx.graph, [c[1] for c in chunk]))
         for _, user_id, upn, state in chunk:
-            if not per_user.meets(current.get(user_id), state):
+            if not per_user_mfa.meets(current.get(user_id), state):
                 yield Change(user_id=user_id, upn=upn, before=current.get(user_id) or "", wanted=state)
 
 
@@ -85,7 +79,7 @@ class RestorePerUser(Step):
 
     def run(self, ctx: StepContext) -> str:
         changes = _restore_changes(ctx, states={"enabled", "enforced"}, purpose="restore")
-        return _apply(ctx, changes, purpose="restore", verb="per-user MFA restored from the snapshot")
+        return apply_changes(ctx, changes, purpose="restore", verb="per-user MFA restored from the snapshot")
 
 
 class RollbackBridge(Step):
@@ -106,7 +100,9 @@ class RollbackBridge(Step):
             Change(user_id=u, upn=upn, before="disabled", wanted="enabled")
             for _, u, upn in keyset_rows(rows, "user_id", "upn")
         )
-        return _apply(ctx, changes, purpose="bridge", verb="covered with per-user MFA for the hand-off")
+        return apply_changes(
+            ctx, changes, purpose="bridge", verb="covered with per-user MFA for the hand-off"
+        )
 
 
 class RestorePolicy(Step):
@@ -118,17 +114,19 @@ class RestorePolicy(Step):
         if not policy_id:
             return "the run made or adopted no policy"
         wanted = "disabled" if ctx.state.get("policy_created") else ctx.state.get("policy_state_before")
-        policy = ctx.wait(reads.get_policy(ctx.graph, policy_id))
+        policy = ctx.wait(policies.get_policy(ctx.graph, policy_id))
         if policy is None:
             return "the policy no longer exists"
         if not wanted or policy.get("state") == wanted:
             return f"policy already {policy.get('state')}"
-        patch_policy(
-            ctx,
-            policy_id,
-            {"state": wanted},
-            action="policy.restore_state",
-            before={"state": policy.get("state")},
+        ctx.wait(
+            policies.patch(
+                ctx.graph,
+                policy_id,
+                {"state": wanted},
+                action="policy.restore_state",
+                before={"state": policy.get("state")},
+            )
         )
         return f"policy set to {wanted}"
 
@@ -140,9 +138,9 @@ class RestoreSecurityDefaults(Step):
     def run(self, ctx: StepContext) -> str:
         if not ctx.state.get("security_defaults_before"):
             return "security defaults were off before"
-        if ctx.wait(reads.security_defaults_on(ctx.graph)):
+        if ctx.wait(security_defaults.is_on(ctx.graph)):
             return "security defaults already on"
-        set_security_defaults(ctx, True, action="sd.restore")
+        ctx.wait(security_defaults.switch(ctx.graph, True, action="sd.restore", before=False))
         return "security defaults on"
 
 
@@ -161,7 +159,9 @@ class Unbridge(Step):
             Change(user_id=u, upn=upn, before="enabled", wanted="disabled")
             for _, u, upn in keyset_rows(bridged, "user_id", "upn")
         )
-        return _apply(ctx, changes, purpose="unbridge", verb="back to disabled as the snapshot had them")
+        return apply_changes(
+            ctx, changes, purpose="unbridge", verb="back to disabled as the snapshot had them"
+        )
 
 
 class VerifyRollback(Step):
@@ -176,14 +176,14 @@ class VerifyRollback(Step):
         )
         checked = wrong = 0
         read: dict[str, str] = {}
-        for chunk in per_user.chunks(keyset_rows(rows, "user_id", "per_user_state"), per_user.CHUNK):
-            current = ctx.wait(per_user.read_states(ctx.graph, [u for _, u, _ in chunk]))
+        for chunk in chunks(keyset_rows(rows, "user_id", "per_user_state"), CHUNK):
+            current = ctx.wait(per_user_mfa.read_states(ctx.graph, [u for _, u, _ in chunk]))
             read.update(current)
-            wrong += sum(1 for _, u, state in chunk if not per_user.meets(current.get(u), state))
+            wrong += sum(1 for _, u, state in chunk if not per_user_mfa.meets(current.get(u), state))
             checked += len(chunk)
         if wrong:
             pending.append(f"{wrong} users differ from the snapshot")
-        sd = ctx.wait(reads.security_defaults_on(ctx.graph))
+        sd = ctx.wait(security_defaults.is_on(ctx.graph))
         if sd != bool(ctx.state.get("security_defaults_before")):
             pending.append(f"security defaults are {'on' if sd else 'off'}")
         parts = []
@@ -196,7 +196,7 @@ class VerifyRollback(Step):
         verdict = (
             f"Rolled back: {checked} users as in the snapshot, security defaults {'on' if sd else 'off'}"
         ) + "".join(f"; {part}" for part in parts)
-        type(ctx.item).objects.filter(pk=ctx.item.pk).update(verdict=verdict)
+        ctx.set_verdict(verdict)
         census_from_verify(
             ctx, "verify_rollback", read, security_defaults=sd, mfa_policy_state=_policy_state_before(ctx)
         )

@@ -28,7 +28,6 @@ import asyncio
 import json
 import re
 import ssl
-import types
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import Enum
@@ -62,10 +61,10 @@ from msgraph_beta.generated.models.what_if_analysis_result import WhatIfAnalysis
 from msgraph_core import APIVersion, GraphClientFactory
 
 from graph_sim.auth_strengths import BUILT_IN_STRENGTHS
-from migrations_engine.runs.options import STRENGTH_MFA
-from migrations_engine.steps.locations import IP_LOCATION, range_item
-from migrations_engine.steps.policy import desired_policy
-from migrations_engine.steps.session import desired_session_policy
+from migrations_engine.graph.resources.grants import STRENGTH_MFA
+from migrations_engine.graph.resources.mfa_policy import Scope, desired_policy
+from migrations_engine.graph.resources.named_locations import IP_LOCATION, range_item
+from migrations_engine.graph.resources.session_policy import desired_session_policy
 from tests.graph_sim.conftest import CONTOSO, GRAPH_SCOPE, NORTHWIND, WOODGROVE
 from tests.graph_sim.test_sdk import MsalCredential
 
@@ -269,12 +268,10 @@ def _user(sim, tenant: str, state: str, registered: bool | None = None):
     )
 
 
-def _product_ctx(sim, tenant: str, grant: str = "mfa"):
-    """What the product's policy builders read of a run: its mode, state and settings."""
+def _product_scope(sim, tenant: str, grant: str = "mfa") -> Scope:
+    """What the product's policy builders take of a run: a full run's scope with the tenant's break-glass."""
     break_glass = sorted(u.id for u in sim.tenant(tenant).users if u.break_glass)
-    return types.SimpleNamespace(
-        mode="full", run=None, state={"break_glass_ids": break_glass}, settings={"grant": grant}
-    )
+    return Scope.of({"break_glass_ids": break_glass}, "full", None, {"grant": grant})
 
 
 def _same_as_plain_get(graph, tenant: str, exchange: Exchange) -> None:
@@ -376,7 +373,7 @@ def _as_model(body: dict, model_class):
 @pytest.mark.parametrize("grant", ["mfa", "mfa_strength"])
 def test_the_products_policy_created_and_updated_through_the_sdk_reads_back_whole(sim, beta, grant):
     client = beta(CONTOSO)
-    body = desired_policy(_product_ctx(sim, CONTOSO, grant))
+    body = desired_policy(_product_scope(sim, CONTOSO, grant))
     policies = client.sdk.identity.conditional_access.policies
     created = client(policies.post(_as_model(body, ConditionalAccessPolicy)))
     assert client.last.status == 201
@@ -401,7 +398,7 @@ def test_the_products_policy_created_and_updated_through_the_sdk_reads_back_whol
 
 def test_the_products_sign_in_frequency_policy_reads_back_whole(sim, beta):
     client = beta(CONTOSO)
-    body = desired_session_policy(_product_ctx(sim, CONTOSO), {"value": 14, "type": "days"})
+    body = desired_session_policy(_product_scope(sim, CONTOSO), {"value": 14, "type": "days"})
     created = client(
         client.sdk.identity.conditional_access.policies.post(_as_model(body, ConditionalAccessPolicy))
     )
@@ -473,7 +470,7 @@ def test_authentication_strengths_parse_whole_but_for_the_sdks_combined_flags(si
 def test_what_if_as_the_verify_step_asks_parses_into_what_if_analysis_results(sim, beta):
     client = beta(NORTHWIND)
     user = _user(sim, NORTHWIND, "enforced")
-    body = {  # the verify step's request (migrations_engine/steps/migrate.py)
+    body = {  # the verify step's request (migrations_engine/graph/resources/what_if.py)
         "signInIdentity": {"@odata.type": "#microsoft.graph.userSignIn", "userId": user.id},
         "signInContext": {
             "@odata.type": "#microsoft.graph.applicationContext",
@@ -501,7 +498,8 @@ def test_the_legacy_mfa_service_policy_is_not_in_the_beta_sdk(sim, beta, graph):
     """`GET /beta/policies/mfaServicePolicy` (the named-location and sign-in frequency steps read it) is
     not in Microsoft's beta reference, and the beta SDK, generated from Graph's beta metadata, has neither
     a request builder nor a model for it: its shape is the simulator's assumption (graph_sim/README.md),
-    which no official client can confirm. The console parses it defensively (steps/locations.py)."""
+    which no official client can confirm. The console parses it defensively
+    (steps/shared/legacy_settings.py)."""
     import msgraph_beta.generated.models as models_package
 
     client = beta(CONTOSO)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from migrations_engine.census.read import AAD_PREMIUM_P1, AAD_PREMIUM_P2, best_policy_state, licence_from_skus
+from migrations_engine.graph.resources.licences import AAD_PREMIUM_P1, AAD_PREMIUM_P2, licence_from_skus
+from migrations_engine.graph.resources.policy_kinds import best_policy_state
 
 
 def sku(plans, status="Enabled", enabled=10):

@@ -21,7 +21,7 @@ from migrations_engine.graph import (
     GraphUnavailable,
     TokenError,
 )
-from migrations_engine.steps.graph_reads import resolve_user
+from migrations_engine.graph.resources.users import resolve_user
 from tests.conftest import fleet_tenant, point_settings_at
 
 

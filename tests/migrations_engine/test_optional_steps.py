@@ -13,11 +13,11 @@ import pytest
 
 from migrations_engine.choices import AuditKind, AuditOutcome, DriftKind
 from migrations_engine.drift.services import check_tenant
+from migrations_engine.graph.resources.grants import STRENGTH_MFA, STRENGTH_PHISHING_RESISTANT
+from migrations_engine.graph.resources.mfa_policy import POLICY_NAME
+from migrations_engine.graph.resources.session_policy import SESSION_POLICY_NAME
 from migrations_engine.models import AuditEvent, DriftFinding
-from migrations_engine.runs.options import STRENGTH_MFA, STRENGTH_PHISHING_RESISTANT
 from migrations_engine.runs.services import resume_stalled, start_rollback, start_run
-from migrations_engine.steps.base import POLICY_NAME
-from migrations_engine.steps.session import SESSION_POLICY_NAME
 from tests.migrations_engine.pipeline_helpers import (
     FAST,
     audit_matches_simulator,

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from django.db import connection
 
+from migrations_engine.graph.resources.mfa_policy import POLICY_NAME
 from migrations_engine.models import AuditEvent, RunItem, UserOutcome
 from migrations_engine.runs.pipeline import step_keys
 from migrations_engine.runs.services import RunConflict, resume_stalled, retry_failed, start_run
-from migrations_engine.steps.base import POLICY_NAME
 from tests.migrations_engine.pipeline_helpers import (
     FAST,
     audit_matches_simulator,

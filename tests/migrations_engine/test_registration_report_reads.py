@@ -14,8 +14,8 @@ import logging
 import pytest
 
 from migrations_engine.census.read import take_census
-from migrations_engine.census.registration_report import NOT_REGISTERED, RegistrationRead
 from migrations_engine.graph import GraphClient, GraphConfig, GraphError
+from migrations_engine.graph.resources.registration_report import NOT_REGISTERED, RegistrationRead
 from migrations_engine.runs.services import start_run
 from tests.migrations_engine.pipeline_helpers import (
     FAST,

@@ -18,9 +18,9 @@ import redis
 
 from migrations_engine.audit.models import canonical_json
 from migrations_engine.choices import AuditKind, AuditOutcome
+from migrations_engine.graph.resources.mfa_policy import POLICY_NAME
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem
 from migrations_engine.runs.sweeper import sweep
-from migrations_engine.steps.base import POLICY_NAME
 from scripts.processes import Processes, free_port, start_redis
 from tenants.models import CustomerTenant
 from tests.migrations_engine.pipeline_helpers import (

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from migrations_engine.choices import AuditOutcome, ItemStatus
+from migrations_engine.graph.resources.mfa_policy import POLICY_NAME
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem, UserSnapshot
 from migrations_engine.runs.services import resume_stalled, retry_failed
-from migrations_engine.steps.base import POLICY_NAME
 from tests.conftest import FAST_LIMITS
 from tests.migrations_engine.pipeline_helpers import coverage_gaps, sim_log, sim_state
 

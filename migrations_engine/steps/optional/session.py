@@ -15,23 +15,28 @@ enabled, the item fails with the reason (a retry resumes at Verify and tries aga
 
 from __future__ import annotations
 
-import copy
-import time
 from typing import Any
 
 from django.utils import timezone
 
 from migrations_engine.graph import GraphError, GraphUnavailable
+from migrations_engine.graph.resources import policies
+from migrations_engine.graph.resources.grants import blocks
+from migrations_engine.graph.resources.policies import PLANNED_SESSION_POLICY, REPORT_ONLY
+from migrations_engine.graph.resources.session_policy import (
+    SESSION_POLICY_NAME,
+    describe,
+    desired_session_policy,
+    restore_body,
+    session_fix,
+    session_problems,
+    snapshot_of,
+)
 from migrations_engine.runs.options import SIGN_IN_FREQUENCY_LIMITS
-from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps.base import Step, StepContext, StepFailed
-from migrations_engine.steps.locations import read_legacy
-from migrations_engine.steps.policy import REPORT_ONLY, fixed_conditions, normalized, scope_users
-from migrations_engine.steps.reconcile import create_ours, delete_ours, find_ours, reconcile
-from migrations_engine.steps.writes import patch_policy
-
-SESSION_POLICY_NAME = "[SESSION] Sign-in frequency all users"
-SESSION_FIELDS = ("id", "displayName", "state", "conditions", "grantControls", "sessionControls")
+from migrations_engine.steps.shared.legacy_settings import read_legacy
+from migrations_engine.steps.shared.polling import reads_enabled
+from migrations_engine.steps.shared.reconcile import create_ours, delete_ours, find_ours, reconcile
 
 
 def wanted_frequency(ctx: StepContext) -> dict[str, Any] | None:
@@ -60,81 +65,6 @@ def wanted_frequency(ctx: StepContext) -> dict[str, Any] | None:
         f"Sign-in frequency from the legacy settings: {why}. Start the run with a sign-in frequency value "
         "(days or hours) instead. Nothing was changed by this step."
     )
-
-
-def frequency_control(frequency: dict[str, Any]) -> dict[str, Any]:
-    """Graph's `signInFrequencySessionControl`, time based (authenticationType is not needed then)."""
-    return {
-        "isEnabled": True,
-        "value": frequency["value"],
-        "type": frequency["type"],
-        "frequencyInterval": "timeBased",
-    }
-
-
-def describe(frequency: dict[str, Any]) -> str:
-    return f"every {frequency['value']} {frequency['type']}"
-
-
-def desired_session_policy(ctx: StepContext, frequency: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "displayName": SESSION_POLICY_NAME,
-        "state": REPORT_ONLY,
-        "conditions": {
-            "users": scope_users(ctx),
-            "applications": {"includeApplications": ["All"]},
-            "clientAppTypes": ["all"],
-        },
-        "sessionControls": {"signInFrequency": frequency_control(frequency)},
-    }
-
-
-def frequency_of(policy: dict[str, Any] | None) -> dict[str, Any]:
-    control = ((policy or {}).get("sessionControls") or {}).get("signInFrequency") or {}
-    return {
-        "isEnabled": control.get("isEnabled"),
-        "value": control.get("value"),
-        "type": control.get("type"),
-        "frequencyInterval": control.get("frequencyInterval") or "timeBased",
-    }
-
-
-def session_problems(policy: dict[str, Any], ctx: StepContext, frequency: dict[str, Any]) -> list[str]:
-    """What keeps an existing session policy from being the one this run needs (empty when it fits)."""
-    problems = []
-    if frequency_of(policy) != frequency_control(frequency):
-        now = frequency_of(policy)
-        problems.append(
-            f"sign-in frequency is {now['value']} {now['type']} (enabled {now['isEnabled']}), "
-            f"not {describe(frequency)}"
-        )
-    if normalized(fixed_conditions(policy, ctx).get("users")) != normalized(
-        ((policy.get("conditions") or {}).get("users")) or {}
-    ):
-        problems.append("users are not the run's scope with break-glass excluded")
-    apps = (policy.get("conditions") or {}).get("applications") or {}
-    if "All" not in (apps.get("includeApplications") or []):
-        problems.append("does not cover all cloud apps")
-    if (policy.get("conditions") or {}).get("locations"):
-        problems.append("limited to some locations (it should apply everywhere)")
-    if policy.get("state") == "disabled":
-        problems.append("disabled")
-    return problems
-
-
-def session_fix(policy: dict[str, Any], ctx: StepContext, frequency: dict[str, Any]) -> dict[str, Any]:
-    conditions = fixed_conditions(policy, ctx)
-    conditions["locations"] = None
-    control = {**(((policy.get("sessionControls") or {}).get("signInFrequency")) or {})}
-    control.update(frequency_control(frequency))
-    body: dict[str, Any] = {"conditions": conditions, "sessionControls": {"signInFrequency": control}}
-    if policy.get("state") == "disabled":
-        body["state"] = REPORT_ONLY  # report-only first: the cut-over enables it with the main policy
-    return body
-
-
-def blocks(policy: dict[str, Any]) -> bool:
-    return "block" in (((policy.get("grantControls") or {}).get("builtInControls")) or [])
 
 
 # --- the forward step -----------------------------------------------------------------------------
@@ -173,7 +103,7 @@ class SignInFrequency(Step):
                 f"The policy '{SESSION_POLICY_NAME}' ({policy.get('id')}) also blocks access: enabling it "
                 "would lock users out. A human must fix or rename it; nothing was changed."
             )
-        problems = session_problems(policy, ctx, frequency)
+        problems = session_problems(policy, ctx.scope, frequency)
         if not ctx.plan:
             reconcile(ctx, "session_policy.update", applied=not problems, evidence={"problems": problems})
         if problems:
@@ -181,12 +111,14 @@ class SignInFrequency(Step):
                 ctx.diff(
                     self.key, "update sign-in frequency policy", policy=SESSION_POLICY_NAME, fixes=problems
                 )
-            patch_policy(
-                ctx,
-                policy["id"],
-                session_fix(policy, ctx, frequency),
-                action="session_policy.update",
-                before=_snapshot(policy),
+            ctx.wait(
+                policies.patch(
+                    ctx.graph,
+                    policy["id"],
+                    session_fix(policy, ctx.scope, frequency),
+                    action="session_policy.update",
+                    before=snapshot_of(policy),
+                )
             )
         verb = (
             "would adopt" if ctx.plan else "adopted"
@@ -203,7 +135,7 @@ class SignInFrequency(Step):
             id_key="session_policy_id",
             attempted_key="session_create_attempted",
             action="session_policy.create",
-            get=lambda pid: ctx.wait(reads.get_policy(ctx.graph, pid, wait_seconds=wait)),
+            get=lambda pid: ctx.wait(policies.get_policy(ctx.graph, pid, wait_seconds=wait)),
             named=lambda: self._named(ctx),
             wait=wait,
         )
@@ -222,17 +154,15 @@ class SignInFrequency(Step):
             "session_policy_created": bool(made_here),
         }
         if "session_policy_before" not in ctx.state:
-            changes["session_policy_before"] = _snapshot(policy)
+            changes["session_policy_before"] = snapshot_of(policy)
         ctx.save_state(**changes)
         return policy
 
     def _named(self, ctx: StepContext) -> list[dict[str, Any]]:
-        return [
-            p for p in ctx.wait(reads.list_policies(ctx.graph)) if p.get("displayName") == SESSION_POLICY_NAME
-        ]
+        return ctx.wait(policies.named(ctx.graph, SESSION_POLICY_NAME))
 
     def _create(self, ctx: StepContext, frequency: dict[str, Any], wait: float) -> dict[str, Any] | None:
-        body = desired_session_policy(ctx, frequency)
+        body = desired_session_policy(ctx.scope, frequency)
         if ctx.plan:
             ctx.diff(
                 self.key,
@@ -241,12 +171,12 @@ class SignInFrequency(Step):
                 state=REPORT_ONLY,
                 frequency=describe(frequency),
             )
-            ctx.wait(ctx.graph.write("POST", reads.POLICIES, body=body, action="session_policy.create"))
+            ctx.wait(policies.create(ctx.graph, body, action="session_policy.create"))
             return None
         ctx.save_state(session_policy_before=None, session_create_attempted=True)
         policy, answered = create_ours(
             ctx,
-            reads.POLICIES,
+            policies.POLICIES,
             body,
             action="session_policy.create",
             target=SESSION_POLICY_NAME,
@@ -260,24 +190,13 @@ class SignInFrequency(Step):
         return policy
 
 
-def _snapshot(policy: dict[str, Any]) -> dict[str, Any]:
-    return {key: copy.deepcopy(policy.get(key)) for key in SESSION_FIELDS}
-
-
 # --- promotion with the main policy (called by CutOver and Verify) --------------------------------
 
 
 def plan_promotion(ctx: StepContext) -> None:
     if ctx.settings.get("sign_in_frequency"):
         ctx.diff("cut_over", "enable sign-in frequency policy", policy=SESSION_POLICY_NAME)
-        ctx.wait(
-            ctx.graph.write(
-                "PATCH",
-                f"{reads.POLICIES}/(session policy)",
-                body={"state": "enabled"},
-                action="session_policy.enable",
-            )
-        )
+        ctx.wait(policies.enable(ctx.graph, PLANNED_SESSION_POLICY, action="session_policy.enable"))
 
 
 def promote(ctx: StepContext) -> str:
@@ -289,27 +208,17 @@ def promote(ctx: StepContext) -> str:
         return ""
     wait = float(ctx.settings.get("replication_wait_seconds", 60))
     try:
-        policy = ctx.wait(reads.get_policy(ctx.graph, policy_id, wait_seconds=wait))
+        policy = ctx.wait(policies.get_policy(ctx.graph, policy_id, wait_seconds=wait))
         if policy is None:
             return _promotion_failed(ctx, f"the sign-in frequency policy {policy_id} cannot be read")
         enabled = policy.get("state") == "enabled"
         reconcile(ctx, "session_policy.enable", applied=enabled, evidence={"state": policy.get("state")})
         if not enabled:
-            patch_policy(
-                ctx,
-                policy_id,
-                {"state": "enabled"},
-                action="session_policy.enable",
-                before={"state": policy.get("state")},
+            ctx.wait(
+                policies.enable(ctx.graph, policy_id, action="session_policy.enable", was=policy.get("state"))
             )
-        deadline = time.monotonic() + wait
-        while True:
-            readback = ctx.wait(reads.get_policy(ctx.graph, policy_id, wait_seconds=wait))
-            if readback and readback.get("state") == "enabled":
-                break
-            if time.monotonic() > deadline:
-                return _promotion_failed(ctx, "it does not read back as enabled")
-            time.sleep(1)
+        if not reads_enabled(ctx, policy_id, seconds=wait):
+            return _promotion_failed(ctx, "it does not read back as enabled")
     except (GraphError, GraphUnavailable) as exc:
         # An unknown outcome (5xx, no answer) is settled by the next promotion's read (reconcile above).
         return _promotion_failed(ctx, str(exc))
@@ -332,7 +241,7 @@ def session_check(ctx: StepContext) -> tuple[list[str], str, dict[str, Any]]:
     if not ctx.settings.get("sign_in_frequency") or not policy_id:
         return [], "", {}
     frequency = wanted_frequency(ctx)
-    policy = ctx.wait(reads.get_policy(ctx.graph, policy_id))
+    policy = ctx.wait(policies.get_policy(ctx.graph, policy_id))
     if policy is None:
         return ["sign-in frequency policy: gone"], "", {}
     pending = []
@@ -342,13 +251,13 @@ def session_check(ctx: StepContext) -> tuple[list[str], str, dict[str, Any]]:
             f"sign-in frequency policy is {policy.get('state')}"
             + (f" (enabling failed: {failed})" if failed else "")
         )
-    problems = [p for p in session_problems(policy, ctx, frequency) if p != "disabled"]
+    problems = [p for p in session_problems(policy, ctx.scope, frequency) if p != "disabled"]
     if problems:
         pending.append("sign-in frequency policy: " + ", ".join(problems))
     if blocks(policy):
         pending.append("sign-in frequency policy: blocks access")
     verdict = f"sign-in frequency {describe(frequency)} enforced"
-    return pending, verdict, {"session_policy_baseline": _snapshot(policy)}
+    return pending, verdict, {"session_policy_baseline": snapshot_of(policy)}
 
 
 # --- rollback -------------------------------------------------------------------------------------
@@ -365,17 +274,17 @@ class RestoreSessionPolicy(Step):
         policy_id = ctx.state.get("session_policy_id")
         if not policy_id:
             return "the run made or adopted no sign-in frequency policy"
-        policy = ctx.wait(reads.get_policy(ctx.graph, policy_id))
+        policy = ctx.wait(policies.get_policy(ctx.graph, policy_id))
         if ctx.state.get("session_policy_created"):
             reconcile(ctx, "session_policy.delete", applied=policy is None, evidence={"found": bool(policy)})
             if policy is None:
                 return "the sign-in frequency policy is already gone"
             delete_ours(
                 ctx,
-                f"{reads.POLICIES}/{policy_id}",
+                policies.policy_path(policy_id),
                 action="session_policy.delete",
                 target=policy_id,
-                before=_snapshot(policy),
+                before=snapshot_of(policy),
             )
             return "deleted the sign-in frequency policy this run created"
         if policy is None:
@@ -384,17 +293,12 @@ class RestoreSessionPolicy(Step):
         reconcile(ctx, "session_policy.restore", applied=not body, evidence={"state": policy.get("state")})
         if not body:
             return "the sign-in frequency policy is already as before the run"
-        patch_policy(ctx, policy_id, body, action="session_policy.restore", before=_snapshot(policy))
+        ctx.wait(
+            policies.patch(
+                ctx.graph, policy_id, body, action="session_policy.restore", before=snapshot_of(policy)
+            )
+        )
         return "the sign-in frequency policy put back: " + ", ".join(body)
-
-
-def restore_body(policy: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    if before.get("state") and policy.get("state") != before["state"]:
-        body["state"] = before["state"]
-    if normalized(frequency_of(policy)) != normalized(frequency_of(before)):
-        body["sessionControls"] = copy.deepcopy(before.get("sessionControls"))
-    return body
 
 
 def session_rollback_pending(ctx: StepContext) -> tuple[list[str], str]:
@@ -402,7 +306,7 @@ def session_rollback_pending(ctx: StepContext) -> tuple[list[str], str]:
     policy_id = ctx.state.get("session_policy_id")
     if not policy_id:
         return [], ""
-    policy = ctx.wait(reads.get_policy(ctx.graph, policy_id))
+    policy = ctx.wait(policies.get_policy(ctx.graph, policy_id))
     if ctx.state.get("session_policy_created"):
         if policy is None:
             return [], "sign-in frequency policy deleted"

@@ -18,198 +18,33 @@ The better pattern: MFA everywhere, the trusted location for sign-in frequency i
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from django.core.exceptions import ValidationError
 
-from migrations_engine.graph import GraphClient
+from migrations_engine.graph.resources import named_locations as locations
+from migrations_engine.graph.resources import policies
+from migrations_engine.graph.resources.named_locations import (
+    IP_LOCATION,
+    canonical,
+    get_location,
+    location_path,
+    location_snapshot,
+    range_item,
+    range_items_of,
+    ranges_of,
+    same_ranges,
+)
+from migrations_engine.graph.resources.policy_kinds import referencing_policies, trusted_exclusions
 from migrations_engine.runs.options import NAMED_LOCATION_NAME, parse_cidr
-from migrations_engine.steps import graph_reads as reads
 from migrations_engine.steps.base import Step, StepContext, StepFailed
-from migrations_engine.steps.policy_kinds import asks_mfa
-from migrations_engine.steps.reconcile import create_ours, delete_ours, find_ours, reconcile
+from migrations_engine.steps.shared.legacy_settings import read_legacy
+from migrations_engine.steps.shared.reconcile import create_ours, delete_ours, find_ours, reconcile
 
-NAMED_LOCATIONS = "/identity/conditionalAccess/namedLocations"
-IP_LOCATION = "#microsoft.graph.ipNamedLocation"
-IPV4_RANGE, IPV6_RANGE = "#microsoft.graph.iPv4CidrRange", "#microsoft.graph.iPv6CidrRange"
 BETTER_PATTERN = (
     "Better: keep MFA required everywhere and use the trusted location for sign-in frequency instead "
     "(users there are re-asked less often, but every user registers and is asked)."
 )
-
-
-# --- the legacy MFA service settings -------------------------------------------------------------
-
-
-@dataclass
-class LegacySettings:
-    """What the undocumented `mfaServicePolicy` said (or why it said nothing usable)."""
-
-    read: bool = False
-    reason: str = ""  # why nothing was read, when `read` is False
-    trusted_ips_enabled: bool | None = None
-    trusted_ips: list[str] = field(default_factory=list)  # validated CIDRs
-    bad_ranges: list[str] = field(default_factory=list)  # why each unusable entry was skipped
-    remember_enabled: bool | None = None
-    remember_days: int | None = None
-    skip_federated: bool | None = None
-    app_passwords_allowed: bool | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """For the item's state (the run page shows it)."""
-        return {
-            "read": self.read,
-            "reason": self.reason,
-            "trusted_ips_enabled": self.trusted_ips_enabled,
-            "trusted_ips": self.trusted_ips,
-            "bad_ranges": self.bad_ranges,
-            "remember_mfa_enabled": self.remember_enabled,
-            "remember_mfa_days": self.remember_days,
-            "skip_mfa_for_federated_users": self.skip_federated,
-            "app_passwords_allowed": self.app_passwords_allowed,
-        }
-
-
-def _flag(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
-def parse_legacy(body: Any) -> LegacySettings:
-    """Parse the answer defensively: every field may be missing or of another shape."""
-    if body is None:
-        return LegacySettings(
-            reason="Graph does not serve /beta/policies/mfaServicePolicy for this tenant (it is "
-            "undocumented; 400/403/404)"
-        )
-    known = ("trustedIps", "rememberMfaOnTrustedDevices", "appPasswords", "skipMfaForFederatedUsers")
-    if not isinstance(body, dict) or not any(key in body for key in known):
-        return LegacySettings(reason="its answer has none of the fields we know (an unknown shape)")
-    out = LegacySettings(read=True, skip_federated=_flag(body.get("skipMfaForFederatedUsers")))
-    trusted = body.get("trustedIps")
-    if isinstance(trusted, dict):
-        out.trusted_ips_enabled = _flag(trusted.get("isEnabled"))
-        ranges = trusted.get("ipRanges")
-        if ranges is not None and not isinstance(ranges, list):
-            out.bad_ranges.append("trustedIps.ipRanges is not a list: ignored")
-            ranges = []
-        for entry in ranges or []:
-            raw = entry.get("cidrAddress") if isinstance(entry, dict) else entry
-            if not isinstance(raw, str):
-                out.bad_ranges.append(f"{str(entry)[:80]!r} is not a CIDR range")
-                continue
-            try:
-                cidr = parse_cidr(raw)
-            except ValidationError as exc:
-                out.bad_ranges.append(" ".join(exc.messages))
-                continue
-            if cidr not in out.trusted_ips:
-                out.trusted_ips.append(cidr)
-    elif trusted is not None:
-        out.bad_ranges.append("trustedIps has an unknown shape: ignored")
-    remember = body.get("rememberMfaOnTrustedDevices")
-    if isinstance(remember, dict):
-        out.remember_enabled = _flag(remember.get("isEnabled"))
-        days = remember.get("days")
-        if isinstance(days, str) and days.strip().isdigit():
-            days = int(days)
-        out.remember_days = days if isinstance(days, int) and not isinstance(days, bool) else None
-    app_passwords = body.get("appPasswords")
-    if isinstance(app_passwords, dict):
-        out.app_passwords_allowed = _flag(app_passwords.get("isAllowed"))
-    return out
-
-
-def read_legacy(ctx: StepContext) -> LegacySettings:
-    """Read and parse the legacy settings and keep the summary in the item's state."""
-    legacy = parse_legacy(ctx.wait(reads.legacy_mfa_settings(ctx.graph)))
-    ctx.save_state(legacy_mfa_settings=legacy.summary())
-    return legacy
-
-
-# --- named location reads and shapes --------------------------------------------------------------
-
-
-def canonical(cidr: str) -> str:
-    try:
-        return str(ipaddress.ip_network(str(cidr).strip(), strict=False))
-    except ValueError:
-        return str(cidr).strip().lower()
-
-
-def range_item(cidr: str) -> dict[str, str]:
-    version = ipaddress.ip_network(cidr, strict=False).version
-    return {"@odata.type": IPV4_RANGE if version == 4 else IPV6_RANGE, "cidrAddress": cidr}
-
-
-def ranges_of(location: dict[str, Any] | None) -> list[str]:
-    return [
-        str(r.get("cidrAddress"))
-        for r in (location or {}).get("ipRanges") or []
-        if isinstance(r, dict) and r.get("cidrAddress")
-    ]
-
-
-def range_items_of(location: dict[str, Any]) -> list[dict[str, Any]]:
-    """The location's ranges as Graph wants them back (each with its @odata.type)."""
-    items = []
-    for entry in location.get("ipRanges") or []:
-        if not isinstance(entry, dict) or not entry.get("cidrAddress"):
-            continue
-        item = {k: v for k, v in entry.items() if k in ("@odata.type", "cidrAddress")}
-        if "@odata.type" not in item:
-            try:
-                item["@odata.type"] = range_item(item["cidrAddress"])["@odata.type"]
-            except ValueError:
-                continue
-        items.append(item)
-    return items
-
-
-def location_snapshot(location: dict[str, Any]) -> dict[str, Any]:
-    """What a rollback puts back (and the drift watch compares)."""
-    return {
-        "id": location.get("id"),
-        "displayName": location.get("displayName"),
-        "isTrusted": location.get("isTrusted"),
-        "ipRanges": range_items_of(location),
-    }
-
-
-async def list_locations(graph: GraphClient) -> list[dict[str, Any]]:
-    return await reads.list_all(graph, NAMED_LOCATIONS)
-
-
-async def get_location(graph: GraphClient, location_id: str, *, wait_seconds: float = 0) -> dict | None:
-    """A named location by id (see `graph_reads.get_after_create`)."""
-    path = f"{NAMED_LOCATIONS}/{quote(location_id)}"
-    return await reads.get_after_create(graph, path, wait_seconds=wait_seconds)
-
-
-def referencing_policies(policies: list[dict[str, Any]], location_id: str) -> list[dict[str, Any]]:
-    """Policies whose location condition names the location (included or excluded)."""
-    found = []
-    for policy in policies:
-        locations = (policy.get("conditions") or {}).get("locations") or {}
-        if location_id in (locations.get("includeLocations") or []) + (
-            locations.get("excludeLocations") or []
-        ):
-            found.append(policy)
-    return found
-
-
-def trusted_exclusions(policies: list[dict[str, Any]], location_id: str | None) -> list[dict[str, Any]]:
-    """MFA policies that exclude trusted locations ("AllTrusted", or this location by id)."""
-    hits = []
-    for policy in policies:
-        excluded = set(
-            ((policy.get("conditions") or {}).get("locations") or {}).get("excludeLocations") or []
-        )
-        if asks_mfa(policy) and ("AllTrusted" in excluded or (location_id and location_id in excluded)):
-            hits.append(policy)
-    return hits
 
 
 def exclusion_warning(policy: dict[str, Any], main_policy_id: str | None) -> str:
@@ -347,23 +182,20 @@ class NamedLocation(Step):
         return location
 
     def _named(self, ctx: StepContext, name: str) -> list[dict[str, Any]]:
-        return [loc for loc in ctx.wait(list_locations(ctx.graph)) if loc.get("displayName") == name]
+        return ctx.wait(locations.named(ctx.graph, name))
 
     def _create(self, ctx: StepContext, name: str, wanted: list[str], wait: float) -> dict[str, Any] | None:
-        body = {
-            "@odata.type": IP_LOCATION,
-            "displayName": name,
-            "isTrusted": True,
-            "ipRanges": [range_item(c) for c in wanted],
-        }
+        body = locations.new_location(name, wanted)
         if ctx.plan:
             ctx.diff(self.key, "create named location", location=name, trusted=True, ranges=wanted)
-            ctx.wait(ctx.graph.write("POST", NAMED_LOCATIONS, body=body, action="named_location.create"))
+            ctx.wait(
+                ctx.graph.write("POST", locations.NAMED_LOCATIONS, body=body, action="named_location.create")
+            )
             return None
         ctx.save_state(named_location_before=None, named_location_create_attempted=True)
         location, answered = create_ours(
             ctx,
-            NAMED_LOCATIONS,
+            locations.NAMED_LOCATIONS,
             body,
             action="named_location.create",
             target=name,
@@ -391,20 +223,15 @@ class NamedLocation(Step):
             )
         if not missing and not untrusted:
             return f"the named location '{name}' is trusted and has every range ({len(have)} in all)"
-        body = {
-            "@odata.type": IP_LOCATION,
-            "isTrusted": True,
-            "ipRanges": range_items_of(location) + [range_item(c) for c in missing],
-        }
+        body = {"isTrusted": True, "ipRanges": range_items_of(location) + [range_item(c) for c in missing]}
         if ctx.plan:
             ctx.diff(self.key, "update named location", location=name, add_ranges=missing, trust=untrusted)
         ctx.wait(
-            ctx.graph.write(
-                "PATCH",
-                f"{NAMED_LOCATIONS}/{location['id']}",
-                body=body,
+            locations.patch(
+                ctx.graph,
+                location["id"],
+                body,
                 action="named_location.update",
-                target=location["id"],
                 before=location_snapshot(location),
             )
         )
@@ -417,8 +244,7 @@ class NamedLocation(Step):
         )
 
     def _finish(self, ctx: StepContext, location_id: str | None, done: str, notes: list[str]) -> str:
-        policies = ctx.wait(reads.list_policies(ctx.graph))
-        excluding = trusted_exclusions(policies, location_id)
+        excluding = trusted_exclusions(ctx.wait(policies.list_policies(ctx.graph)), location_id)
         for policy in excluding:
             ctx.warn(exclusion_warning(policy, ctx.state.get("policy_id")))
         if not ctx.plan:
@@ -476,7 +302,7 @@ class RestoreNamedLocation(Step):
             )
             if location is None:
                 return "the named location is already gone"
-            users = referencing_policies(ctx.wait(reads.list_policies(ctx.graph)), location_id)
+            users = referencing_policies(ctx.wait(policies.list_policies(ctx.graph)), location_id)
             if users:
                 names = ", ".join(f"'{p.get('displayName')}'" for p in users)
                 ctx.warn(
@@ -489,12 +315,11 @@ class RestoreNamedLocation(Step):
                 # Documented: a trusted location can't be deleted before its trusted mark is removed.
                 reconcile(ctx, "named_location.untrust", applied=False, evidence={"isTrusted": True})
                 ctx.wait(
-                    ctx.graph.write(
-                        "PATCH",
-                        f"{NAMED_LOCATIONS}/{location_id}",
-                        body={"@odata.type": IP_LOCATION, "isTrusted": False},
+                    locations.patch(
+                        ctx.graph,
+                        location_id,
+                        {"isTrusted": False},
                         action="named_location.untrust",
-                        target=location_id,
                         before={"isTrusted": True},
                     )
                 )
@@ -502,7 +327,7 @@ class RestoreNamedLocation(Step):
                 reconcile(ctx, "named_location.untrust", applied=True, evidence={"isTrusted": False})
             delete_ours(
                 ctx,
-                f"{NAMED_LOCATIONS}/{location_id}",
+                location_path(location_id),
                 action="named_location.delete",
                 target=location_id,
                 before=location_snapshot(location),
@@ -511,22 +336,19 @@ class RestoreNamedLocation(Step):
         before = ctx.state.get("named_location_before") or {}
         if location is None:
             return "the named location no longer exists (deleted by someone): nothing to put back"
-        same = {canonical(c) for c in ranges_of(before)} == {canonical(c) for c in ranges_of(location)} and (
-            location.get("isTrusted") == before.get("isTrusted")
-        )
+        same = same_ranges(before, location) and location.get("isTrusted") == before.get("isTrusted")
         reconcile(ctx, "named_location.restore", applied=same, evidence=location_snapshot(location))
         if same:
             return "the named location already has its previous ranges"
-        body: dict[str, Any] = {"@odata.type": IP_LOCATION, "ipRanges": before.get("ipRanges") or []}
+        body: dict[str, Any] = {"ipRanges": before.get("ipRanges") or []}
         if isinstance(before.get("isTrusted"), bool):
             body["isTrusted"] = before["isTrusted"]
         ctx.wait(
-            ctx.graph.write(
-                "PATCH",
-                f"{NAMED_LOCATIONS}/{location_id}",
-                body=body,
+            locations.patch(
+                ctx.graph,
+                location_id,
+                body,
                 action="named_location.restore",
-                target=location_id,
                 before=location_snapshot(location),
             )
         )
@@ -548,7 +370,7 @@ def location_rollback_pending(ctx: StepContext) -> tuple[list[str], str]:
     if location is None:
         return [], "named location gone (deleted by someone)"
     before = ctx.state.get("named_location_before") or {}
-    if {canonical(c) for c in ranges_of(before)} != {canonical(c) for c in ranges_of(location)}:
+    if not same_ranges(before, location):
         return ["the named location's ranges differ from before the run"], ""
     if isinstance(before.get("isTrusted"), bool) and location.get("isTrusted") != before["isTrusted"]:
         return ["the named location's trust differs from before the run"], ""

@@ -8,9 +8,10 @@ from django.db.models import Exists, OuterRef, Value
 
 from migrations_engine.audit.writer import record_reconciliation
 from migrations_engine.choices import AuditKind, AuditOutcome, UserOutcomeStatus
+from migrations_engine.graph.resources import per_user_mfa
 from migrations_engine.models import AuditEvent, UserOutcome, UserSnapshot
 from migrations_engine.steps.base import StepContext
-from migrations_engine.steps.per_user import Change, Settled, meets, read_states
+from migrations_engine.steps.shared.write_engine import Change, Settled
 
 
 def scope_rows(ctx: StepContext, snapshot_id: int | None = None):
@@ -108,7 +109,7 @@ def reconcile_unknown_writes(ctx: StepContext, *, purpose: str) -> int:
         AuditEvent.objects.filter(
             item_id=ctx.item.pk,
             step=step,
-            action="per_user_mfa.set",
+            action=per_user_mfa.SET_ACTION,
             outcome=AuditOutcome.INTENT,
             outcomes__outcome=AuditOutcome.UNKNOWN,
         )
@@ -119,13 +120,12 @@ def reconcile_unknown_writes(ctx: StepContext, *, purpose: str) -> int:
         return 0
     by_user = {}
     for row in intents:
-        user_id = row.path.split("/users/")[1].split("/")[0]
-        by_user[user_id] = row
-    current = ctx.wait(read_states(ctx.graph, list(by_user)))
+        by_user[per_user_mfa.user_id_in(row.path)] = row
+    current = ctx.wait(per_user_mfa.read_states(ctx.graph, list(by_user)))
     settled = []
     for user_id, row in by_user.items():
-        wanted = (row.request_body or {}).get("perUserMfaState")
-        applied = meets(current.get(user_id), wanted)
+        wanted = per_user_mfa.state_in(row.request_body)
+        applied = per_user_mfa.meets(current.get(user_id), wanted)
         record_reconciliation(
             ctx.graph.audit,
             intent=row,
@@ -133,7 +133,7 @@ def reconcile_unknown_writes(ctx: StepContext, *, purpose: str) -> int:
             detail={"read_back": current.get(user_id)},
         )
         if applied:
-            before = ((row.before or {}).get("perUserMfaState")) or ""
+            before = per_user_mfa.state_in(row.before) or ""
             settled.append(Settled(Change(user_id, row.target, before, wanted), UserOutcomeStatus.SUCCEEDED))
     if settled:
         record_outcomes(ctx, settled, purpose=purpose)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +10,7 @@ from migrations_engine.choices import AuditKind, AuditOutcome
 from migrations_engine.graph import GraphError, GraphUnavailable
 from migrations_engine.models import AuditEvent
 from migrations_engine.steps.base import StepContext, StepFailed
+from migrations_engine.steps.shared.polling import poll
 
 
 def unknown_intents(ctx: StepContext, action: str) -> list:
@@ -63,12 +63,8 @@ def find_ours(
                 "a human should look before another is created"
             )
         return found
-    listed = named()
-    if not listed and ctx.state.get(attempted_key):
-        deadline = time.monotonic() + wait
-        while not listed and time.monotonic() < deadline:
-            time.sleep(min(1.0, max(0.1, deadline - time.monotonic())))
-            listed = named()
+    # A create whose answer was lost may not be listed yet: wait it out by listing.
+    listed = poll(named, until=bool, seconds=wait if ctx.state.get(attempted_key) else 0)
     if not ctx.plan and ctx.state.get(attempted_key):
         reconcile(ctx, action, applied=bool(listed), evidence={"listed": [o.get("id") for o in listed]})
     if len(listed) > 1:
