@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import threading
 import time
 import uuid
@@ -21,7 +22,7 @@ from migrations_engine.graph.errors import ConsentMissing, GraphHostNotAllowed, 
 # AADSTS codes that mean "this tenant has not (or no longer) consented to the app".
 _NO_CONSENT_CODES = {65001, 700016, 7000229, 500011, 7000112}
 
-_apps: dict[tuple[str, str, str], msal.ConfidentialClientApplication] = {}
+_apps: dict[tuple[str, ...], msal.ConfidentialClientApplication] = {}
 _apps_lock = threading.Lock()
 
 
@@ -52,8 +53,20 @@ def _http_session(config: GraphConfig) -> requests.Session:
 
 def _msal_app(config: GraphConfig, tenant: str) -> msal.ConfidentialClientApplication:
     """One msal app (and so one token cache) per tenant authority, shared by every loop in the process."""
-    credential_kind = "cert" if config.private_key_pem else "secret"
-    key = (config.authority(tenant), config.client_id, credential_kind)
+    # The key holds everything the app was built from: a cached app keeps its credential and its HTTP
+    # session (with the CA bundle), so a changed setting, or another login service that took over the
+    # same host and port, must get an app of its own. The credential enters only as a digest, in memory.
+    credential_digest = hashlib.sha256(
+        "\0".join(
+            (
+                config.private_key_pem,
+                config.public_certificate_pem,
+                config.certificate_thumbprint,
+                config.client_secret or "",
+            )
+        ).encode()
+    ).hexdigest()
+    key = (config.authority(tenant), config.client_id, credential_digest, str(config.verify))
     with _apps_lock:
         app = _apps.get(key)
         if app is None:

@@ -21,6 +21,7 @@ from migrations_engine.graph import (
     GraphUnavailable,
     TokenError,
 )
+from migrations_engine.graph.auth import acquire_app_token
 from migrations_engine.graph.resources.users import resolve_user
 from tests.conftest import fleet_tenant, point_settings_at
 
@@ -74,6 +75,26 @@ def test_it_ignores_requests_ca_bundle_from_the_environment(demo_graph, monkeypa
             return await client.get_json("/organization")
 
     assert run(go())["value"][0]["id"] == entry["tenant_id"]
+
+
+def test_a_changed_ca_bundle_gets_an_msal_app_of_its_own(settings, fresh_graph, tmp_path):
+    # msal apps are cached per authority. A login service that later answers on the same host and port
+    # (another simulator, a changed setting) with another CA bundle must not meet the old app's session,
+    # which would still point at the first bundle, by then deleted.
+    entry = fleet_tenant(fresh_graph, lambda e: not e["consent_granted"])
+    first = tmp_path / "first-ca.pem"
+    first.write_bytes(open(fresh_graph.ca_bundle, "rb").read())
+    settings.GRAPH_CA_BUNDLE = str(first)
+    with pytest.raises(ConsentMissing):  # the app is cached, with no token in it
+        acquire_app_token(GraphConfig.from_settings(), entry["tenant_id"])
+    first.unlink()
+    fresh_graph.admin(
+        "POST",
+        f"/_sim/tenants/{entry['tenant_id']}/consent",
+        json={"granted": True, "roles": list(REQUIRED_ROLES)},
+    )
+    settings.GRAPH_CA_BUNDLE = fresh_graph.ca_bundle
+    assert acquire_app_token(GraphConfig.from_settings(), entry["tenant_id"]).tenant_id == entry["tenant_id"]
 
 
 def test_it_reports_a_tenant_without_consent(demo_graph):
