@@ -1,5 +1,5 @@
 """The app's admins, one module per feature; importing them registers them on the console's site
-(Django's admin autodiscovery imports this module). Shared bases are in `admin_base`."""
+(Django's admin autodiscovery imports this module). Shared bases are in `msp_console.admin_base`."""
 
 from migrations_engine.audit import admin as audit_admin
 from migrations_engine.drift import admin as drift_admin

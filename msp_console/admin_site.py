@@ -5,9 +5,14 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
+from django.shortcuts import redirect
 from django.urls import reverse
 
+from migrations_engine.dashboard import dashboard_context
+from msp_console.admin_base import SuperusersOnly
+from msp_console.console_urls import extra_urls
 from staff.entra.config import entra_sign_in
 
 
@@ -24,8 +29,6 @@ class ConsoleSite(admin.AdminSite):
 
     def index(self, request, extra_context=None):
         """The dashboard (fleet totals and charts of the tenants the user may see), then the app list."""
-        from migrations_engine.dashboard import dashboard_context
-
         context = {**dashboard_context(request.user), **(extra_context or {})}
         return super().index(request, extra_context=context)
 
@@ -49,8 +52,6 @@ class ConsoleSite(admin.AdminSite):
         return response
 
     def get_urls(self):
-        from msp_console.console_urls import extra_urls
-
         return extra_urls(self) + super().get_urls()
 
 
@@ -74,29 +75,11 @@ site.register(User, StaffUserAdmin)
 site.register(Group, GroupAdmin)
 
 
-class JobQueuesAdmin(admin.ModelAdmin):
+class JobQueuesAdmin(SuperusersOnly, admin.ModelAdmin):
     """django-rq's dashboard in the app list, superusers only. Its pages live at /django-rq/ (guarded in
     `msp_console.urls`); registering the model here also lets their breadcrumbs resolve on this site."""
 
-    def has_module_permission(self, request) -> bool:
-        return request.user.is_active and request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
     def changelist_view(self, request, extra_context=None):
-        from django.core.exceptions import PermissionDenied
-        from django.shortcuts import redirect
-
         if not self.has_view_permission(request):
             raise PermissionDenied
         return redirect("django_rq:home")

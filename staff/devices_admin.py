@@ -10,6 +10,7 @@ from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from migrations_engine.audit.writer import record_staff_action
+from msp_console.admin_base import SuperusersOnly
 from msp_console.admin_site import site
 
 # django-otp registers these on Django's default site, which this console does not serve.
@@ -18,23 +19,11 @@ for _model in (TOTPDevice, StaticDevice):
         admin.site.unregister(_model)
 
 
-class _AuditedDeletes:
-    """Only superusers see these; a removal is an audit row naming whose device it was."""
+class _AuditedDeletes(SuperusersOnly):
+    """Only superusers see these and may remove one (each person enrols their own, at sign-in); a
+    removal is an audit row naming whose device it was."""
 
-    def has_module_permission(self, request) -> bool:
-        return request.user.is_active and request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request) -> bool:
-        return False  # each person enrols their own, at sign-in
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return self.has_module_permission(request)
+    superusers_may = frozenset({"delete"})
 
     def delete_model(self, request, obj) -> None:
         self.delete_queryset(request, type(obj).objects.filter(pk=obj.pk))

@@ -7,12 +7,13 @@ from axes.models import AccessAttempt
 from django.contrib import admin
 from django.utils import timezone
 
+from msp_console.admin_base import SuperusersOnly
 from msp_console.admin_site import site
 from staff.lockout import is_locked, lockout_ends, unlock
 
 
 @admin.register(AccessAttempt, site=site)
-class SignInLockoutAdmin(admin.ModelAdmin):
+class SignInLockoutAdmin(SuperusersOnly, admin.ModelAdmin):
     """Failed sign-ins by username and address; those at the limit are locked out until the time shown."""
 
     list_display = ("username", "ip_address", "failures_since_start", "attempt_time", "locked_until")
@@ -22,20 +23,7 @@ class SignInLockoutAdmin(admin.ModelAdmin):
     fields = ("username", "ip_address", "user_agent", "failures_since_start", "attempt_time", "path_info")
     readonly_fields = fields
 
-    def has_module_permission(self, request) -> bool:
-        return request.user.is_active and request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # only through Unlock, which is audited
+    # Nothing is deleted but through Unlock, which is audited.
 
     def has_unlock_permission(self, request) -> bool:
         return self.has_module_permission(request)

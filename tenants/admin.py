@@ -8,12 +8,12 @@ from django.http import StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from msp_console.admin_base import RolePermissions
 from msp_console.admin_site import site
-from tenants import fleet_actions
+from tenants import admin_actions
 from tenants.access import get_tenant_for_user, visible_tenants
 from tenants.census_report import census_csv_rows
 from tenants.choices import ConsentStatus, MigrationState
-from tenants.consent_admin import recheck_consent_action
 from tenants.fleet import MIGRATION_STATES, with_latest_run
 from tenants.models import BreakGlassConfig, CensusUser, CustomerTenant, Tag, TenantConsent
 
@@ -91,7 +91,7 @@ class ConsentFilter(admin.SimpleListFilter):
 
 
 @admin.register(CustomerTenant, site=site)
-class CustomerTenantAdmin(fleet_actions.RolePermissions, admin.ModelAdmin):
+class CustomerTenantAdmin(RolePermissions, admin.ModelAdmin):
     """The MSP's home page: one row per customer tenant, with what the last census and run found."""
 
     list_display = (
@@ -149,7 +149,7 @@ class CustomerTenantAdmin(fleet_actions.RolePermissions, admin.ModelAdmin):
     filter_horizontal = ("tags",)
     inlines = (ConsentInline, BreakGlassInline)
     list_select_related = ("consent",)
-    actions = [*fleet_actions.ACTIONS, recheck_consent_action]
+    actions = admin_actions.ACTIONS
     change_form_template = "admin/tenants/customertenant/change_form.html"
 
     def get_queryset(self, request):

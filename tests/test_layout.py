@@ -238,3 +238,52 @@ def test_no_module_outside_graph_builds_a_graph_path():
     ]
     assert len(files) > 100
     assert [hit for path in files for hit in _graph_paths(path, GRAPH_PATH_START)] == []
+
+
+def _mounts_pages(source: str) -> bool:
+    """True when the module wraps a view for the console (`site.admin_view(...)`, `self.admin_site...`)."""
+    return any(
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "admin_view"
+        for node in ast.walk(ast.parse(source))
+    )
+
+
+def _production_files() -> list[Path]:
+    return [
+        p
+        for pkg in PRODUCTION_PACKAGES + ("staff",)
+        for p in (ROOT / pkg).rglob("*.py")
+        if "migrations" not in p.relative_to(ROOT).parts
+    ]
+
+
+def test_the_page_finder_finds_a_planted_mount():
+    assert _mounts_pages("path('x/', site.admin_view(view), name='x')")
+    assert not _mounts_pages("'''site.admin_view(view) in a docstring'''")
+
+
+def test_pages_are_added_one_way():
+    """A page about one model is mounted by that model's admin (`admin.py`, `*_admin.py`); any other page
+    by its feature's `urls.py`, and every such `urls.py` is named in `msp_console/console_urls.py`."""
+    mounting = {p for p in _production_files() if _mounts_pages(p.read_text())}
+    assert len(mounting) >= 6
+    misplaced = [
+        str(p.relative_to(ROOT))
+        for p in mounting
+        if not (p.name in ("urls.py", "admin.py") or p.name.endswith("_admin.py"))
+    ]
+    assert misplaced == []
+    feature_urls = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts)
+        for p in _production_files()
+        if p.name == "urls.py" and "def urls(site)" in p.read_text()
+    }
+    assert len(feature_urls) >= 4
+    listed = _imported_modules(ROOT / "msp_console" / "console_urls.py")
+    named = listed | {
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(ast.parse((ROOT / "msp_console" / "console_urls.py").read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module
+        for alias in node.names
+    }
+    assert feature_urls - named == set()

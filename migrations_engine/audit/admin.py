@@ -13,10 +13,10 @@ from django.http import Http404, HttpResponseBadRequest, HttpResponseNotAllowed,
 from django.urls import path, reverse
 from django.utils import timezone
 
-from migrations_engine.admin_base import ReadOnlyAdmin, VisibleTenantFilter, visible_pks
 from migrations_engine.audit.export import COLUMNS, CONTENT_TYPES, FORMATS, iter_lines
 from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem
+from msp_console.admin_base import ReadOnlyAdmin, VisibleTenantFilter, visible_pks
 from msp_console.admin_site import site
 from tenants.access import visible_tenants
 

@@ -16,11 +16,11 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from migrations_engine.admin_base import TenantScopedAdmin, VisibleTenantFilter
 from migrations_engine.drift import services as drift
 from migrations_engine.drift.services import enqueue_drift_check
 from migrations_engine.models import DriftCheck, DriftFinding
 from migrations_engine.runs.services import RunConflict
+from msp_console.admin_base import TenantScopedAdmin, VisibleTenantFilter
 from msp_console.admin_site import site
 from staff import roles
 from staff.reauth import require_fresh

@@ -17,9 +17,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import slugify
 
-from migrations_engine.admin_base import ReadOnlyAdmin
 from migrations_engine.exports.services import check_folder_name, first_pending_period, save_schedule
 from migrations_engine.models import ExportFile, ExportSchedule
+from msp_console.admin_base import ReadOnlyAdmin
 from msp_console.admin_site import site
 from staff import roles
 from tenants.access import visible_tenants

@@ -1,5 +1,5 @@
 """Runs in the admin: read-only views (state changes go through the services). A run's change view is
-its live run page (`runs.views.run_page_context`)."""
+its live run page (`runs.run_page.run_page_context`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from django.db.models import Count, Q
 from django.http import Http404
 from django.template.response import TemplateResponse
 
-from migrations_engine.admin_base import ReadOnlyAdmin, TenantScopedAdmin, search_visible_tenants, visible_pks
 from migrations_engine.models import MigrationRun, RunItem
-from migrations_engine.runs import views as console
+from migrations_engine.runs import run_page
+from msp_console.admin_base import ReadOnlyAdmin, TenantScopedAdmin, search_visible_tenants, visible_pks
 from msp_console.admin_site import site
 
 
@@ -67,10 +67,10 @@ class MigrationRunAdmin(ReadOnlyAdmin):
             pk = int(unquote(object_id))
         except ValueError as exc:
             raise Http404("No such run") from exc
-        run = console.get_run_for_user(request.user, pk)
+        run = run_page.get_run_for_user(request.user, pk)
         context = {
             **self.admin_site.each_context(request),
-            **console.run_page_context(run, request.user),
+            **run_page.run_page_context(run, request.user),
             "opts": self.opts,
             "title": str(run),
             "subtitle": None,

@@ -18,7 +18,6 @@ from django.urls import path, reverse
 from django.utils import dateparse, timezone
 from django.views.decorators.http import require_POST
 
-from migrations_engine.admin_base import search_visible_tenants
 from migrations_engine.choices import ItemStatus, WaveStatus
 from migrations_engine.models import RunItem, Wave, WaveTenant
 from migrations_engine.runs import confirm as run_confirm
@@ -26,6 +25,7 @@ from migrations_engine.runs.options_form import RunOptionsForm
 from migrations_engine.waves import services as waves
 from migrations_engine.waves.models import WAVE_MODES
 from migrations_engine.waves.services import visible_waves
+from msp_console.admin_base import search_visible_tenants
 from msp_console.admin_site import site
 from staff import roles
 from tenants.access import visible_tenants

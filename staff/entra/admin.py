@@ -7,25 +7,9 @@ from __future__ import annotations
 from django.contrib import admin
 
 from migrations_engine.audit.writer import record_staff_action
+from msp_console.admin_base import SuperusersOnly
 from msp_console.admin_site import site
 from staff.models import EntraIdentity, EntraRoleMapping
-
-
-class _SuperusersOnly:
-    def has_module_permission(self, request) -> bool:
-        return request.user.is_active and request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request) -> bool:
-        return self.has_module_permission(request)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return self.has_module_permission(request)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return self.has_module_permission(request)
 
 
 def _describe(mapping: EntraRoleMapping) -> dict:
@@ -33,8 +17,10 @@ def _describe(mapping: EntraRoleMapping) -> dict:
 
 
 @admin.register(EntraRoleMapping, site=site)
-class EntraRoleMappingAdmin(_SuperusersOnly, admin.ModelAdmin):
+class EntraRoleMappingAdmin(SuperusersOnly, admin.ModelAdmin):
     """Entra group or app role → console group; applied at each person's next Entra ID sign-in."""
+
+    superusers_may = frozenset({"add", "change", "delete"})
 
     list_display = ("group", "kind", "value", "note", "created_at")
     list_filter = ("kind", "group")
@@ -62,7 +48,7 @@ class EntraRoleMappingAdmin(_SuperusersOnly, admin.ModelAdmin):
 
 
 @admin.register(EntraIdentity, site=site)
-class EntraIdentityAdmin(_SuperusersOnly, admin.ModelAdmin):
+class EntraIdentityAdmin(SuperusersOnly, admin.ModelAdmin):
     """Made by the first Entra ID sign-in. Removing one unlinks it: the next sign-in of that Entra
     account is refused while a console account of the same name exists."""
 
@@ -70,12 +56,7 @@ class EntraIdentityAdmin(_SuperusersOnly, admin.ModelAdmin):
     search_fields = ("upn", "object_id", "user__username")
     readonly_fields = ("user", "tenant_id", "object_id", "upn", "last_sign_in")
     fields = readonly_fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+    superusers_may = frozenset({"delete"})
 
     def delete_queryset(self, request, queryset) -> None:
         for identity in queryset.select_related("user"):

@@ -24,8 +24,8 @@ from migrations_engine.audit.models import AuditEvent
 from migrations_engine.graph.permissions import REQUIRED_ROLES
 from msp_console.admin_site import site
 from tenants.admin import CustomerTenantAdmin
+from tenants.admin_actions import recheck_consent_action
 from tenants.consent import recheck_consent
-from tenants.consent_admin import recheck_consent_action
 from tenants.models import ConsentRequest, CustomerTenant, TenantConsent, TenantGrant
 from tenants.services import add_tenant
 from tests.conftest import fleet_tenant

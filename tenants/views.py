@@ -1,4 +1,6 @@
-"""Custom console views of this app (those a changelist cannot serve): onboarding, CSV import, admin consent.
+"""The tenants app's pages that are not one changelist or change form: onboarding (add customer, its
+consent link, the consent callback, then the break-glass accounts and a first census) and the CSV import.
+`tenants/urls.py` mounts them; the fleet list, a tenant's page and the fleet actions are its admin's.
 
 Each view parses input, calls one service in `tenants.consent`, and renders. A consent URL carries its
 state in clear, and only the state's hash is stored, so the URL is kept in the staff session it is bound
@@ -12,9 +14,12 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from migrations_engine.audit.writer import record_staff_action
+from migrations_engine.census.services import enqueue_census
 from migrations_engine.graph.permissions import REQUIRED_ROLES
 from staff import roles
 from tenants.access import get_tenant_for_user
@@ -27,7 +32,8 @@ from tenants.importing import (
     import_tenants,
     parse_tenant_csv,
 )
-from tenants.onboarding_next import break_glass_view, census_now_view, next_steps_context
+from tenants.models import BreakGlassConfig
+from tenants.services import set_break_glass
 
 _SESSION_LINKS = "tenants.consent_links"  # {tenant pk: consent URL} made in this session
 
@@ -59,6 +65,19 @@ def _forget_link(request, tenant_pk: int) -> None:
     links = dict(request.session.get(_SESSION_LINKS, {}))
     if links.pop(str(tenant_pk), None) is not None:
         request.session[_SESSION_LINKS] = links
+
+
+def next_steps_context(tenant) -> dict:
+    """What the onboarding pages show under "Next": the break-glass state and the census."""
+    glass = BreakGlassConfig.objects.filter(tenant=tenant).first()
+    configured = bool(glass and (glass.accounts or glass.group_id))
+    return {
+        "next_tenant": tenant,
+        "break_glass_configured": configured,
+        "break_glass": glass,
+        "break_glass_url": reverse("admin:tenants_break_glass", args=[tenant.pk]),
+        "census_url": reverse("admin:tenants_census_now", args=[tenant.pk]),
+    }
 
 
 def _roles_in_words(roles) -> list[tuple[str, str]]:
@@ -177,31 +196,49 @@ def import_tenants_view(request, site):
     return TemplateResponse(request, "tenants/import_tenants.html", context, status=status)
 
 
-def urls(site) -> list:
-    """URL patterns mounted at the console's root, each wrapped in `site.admin_view`."""
-    extra = {"site": site}
-    return [
-        path("customers/add/", site.admin_view(add_customer_view), extra, name="tenants_onboard"),
-        path("customers/import/", site.admin_view(import_tenants_view), extra, name="tenants_import"),
-        path(
-            "customers/<int:pk>/consent-link/",
-            site.admin_view(consent_link_view),
-            extra,
-            name="tenants_consent_link",
-        ),
-        path(
-            "customers/<int:pk>/break-glass/",
-            site.admin_view(break_glass_view),
-            extra,
-            name="tenants_break_glass",
-        ),
-        path(
-            "customers/<int:pk>/census/", site.admin_view(census_now_view), extra, name="tenants_census_now"
-        ),
-        path(
-            "consent/callback/",
-            site.admin_view(consent_callback_view),
-            extra,
-            name="tenants_consent_callback",
-        ),
-    ]
+def _back(request, tenant) -> HttpResponseRedirect:
+    target = request.POST.get("next", "")
+    if not (target.startswith("/") and url_has_allowed_host_and_scheme(target, {request.get_host()})):
+        target = reverse("admin:tenants_consent_link", args=[tenant.pk])
+    return HttpResponseRedirect(target)
+
+
+@require_POST
+def break_glass_view(request, pk, site):
+    """Set the tenant's break-glass accounts (one UPN per line) and their minimum."""
+    roles.require(request.user, roles.CUSTOMERS)
+    tenant = get_tenant_for_user(request.user, pk)
+    accounts = [line.strip() for line in request.POST.get("accounts", "").splitlines() if line.strip()]
+    try:
+        minimum = int(request.POST.get("minimum") or 1)
+    except ValueError:
+        messages.error(request, "The minimum is a whole number of accounts. Nothing was changed.")
+        return _back(request, tenant)
+    if not accounts:
+        messages.error(
+            request, "Enter at least one break-glass account (one UPN per line). Nothing was changed."
+        )
+        return _back(request, tenant)
+    try:
+        set_break_glass(tenant, accounts=accounts, minimum_count=minimum, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, f"{' '.join(exc.messages)} Nothing was changed.")
+        return _back(request, tenant)
+    record_staff_action(
+        actor=request.user.get_username(),
+        action="tenant.break_glass_set",
+        tenant_id=tenant.pk,
+        detail={"accounts": accounts, "minimum": minimum},
+    )
+    messages.success(request, f"Break-glass accounts of {tenant.display_name}: {len(accounts)} set.")
+    return _back(request, tenant)
+
+
+@require_POST
+def census_now_view(request, pk, site):
+    """Queue a census of the tenant (read-only) and go to its page."""
+    roles.require(request.user, roles.CENSUS)
+    tenant = get_tenant_for_user(request.user, pk)
+    enqueue_census(tenant.pk, actor=request.user.get_username())
+    messages.success(request, f"Census of {tenant.display_name} queued: its page shows the result.")
+    return HttpResponseRedirect(reverse("admin:tenants_customertenant_change", args=[tenant.pk]))

@@ -1,5 +1,8 @@
-"""What every admin of this app shares: read-only rows, access scoping to the user's tenants, and the
-search and tenant filter that never reveal a tenant the user may not see."""
+"""What the console's admins share, in one place: read-only rows, access scoping to the user's tenants,
+the search and tenant filter that never reveal a tenant the user may not see, the role permissions that
+admin actions name, and the superusers-only pages.
+
+An admin of any app builds on these; a new shared base goes here, not in the app that first needs it."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from django.db.models import Q
 from django.http import Http404
 from django.utils.text import smart_split, unescape_string_literal
 
+from staff import roles
 from tenants.access import visible_tenants
 
 
@@ -95,3 +99,45 @@ class VisibleTenantFilter(admin.RelatedFieldListFilter):
 
     def field_choices(self, field, request, model_admin):
         return [(t.pk, str(t)) for t in visible_tenants(request.user).order_by("display_name")]
+
+
+class RolePermissions:
+    """The `has_<name>_permission` methods that admin actions' `allowed_permissions` name: Django offers
+    an action, and runs it, only when the method says the user's role may (on top of the tenant grant)."""
+
+    def has_census_permission(self, request) -> bool:
+        return roles.may(request.user, roles.CENSUS)
+
+    def has_plan_permission(self, request) -> bool:
+        return roles.may(request.user, roles.PLAN)
+
+    def has_migrate_permission(self, request) -> bool:
+        return roles.may(request.user, roles.MIGRATE)
+
+    def has_rollback_permission(self, request) -> bool:
+        return roles.may(request.user, roles.ROLLBACK)
+
+    def has_customers_permission(self, request) -> bool:
+        return roles.may(request.user, roles.CUSTOMERS)
+
+
+class SuperusersOnly:
+    """An admin only active superusers see; `superusers_may` names what they may do beyond viewing
+    (of "add", "change", "delete"). Everyone else finds neither the app list entry nor its pages."""
+
+    superusers_may: frozenset[str] = frozenset()
+
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request) -> bool:
+        return "add" in self.superusers_may and self.has_module_permission(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return "change" in self.superusers_may and self.has_module_permission(request)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return "delete" in self.superusers_may and self.has_module_permission(request)

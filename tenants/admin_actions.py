@@ -1,11 +1,12 @@
-"""The fleet changelist's actions. Each is a POST from the changelist; the first POST shows a page
-saying what will happen to how many tenants and users, the second (with `confirm`) does it."""
+"""The fleet changelist's actions (the customer tenant admin's `actions`). Those that change a tenant
+are a POST from the changelist; the first POST shows a page saying what will happen to how many tenants
+and users, the second (with `confirm`) does it. "Re-check consent" only asks for a fresh token."""
 
 from __future__ import annotations
 
 import uuid
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Sum
 from django.http import HttpResponseRedirect
@@ -17,8 +18,10 @@ from migrations_engine.models import MigrationRun, RunItem
 from migrations_engine.runs.options_form import RunOptionsForm
 from migrations_engine.runs.preflight import check_tenants
 from migrations_engine.runs.services import RunConflict, start_rollback, start_run
-from staff import roles
 from staff.reauth import require_fresh
+from tenants.access import visible_tenants
+from tenants.choices import ConsentStatus
+from tenants.consent import recheck_consent
 
 MODES = {
     "plan": (
@@ -292,24 +295,39 @@ def export_audit(modeladmin, request, queryset):
 export_audit.short_description = "Export audit log (CSV)"
 export_audit.allowed_permissions = ("view",)
 
-ACTIONS = [census, start_plan, start_pilot, start_full, rollback, export_census, export_audit]
+
+_LEVELS = {
+    ConsentStatus.GRANTED: messages.SUCCESS,
+    ConsentStatus.PARTIAL: messages.WARNING,
+    ConsentStatus.PENDING: messages.WARNING,
+    ConsentStatus.ERROR: messages.ERROR,
+}
 
 
-class RolePermissions:
-    """The fleet admin's `has_<name>_permission` methods its actions' `allowed_permissions` name: Django
-    offers an action, and runs it, only when the method says yes (on top of the tenant grant)."""
+@admin.action(description="Re-check consent", permissions=["customers"])
+def recheck_consent_action(modeladmin, request, queryset) -> None:
+    """Ask the login service for a fresh token per selected tenant; one message per tenant."""
+    for tenant in queryset.filter(pk__in=visible_tenants(request.user).values("pk")):
+        try:
+            consent = recheck_consent(tenant, actor=request.user)
+        except ValidationError as exc:
+            modeladmin.message_user(request, f"{tenant}: {exc.messages[0]}", messages.ERROR)
+            continue
+        text = f"{tenant}: {consent.get_status_display()}"
+        if consent.missing_roles:
+            text += f" (missing {', '.join(consent.missing_roles)})"
+        if consent.last_error:
+            text += f": {consent.last_error}"
+        modeladmin.message_user(request, text, _LEVELS.get(consent.status, messages.INFO))
 
-    def has_census_permission(self, request) -> bool:
-        return roles.may(request.user, roles.CENSUS)
 
-    def has_plan_permission(self, request) -> bool:
-        return roles.may(request.user, roles.PLAN)
-
-    def has_migrate_permission(self, request) -> bool:
-        return roles.may(request.user, roles.MIGRATE)
-
-    def has_rollback_permission(self, request) -> bool:
-        return roles.may(request.user, roles.ROLLBACK)
-
-    def has_customers_permission(self, request) -> bool:
-        return roles.may(request.user, roles.CUSTOMERS)
+ACTIONS = [
+    census,
+    start_plan,
+    start_pilot,
+    start_full,
+    rollback,
+    export_census,
+    export_audit,
+    recheck_consent_action,
+]

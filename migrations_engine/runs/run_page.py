@@ -1,0 +1,231 @@
+"""What a run's page and its progress endpoint show: the run (found through `get_run_for_user`, so
+access scoping is never forgotten), each visible item's step timeline, the plan's changes in words, and
+the buttons the user may press. `runs/admin.py` renders it; `runs/views.py` serves it as JSON."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import Http404
+from django.urls import reverse
+from django.utils import timezone
+
+from migrations_engine.choices import ACTIVE_ITEM_STATUSES, ItemStatus, RunMode, RunStatus, UserOutcomeStatus
+from migrations_engine.models import MigrationRun, RunItem, UserOutcome
+from migrations_engine.runs import confirm as run_confirm
+from migrations_engine.runs.pipeline import steps_for
+from staff import roles
+from tenants.access import visible_tenants
+
+# A running item whose heartbeat is older than this has probably lost its worker: offer "Resume stalled".
+STALLED_AFTER = datetime.timedelta(minutes=5)
+FAILED_USERS_SHOWN = 100
+FINISHED_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+def get_run_for_user(user, pk) -> MigrationRun:
+    """The run if it touches a tenant `user` may see and they may view runs; 404 otherwise."""
+    if not user.has_perm("migrations_engine.view_migrationrun"):
+        raise PermissionDenied
+    visible_items = RunItem.objects.filter(tenant__in=visible_tenants(user).values("pk"))
+    run = (
+        MigrationRun.objects.filter(pk=pk, pk__in=visible_items.values("run_id"))
+        .select_related("started_by", "approved_by", "rollback_of")
+        .first()
+    )
+    if run is None:
+        raise Http404("No such run")
+    return run
+
+
+def may_act_on_all(user, tenant_ids: Iterable[int]) -> bool:
+    """True when `user` may act on every one of these tenants."""
+    wanted = set(tenant_ids)
+    seen = set(visible_tenants(user).filter(pk__in=wanted).values_list("pk", flat=True))
+    return wanted <= seen
+
+
+def rollback_tenant_ids(run: MigrationRun) -> list[int]:
+    """The tenants of the run whose snapshot is complete: those a rollback can put back."""
+    return list(
+        run.items.filter(snapshot__complete=True).values_list("tenant_id", flat=True).order_by("tenant_id")
+    )
+
+
+def timeline(item: RunItem, steps, *, plan: bool = False) -> list[dict[str, str]]:
+    """Every step of the item's pipeline: done, running, failed / errored (with the reason) or pending.
+    In a plan, a step that would change the tenant is "would" (what it would change), never done, and
+    verify is "skipped": a dry run changes nothing and so has nothing to verify."""
+    log = {entry.get("key"): entry for entry in item.step_log or []}
+    rows = []
+    for number, step in enumerate(steps, start=1):
+        entry = log.get(step.key) or {}
+        state, message = entry.get("status", "pending"), entry.get("message", "")
+        if plan and state == "done" and step.writes:
+            names = (step.key, *step.plan_keys)
+            changes = [plan_change_text(d) for d in item.plan_diff or [] if d.get("step") in names]
+            state, message = "would", "would: " + ("; ".join(changes) or "nothing to change")
+        elif plan and state == "done" and step.key == "verify":
+            state, message = "skipped", "nothing to verify: a dry run changes nothing"
+        rows.append(
+            {"number": number, "key": step.key, "title": step.title, "state": state, "message": message}
+        )
+    return rows
+
+
+def plan_change_text(entry: dict[str, Any]) -> str:
+    """One intended change of a plan, as people read it ("disable per-user MFA (104 users)")."""
+    users = f" ({entry['users']} users)" if "users" in entry else ""
+    change = entry.get("change", "")
+    return f"{PLAN_VERBS.get(change, change)}{users}"
+
+
+# The per-user writes' verbs, as a plan says them (the step logs say what was done).
+PLAN_VERBS = {
+    "per-user MFA disabled": "disable per-user MFA",
+    "covered with per-user MFA for the hand-off": "cover with per-user MFA for the hand-off",
+}
+
+
+def _item_data(item: RunItem, steps, plan: bool = False) -> dict[str, Any]:
+    return {
+        "id": item.pk,
+        "tenant_id": item.tenant_id,
+        "tenant": item.tenant.primary_domain,
+        "tenant_name": item.tenant.display_name,
+        "status": item.status,
+        "status_display": item.get_status_display(),
+        "current_step": item.current_step,
+        "steps_done": min(item.next_step_index, len(steps)),
+        "steps_total": len(steps),
+        "verdict": item.verdict,
+        "failure_reason": item.failure_reason,
+        "retryable": item.retryable,
+        "counters": item.counters or {},
+        "timeline": timeline(item, steps, plan=plan),
+    }
+
+
+def _visible_items(run: MigrationRun, user):
+    return (
+        run.items.filter(tenant__in=visible_tenants(user).values("pk"))
+        .select_related("tenant")
+        .order_by("tenant__display_name", "pk")
+    )
+
+
+def progress_payload(run: MigrationRun, user) -> dict[str, Any]:
+    """What the page's script needs to redraw: the run's status and each visible item's progress."""
+    steps = steps_for(run.mode)
+    items = [_item_data(item, steps, run.mode == RunMode.PLAN) for item in _visible_items(run, user)]
+    return {
+        "run": {
+            "id": run.pk,
+            "mode": run.mode,
+            "status": run.status,
+            "status_display": run.get_status_display(),
+            "cancel_requested": run.cancel_requested,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        },
+        "active": any(item["status"] in ACTIVE_ITEM_STATUSES for item in items),
+        "items": items,
+    }
+
+
+def run_page_context(run: MigrationRun, user) -> dict[str, Any]:
+    """Everything the run page renders, with which buttons apply for this user."""
+    steps = steps_for(run.mode)
+    items = list(_visible_items(run, user))
+    failed_counts = dict(
+        UserOutcome.objects.filter(item__in=[i.pk for i in items], status=UserOutcomeStatus.FAILED)
+        .values_list("item_id")
+        .annotate(n=Count("id"))
+        .values_list("item_id", "n")
+    )
+    rows = []
+    for item in items:
+        data = _item_data(item, steps, run.mode == RunMode.PLAN)
+        data["plan_diff"] = [
+            {**entry, "sample_text": ", ".join(str(s) for s in entry.get("sample") or [])}
+            for entry in item.plan_diff or []
+        ]
+        data["failed_users_count"] = failed_counts.get(item.pk, 0)
+        data["failed_users"] = (
+            list(
+                UserOutcome.objects.filter(item=item, status=UserOutcomeStatus.FAILED).order_by(
+                    "purpose", "upn"
+                )[:FAILED_USERS_SHOWN]
+            )
+            if data["failed_users_count"]
+            else []
+        )
+        data["failed_users_more"] = max(0, data["failed_users_count"] - FAILED_USERS_SHOWN)
+        data["readiness"] = (item.state or {}).get("readiness")
+        data["warnings"] = (item.state or {}).get("warnings") or []
+        rows.append(data)
+
+    all_statuses = list(run.items.values_list("status", "heartbeat_at"))
+    all_tenants = list(run.items.values_list("tenant_id", flat=True))
+    acts = may_act_on_all(user, all_tenants)
+    awaiting = run.status == RunStatus.AWAITING_APPROVAL
+    stale_before = timezone.now() - STALLED_AFTER
+    any_active = any(status in ACTIVE_ITEM_STATUSES for status, _ in all_statuses)
+    is_starter = (
+        run.started_by_id is not None and run.started_by_id == user.pk
+    ) or run.actor == user.username
+    rollback_ids = rollback_tenant_ids(run) if run.mode in (RunMode.PILOT, RunMode.FULL) else []
+    steers = roles.may(user, roles.FOR_MODE[run.mode])  # cancel, retry, resume
+    approves = roles.may(user, roles.APPROVE)
+    return {
+        "run": run,
+        "items": rows,
+        "steps": steps,
+        "hidden_items": len(all_tenants) - len(rows),
+        "active": any(r["status"] in ACTIVE_ITEM_STATUSES for r in rows),
+        "awaiting_approval": awaiting,
+        "is_starter": is_starter,
+        "can_cancel": acts
+        and any_active
+        and not run.cancel_requested
+        and (steers or (awaiting and approves)),
+        "can_retry": acts
+        and steers
+        and not awaiting
+        and any(status in (ItemStatus.FAILED, ItemStatus.ERRORED) for status, _ in all_statuses),
+        "can_resume": acts
+        and steers
+        and any(
+            status == ItemStatus.RUNNING and (beat is None or beat < stale_before)
+            for status, beat in all_statuses
+        ),
+        "can_rollback": acts
+        and roles.may(user, roles.ROLLBACK)
+        and not any_active
+        and bool(rollback_ids)
+        and may_act_on_all(user, rollback_ids),
+        "can_approve": acts and awaiting and not is_starter and approves,
+        "can_finish_rollback": acts
+        and run.mode == RunMode.ROLLBACK
+        and steers
+        and not any_active
+        and any(status in run_confirm.RESUMABLE_ROLLBACK for status, _ in all_statuses),
+        "rolled_back_by": _rollbacks_of(run),
+        "progress_url": reverse("admin:migrations_engine_run_progress", args=[run.pk]),
+        "audit_url": reverse("admin:migrations_engine_auditevent_changelist") + f"?run={run.pk}",
+    }
+
+
+def _rollbacks_of(run: MigrationRun) -> list[dict[str, Any]]:
+    """The rollback runs of a pilot or full run, each with how many of its tenants it rolled back."""
+    if run.mode not in (RunMode.PILOT, RunMode.FULL):
+        return []
+    rollbacks = (
+        MigrationRun.objects.filter(rollback_of=run)
+        .order_by("pk")
+        .annotate(total=Count("items"), done=Count("items", filter=Q(items__status=ItemStatus.SUCCEEDED)))
+    )
+    return [{"run": r, "done": r.done, "total": r.total, "partly": r.done < r.total} for r in rollbacks]
