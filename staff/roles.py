@@ -9,11 +9,11 @@ hold several; superusers hold every permission.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.apps import apps as django_apps
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+
+from staff.actors import Actor
 
 CENSUS = "staff.run_census"
 PLAN = "staff.plan_run"
@@ -84,12 +84,12 @@ ROLES: dict[str, list[str]] = {
 }
 
 
-def is_person(actor: Any) -> bool:
+def is_person(actor: Actor) -> bool:
     """True for a staff user (an object with a username); False for a process ("cli", "scheduler:…")."""
     return hasattr(actor, "has_perm")
 
 
-def may(actor: Any, permission: str) -> bool:
+def may(actor: Actor, permission: str) -> bool:
     """True when `actor` holds `permission`. A process acts with the host's authority: whoever can run
     a command on the host holds the database credentials already."""
     if not is_person(actor):
@@ -97,7 +97,7 @@ def may(actor: Any, permission: str) -> bool:
     return bool(actor.is_active and actor.has_perm(permission))
 
 
-def require(actor: Any, permission: str) -> None:
+def require(actor: Actor, permission: str) -> None:
     """PermissionDenied, in words, unless `actor` holds `permission`."""
     if not may(actor, permission):
         raise PermissionDenied(
@@ -106,7 +106,7 @@ def require(actor: Any, permission: str) -> None:
         )
 
 
-def resolve_actor(name: str) -> Any:
+def resolve_actor(name: str) -> Actor:
     """A command's `--actor`: the active staff user of that name (their role and grants are checked),
     or the name itself for a process of the host."""
     user = get_user_model().objects.filter(username=name, is_active=True, is_staff=True).first()

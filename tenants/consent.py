@@ -27,11 +27,12 @@ from migrations_engine.graph.auth import AppToken, acquire_app_token, resolve_te
 from migrations_engine.graph.config import GraphConfig, unusable
 from migrations_engine.graph.errors import ConsentMissing, GraphConfigError, TokenError
 from migrations_engine.graph.permissions import missing_roles
+from staff.actors import Actor, actor_label
 from tenants.access import NOT_YOURS, can_access
 from tenants.choices import ConsentStatus
 from tenants.lookup import find_tenant
 from tenants.models import ConsentRequest, CustomerTenant, TenantConsent, TenantGrant
-from tenants.services import Actor, actor_label, add_tenant
+from tenants.services import add_tenant
 from tenants.validators import validate_domain
 
 logger = logging.getLogger(__name__)
@@ -229,11 +230,8 @@ def _check_callback(request, consent_request: ConsentRequest, params: Mapping[st
         raise ConsentRefused(
             f"The Microsoft login service gave no token for {tenant}: {_login_text(exc)}"
         ) from exc
-    if token.tenant_id.lower() != str(tenant.tenant_id):
-        raise ConsentRefused(
-            f"The token came back for tenant {token.tenant_id or '(none)'}, not {tenant.tenant_id}: "
-            "consent is not recorded."
-        )
+    if wrong := token.wrong_tenant(tenant.tenant_id):
+        raise ConsentRefused(f"{wrong} Consent is not recorded.")
     return token
 
 
@@ -298,8 +296,8 @@ def recheck_consent(tenant: CustomerTenant, *, actor: Actor) -> TenantConsent:
         error, status = _login_text(exc), ConsentStatus.PENDING
     except TokenError as exc:
         error = _login_text(exc)
-    if token is not None and token.tenant_id.lower() != str(tenant.tenant_id):
-        token, error = None, f"The token came back for tenant {token.tenant_id or '(none)'}."
+    if token is not None and (wrong := token.wrong_tenant(tenant.tenant_id)):
+        token, error = None, wrong
 
     now = timezone.now()
     with transaction.atomic():

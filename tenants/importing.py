@@ -23,9 +23,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
+from staff.actors import Actor, actor_label
 from tenants.access import NOT_YOURS, visible_tenants
 from tenants.models import CustomerTenant, TenantGrant
-from tenants.services import Actor, actor_label, add_tenant, set_break_glass
+from tenants.services import add_tenant, set_break_glass
 from tenants.validators import parse_tenant_id, validate_domain, validate_upn
 
 logger = logging.getLogger(__name__)

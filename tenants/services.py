@@ -16,18 +16,12 @@ from django.db.models import Max
 from django.utils import timezone
 
 from migrations_engine.census.read import CensusResult
+from staff.actors import Actor, actor_label
 from tenants.choices import CensusStatus, ConsentStatus
 from tenants.models import BreakGlassConfig, CensusUser, CustomerTenant, TenantConsent
 from tenants.validators import parse_tenant_id, validate_domain
 
 logger = logging.getLogger(__name__)
-
-Actor = Any  # a User, or a short string naming a process ("cli", "demo", "scheduler")
-
-
-def actor_label(actor: Actor) -> str:
-    """How an actor is named in logs and audit rows."""
-    return getattr(actor, "username", None) or str(actor)
 
 
 @transaction.atomic

@@ -35,6 +35,7 @@ from migrations_engine.audit.models import (
     canonical_json,
 )
 from migrations_engine.choices import AuditKind, AuditOutcome
+from staff.actors import Actor, actor_label
 
 REDACTED = "[redacted]"
 MAX_STRING = 4000
@@ -165,8 +166,8 @@ def _chain_for(tenant_id: int | None) -> str:
     return str(CustomerTenant.objects.values_list("tenant_id", flat=True).get(pk=tenant_id))
 
 
-def _actor_label(actor: Any) -> str:
-    return _clip(getattr(actor, "username", None) or str(actor), 150)
+def _actor_text(actor: Actor) -> str:
+    return _clip(actor_label(actor), 150)
 
 
 def _append(tenant_id: int | None, rows: list[dict[str, Any]]) -> list[AuditEvent]:
@@ -194,7 +195,7 @@ def _append(tenant_id: int | None, rows: list[dict[str, Any]]) -> list[AuditEven
 
 def _context_fields(ctx: AuditContext) -> dict[str, Any]:
     return {
-        "actor": _actor_label(ctx.actor),
+        "actor": _actor_text(ctx.actor),
         "run_id": ctx.run_id,
         "item_id": ctx.item_id,
         "step": _clip(ctx.step, 100),
@@ -288,7 +289,7 @@ def record_staff_action(
     if not action:
         raise ValueError("A staff action needs a name.")
     row = {
-        "actor": _actor_label(actor),
+        "actor": _actor_text(actor),
         "run_id": run_id,
         "kind": AuditKind.STAFF_ACTION,
         "outcome": AuditOutcome.RECORDED,

@@ -71,7 +71,7 @@ async def take_census(
     except ConsentMissing as exc:
         result.status = CensusStatus.NO_CONSENT
         result.missing_roles = missing_roles([])
-        result.message = f"Admin consent not granted (AADSTS{exc.aadsts or '?'}): missing every permission"
+        result.message = exc.in_words
         return result
     except TokenError as exc:
         result.status = CensusStatus.ERROR

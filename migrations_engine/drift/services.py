@@ -37,7 +37,6 @@ from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.census.read import take_census
 from migrations_engine.choices import ACTIVE_ITEM_STATUSES, DriftCheckStatus, DriftKind, RunMode
 from migrations_engine.graph import (
-    ConsentMissing,
     GraphClient,
     GraphConfig,
     GraphConfigError,
@@ -47,6 +46,7 @@ from migrations_engine.graph import (
 )
 from migrations_engine.graph.auth import forget_tokens
 from migrations_engine.graph.config import unusable
+from migrations_engine.graph.permissions import missing_roles, missing_roles_in_words
 from migrations_engine.graph.resources.grants import strength_id
 from migrations_engine.graph.resources.named_locations import canonical, get_location, ranges_of
 from migrations_engine.graph.resources.policies import get_policy, normalized
@@ -57,6 +57,7 @@ from migrations_engine.runs.migrated import baseline_policy, first_migration_ite
 from migrations_engine.runs.services import DEFAULT_OPTIONS, start_run
 from migrations_engine.runs.tenant_state import refresh_quietly
 from migrations_engine.steps.base import graph_failure
+from staff.actors import Actor, actor_label
 from tenants.choices import CensusStatus
 from tenants.models import CustomerTenant
 from tenants.validators import break_glass_account_problems, describe_problems
@@ -205,11 +206,6 @@ def check_tenant(tenant: CustomerTenant, *, actor: str) -> DriftCheck:
         seen.new_unregistered = _not_in_snapshot(seen.unregistered, baseline.first.state.get("snapshot_id"))
     except _ReadFailed as exc:
         return _failed(check, str(exc))
-    except ConsentMissing as exc:
-        return _failed(
-            check,
-            f"Admin consent is gone (AADSTS{exc.aadsts or '?'}): the customer's admin must consent again",
-        )
     except (TokenError, GraphError, GraphUnavailable) as exc:
         reason = graph_failure(exc).reason
         if isinstance(exc, GraphError) and exc.throttled:
@@ -233,13 +229,10 @@ async def _read(
     seen = Reading(break_glass_group=group)
     async with GraphClient(str(tenant.tenant_id), config, user_count=tenant.users_total) as graph:
         token = await graph.app_token()
-        if token.tenant_id.lower() != str(tenant.tenant_id).lower():
-            raise _ReadFailed(f"The token is for tenant {token.tenant_id}, not {tenant.tenant_id}")
-        missing = [role for role in READ_ROLES if role not in token.roles]
-        if missing:
-            raise _ReadFailed(
-                "Missing permissions: " + ", ".join(missing) + ". Ask the customer's admin to consent again."
-            )
+        if wrong := token.wrong_tenant(tenant.tenant_id):
+            raise _ReadFailed(wrong)
+        if missing := missing_roles(token.roles, READ_ROLES):
+            raise _ReadFailed(missing_roles_in_words(missing))
         if baseline.policy_id:
             seen.policy = await get_policy(graph, baseline.policy_id)
         # The optional steps' objects: one CA read each, only for runs that made them.
@@ -757,7 +750,7 @@ def plan_remediation(findings: Iterable[DriftFinding]) -> list[Remediation]:
     return plans
 
 
-def start_remediation(plan: Remediation, *, actor: Any) -> MigrationRun:
+def start_remediation(plan: Remediation, *, actor: Actor) -> MigrationRun:
     """Start the run that repairs `plan.repair`: a normal audited run of the migration's scope (full, or
     pilot with the same group) and options. Raises ValidationError when it is refused, and whatever
     `start_run` raises (RunConflict when the tenant is busy)."""
@@ -774,7 +767,7 @@ def start_remediation(plan: Remediation, *, actor: Any) -> MigrationRun:
     )
     DriftFinding.objects.filter(pk__in=[f.pk for f in plan.repair]).update(remediation_run=run)
     record_staff_action(
-        actor=getattr(actor, "username", None) or str(actor),
+        actor=actor_label(actor),
         action="drift.remediation_started",
         tenant_id=plan.tenant.pk,
         run_id=run.pk,

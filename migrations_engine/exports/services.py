@@ -53,6 +53,7 @@ from migrations_engine.models import AuditChainHead, AuditEvent, ExportFile, Exp
 from migrations_engine.runs.sweeper import claimer_alive
 from msp_console.csv_safe import ESCAPING
 from staff import roles
+from staff.actors import Actor, actor_label
 from tenants.access import can_access
 
 logger = logging.getLogger(__name__)
@@ -157,10 +158,6 @@ def due_periods(schedule: ExportSchedule, now: datetime.datetime) -> Iterator[Pe
 # --- schedules -------------------------------------------------------------------------------------
 
 
-def _actor_name(actor: Any) -> str:
-    return getattr(actor, "username", None) or str(actor)
-
-
 def scheduler_actor(schedule: ExportSchedule) -> str:
     """Who a schedule's exports are recorded as."""
     return f"scheduler:export-{schedule.pk}"
@@ -198,7 +195,7 @@ def check_schedule(schedule: ExportSchedule) -> None:
         raise ValidationError({"name": exc.messages}) from exc
 
 
-def _record_schedule_change(schedule: ExportSchedule, action: str, actor: Any, changed=()) -> None:
+def _record_schedule_change(schedule: ExportSchedule, action: str, actor: Actor, changed=()) -> None:
     detail = {
         "schedule": schedule.pk,
         "name": schedule.name,
@@ -209,14 +206,14 @@ def _record_schedule_change(schedule: ExportSchedule, action: str, actor: Any, c
     }
     if changed:
         detail["changed"] = sorted(changed)
-    name = _actor_name(actor)
+    name = actor_label(actor)
     # After the commit: audit rows are appended outside other transactions (the admin saves in one).
     transaction.on_commit(
         lambda: record_staff_action(actor=name, action=action, tenant_id=schedule.tenant_id, detail=detail)
     )
 
 
-def save_schedule(schedule: ExportSchedule, *, actor: Any, changed=()) -> ExportSchedule:
+def save_schedule(schedule: ExportSchedule, *, actor: Actor, changed=()) -> ExportSchedule:
     """Create (no pk yet) or change a schedule after `check_schedule`, recorded as a staff action.
 
     Its scope cannot change once it has written a file: those files would then cover two scopes.
@@ -235,7 +232,7 @@ def save_schedule(schedule: ExportSchedule, *, actor: Any, changed=()) -> Export
     return schedule
 
 
-def _require_scope(actor: Any, tenant) -> None:
+def _require_scope(actor: Actor, tenant) -> None:
     """A staff member schedules exports of their own tenants only; the whole fleet is superusers'."""
     if not roles.is_person(actor) or actor.is_superuser:
         return
@@ -246,7 +243,7 @@ def _require_scope(actor: Any, tenant) -> None:
 
 
 def create_schedule(
-    *, name: str, tenant, frequency: str, fmt: str, actor: Any, enabled: bool = True
+    *, name: str, tenant, frequency: str, fmt: str, actor: Actor, enabled: bool = True
 ) -> ExportSchedule:
     """A new schedule for `tenant` (None: the whole fleet). ValidationError when a field is wrong."""
     schedule = ExportSchedule(
@@ -255,7 +252,7 @@ def create_schedule(
     return save_schedule(schedule, actor=actor)
 
 
-def disable_schedule(schedule: ExportSchedule, *, actor: Any) -> bool:
+def disable_schedule(schedule: ExportSchedule, *, actor: Actor) -> bool:
     """Stop exporting (files written so far stay). False when it was already disabled."""
     roles.require(actor, roles.EXPORTS)
     if not ExportSchedule.objects.filter(pk=schedule.pk, enabled=True).update(enabled=False):

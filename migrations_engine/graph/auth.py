@@ -39,6 +39,13 @@ class AppToken:
     def __repr__(self) -> str:  # never print the token itself
         return f"AppToken(tenant_id={self.tenant_id!r}, roles={len(self.roles)})"
 
+    def wrong_tenant(self, tenant_id: object) -> str | None:
+        """None when the token was issued for `tenant_id` (GUIDs compare case-insensitively); otherwise
+        the sentence saying whose it is. Every caller that acts on a token asks this first."""
+        if self.tenant_id and self.tenant_id.lower() == str(tenant_id).lower():
+            return None
+        return f"The token is for tenant {self.tenant_id or '(none)'}, not {tenant_id}."
+
 
 def _http_session(config: GraphConfig) -> requests.Session:
     session = requests.Session()

@@ -32,6 +32,14 @@ class TokenError(Exception):
 class ConsentMissing(TokenError):
     """The customer's admin has not consented (or consent was revoked): no token for this tenant."""
 
+    @property
+    def in_words(self) -> str:
+        """What the console says about it, the same in a run, a census and the drift watch."""
+        return (
+            f"Admin consent is not granted, or was withdrawn (AADSTS{self.aadsts or '?'}): "
+            "the customer's admin must consent again from the tenant's consent page."
+        )
+
 
 class GraphError(Exception):
     """Graph answered with an error status. `code` is the Graph error code from the envelope."""

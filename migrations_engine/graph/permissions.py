@@ -30,7 +30,12 @@ REQUIRED_ROLES: dict[str, str] = {
 }
 
 
-def missing_roles(granted: Iterable[str]) -> list[str]:
-    """The required roles a token does not carry, in the order above."""
+def missing_roles(granted: Iterable[str], needed: Iterable[str] = REQUIRED_ROLES) -> list[str]:
+    """The `needed` roles (by default every required one) a token does not carry, in their order."""
     have = set(granted)
-    return [role for role in REQUIRED_ROLES if role not in have]
+    return [role for role in needed if role not in have]
+
+
+def missing_roles_in_words(missing: Iterable[str]) -> str:
+    """What the console says when a token lacks permissions, the same in a run and the drift watch."""
+    return "Missing permissions: " + ", ".join(missing) + ". Ask the customer's admin to consent again."

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from migrations_engine.choices import ACTIVE_ITEM_STATUSES
 from migrations_engine.models import MigrationRun
 from migrations_engine.runs.pipeline import steps_for
+from migrations_engine.waiting import Deadline
 
 
 def run_table(run: MigrationRun) -> str:
@@ -36,7 +37,7 @@ def wait_for_run(run: MigrationRun, out, *, poll: float = 1.0, timeout: float | 
     steps = len(steps_for(run.mode))
     total = run.items.count() * steps
     bar = tqdm(total=total, unit=" steps", desc=f"Run {run.pk}", file=sys.stderr)
-    started = time.monotonic()
+    deadline = Deadline(timeout, every=poll)
     try:
         while True:
             items = list(run.items.values_list("status", "next_step_index"))
@@ -44,9 +45,9 @@ def wait_for_run(run: MigrationRun, out, *, poll: float = 1.0, timeout: float | 
             bar.update(done - bar.n)
             if not any(status in ACTIVE_ITEM_STATUSES for status, _ in items):
                 break
-            if timeout is not None and time.monotonic() - started > timeout:
+            if (pause := deadline.next_pause()) is None:
                 raise CommandError(f"Run {run.pk} is still going after {timeout:.0f} s (it continues)")
-            time.sleep(poll)
+            time.sleep(pause)
     finally:
         bar.close()
     run.refresh_from_db()

@@ -24,6 +24,7 @@ from migrations_engine.runs import preflight
 from migrations_engine.runs.queue import enqueue_items
 from migrations_engine.runs.runner import finalize_run
 from staff import roles
+from staff.actors import Actor, actor_label
 from tenants.access import can_access
 from tenants.models import CustomerTenant
 
@@ -47,10 +48,6 @@ class RunConflict(Exception):
         )
 
 
-def _actor_name(actor: Any) -> str:
-    return getattr(actor, "username", None) or str(actor)
-
-
 def job_id_for(item: RunItem, attempt: int) -> str:
     """Deterministic RQ job id: one per item and attempt (a re-queued item gets the next one)."""
     return f"run{item.run_id}-tenant{item.tenant_id}-attempt{attempt}"
@@ -60,7 +57,7 @@ def start_run(
     *,
     mode: str,
     tenants: Iterable[CustomerTenant],
-    actor: Any,
+    actor: Actor,
     pilot_group_id: str | None = None,
     options: dict[str, Any] | None = None,
     rollback_of: MigrationRun | None = None,
@@ -112,7 +109,7 @@ def start_run(
                 options=merged,
                 rollback_of=rollback_of,
                 started_by=user,
-                actor=_actor_name(actor),
+                actor=actor_label(actor),
                 status=RunStatus.AWAITING_APPROVAL if needs_approval else RunStatus.PENDING,
                 preflight={"left_out": left_out},
             )
@@ -158,13 +155,13 @@ def _preflight(
     return go, left_out
 
 
-def require_tenants(actor: Any, tenants: Iterable[CustomerTenant | int]) -> None:
+def require_tenants(actor: Actor, tenants: Iterable[CustomerTenant | int]) -> None:
     """PermissionDenied unless a staff actor may act on every one of `tenants` (a process may)."""
     if roles.is_person(actor) and not all(can_access(actor, tenant) for tenant in tenants):
         raise PermissionDenied("This touches a tenant you may not act on: nothing was done.")
 
 
-def require_run_permission(run: MigrationRun, actor: Any) -> None:
+def require_run_permission(run: MigrationRun, actor: Actor) -> None:
     """A staff actor may cancel, retry or resume a run only with the role that starts its mode and a
     grant on every one of its tenants."""
     roles.require(actor, roles.FOR_MODE[run.mode])
@@ -205,7 +202,7 @@ def _after_start(run: MigrationRun) -> None:
         enqueue_items(run.pk)
 
 
-def approve_run(run: MigrationRun, *, actor: Any) -> MigrationRun:
+def approve_run(run: MigrationRun, *, actor: Actor) -> MigrationRun:
     """A second staff member approves a run awaiting approval: it becomes pending and is enqueued.
 
     Refused (ValidationError) when the run is not awaiting approval or the approver started it;
@@ -235,7 +232,7 @@ def approve_run(run: MigrationRun, *, actor: Any) -> MigrationRun:
     def after_approval() -> None:
         for tenant_id in tenant_ids:
             record_staff_action(
-                actor=_actor_name(actor),
+                actor=actor_label(actor),
                 action="run.approved",
                 tenant_id=tenant_id,
                 run_id=run.pk,
@@ -248,7 +245,7 @@ def approve_run(run: MigrationRun, *, actor: Any) -> MigrationRun:
 
 
 def start_rollback(
-    run: MigrationRun, *, actor: Any, tenants: Iterable[CustomerTenant] | None = None
+    run: MigrationRun, *, actor: Actor, tenants: Iterable[CustomerTenant] | None = None
 ) -> MigrationRun:
     """Roll back `run` for its tenants that have a complete snapshot (or the ones given)."""
     if run.mode not in (RunMode.PILOT, RunMode.FULL):
@@ -272,7 +269,7 @@ def start_rollback(
     )
 
 
-def cancel_run(run: MigrationRun, *, actor: Any) -> int:
+def cancel_run(run: MigrationRun, *, actor: Actor) -> int:
     """Ask the run to stop between steps (cooperative). Returns how many items were still active.
 
     A run still awaiting approval never ran: it and its items are cancelled at once, which frees its
@@ -302,7 +299,7 @@ def cancel_run(run: MigrationRun, *, actor: Any) -> int:
             finalize_run(run.pk)
     for tenant_id in run.items.values_list("tenant_id", flat=True):
         record_staff_action(
-            actor=_actor_name(actor), action="run.cancelled", tenant_id=tenant_id, run_id=run.pk
+            actor=actor_label(actor), action="run.cancelled", tenant_id=tenant_id, run_id=run.pk
         )
     return active
 
@@ -323,7 +320,7 @@ def move_to_next_attempt(item: RunItem, *, from_status: str, **match: Any) -> st
     return new_job if moved else None
 
 
-def requeue_items(run: MigrationRun, *, actor: Any, statuses: Iterable[str], action: str) -> int:
+def requeue_items(run: MigrationRun, *, actor: Actor, statuses: Iterable[str], action: str) -> int:
     """Queue items in `statuses` again under a new deterministic job id; they resume at their checkpoint."""
     require_run_permission(run, actor)
     count = 0
@@ -333,7 +330,7 @@ def requeue_items(run: MigrationRun, *, actor: Any, statuses: Iterable[str], act
         if new_job:
             count += 1
             record_staff_action(
-                actor=_actor_name(actor),
+                actor=actor_label(actor),
                 action=action,
                 tenant_id=item.tenant_id,
                 run_id=run.pk,
@@ -345,14 +342,14 @@ def requeue_items(run: MigrationRun, *, actor: Any, statuses: Iterable[str], act
     return count
 
 
-def retry_failed(run: MigrationRun, *, actor: Any) -> int:
+def retry_failed(run: MigrationRun, *, actor: Actor) -> int:
     """Run failed and errored items again from where they stopped."""
     return requeue_items(
         run, actor=actor, statuses=[ItemStatus.FAILED, ItemStatus.ERRORED], action="run.retried"
     )
 
 
-def resume_rollback(run: MigrationRun, *, actor: Any) -> int:
+def resume_rollback(run: MigrationRun, *, actor: Actor) -> int:
     """Finish a rollback that was cancelled or failed part-way: its tenants left part-way or never reached
     run again from their checkpoint (each step reads Graph first)."""
     if run.mode != RunMode.ROLLBACK:
@@ -369,6 +366,6 @@ def resume_rollback(run: MigrationRun, *, actor: Any) -> int:
     )
 
 
-def resume_stalled(run: MigrationRun, *, actor: Any) -> int:
+def resume_stalled(run: MigrationRun, *, actor: Actor) -> int:
     """Re-queue items left *running* by a worker that died (their job is gone)."""
     return requeue_items(run, actor=actor, statuses=[ItemStatus.RUNNING], action="run.resumed")

@@ -38,9 +38,7 @@ def graph_failure(exc: Exception) -> StepFailed:
     """
 
     if isinstance(exc, ConsentMissing):
-        return StepFailed(
-            f"Consent is gone (AADSTS{exc.aadsts or '?'}): the customer's admin must consent again"
-        )
+        return StepFailed(exc.in_words)
     if isinstance(exc, TokenError):
         return StepFailed(str(exc), retryable=exc.code == "login_unreachable")
     if isinstance(exc, GraphError):

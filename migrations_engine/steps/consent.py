@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from migrations_engine.graph import ConsentMissing, TokenError, missing_roles
-from migrations_engine.steps.base import Step, StepContext, StepFailed
+from migrations_engine.graph import TokenError, missing_roles
+from migrations_engine.graph.permissions import missing_roles_in_words
+from migrations_engine.steps.base import Step, StepContext, StepFailed, graph_failure
 
 
 class VerifyConsent(Step):
@@ -13,17 +14,10 @@ class VerifyConsent(Step):
     def run(self, ctx: StepContext) -> str:
         try:
             token = ctx.wait(ctx.graph.app_token())
-        except ConsentMissing as exc:
-            raise StepFailed(
-                f"Admin consent is not granted (AADSTS{exc.aadsts or '?'}): the customer's admin must consent"
-            ) from exc
-        except TokenError as exc:
-            raise StepFailed(str(exc), retryable=exc.code == "login_unreachable") from exc
-        if token.tenant_id.lower() != str(ctx.tenant.tenant_id).lower():
-            raise StepFailed(f"The token is for tenant {token.tenant_id}, not {ctx.tenant.tenant_id}")
-        missing = missing_roles(token.roles)
-        if missing:
-            raise StepFailed(
-                "Missing permissions: " + ", ".join(missing) + ". Ask the customer to re-consent."
-            )
+        except TokenError as exc:  # consent missing or withdrawn, or the login service refused
+            raise graph_failure(exc) from exc
+        if wrong := token.wrong_tenant(ctx.tenant.tenant_id):
+            raise StepFailed(wrong)
+        if missing := missing_roles(token.roles):
+            raise StepFailed(missing_roles_in_words(missing))
         return f"{len(token.roles)} permissions granted"

@@ -16,6 +16,7 @@ from migrations_engine.steps.shared.apply import apply_changes
 from migrations_engine.steps.shared.census_after import census_from_verify
 from migrations_engine.steps.shared.user_scope import keyset_rows, scope_rows
 from migrations_engine.steps.shared.write_engine import CHUNK, Change, chunks
+from migrations_engine.waiting import Deadline
 from tenants.choices import PolicyState
 
 
@@ -29,8 +30,7 @@ class Verify(Step):
         if ctx.plan:
             return "nothing to verify in a plan"
         settle = float(ctx.settings.get("settle_seconds", 600))
-        deadline = time.monotonic() + settle
-        delay = 1.0
+        deadline = Deadline(settle, every=1, backoff=2, cap=30)
         redone = 0
         promoted_again = False
         while True:
@@ -70,13 +70,12 @@ class Verify(Step):
                     mfa_policy_state=PolicyState.ENABLED if ctx.mode == "full" else None,
                 )
                 return verdict
-            if time.monotonic() + delay > deadline:
+            if (pause := deadline.next_pause()) is None:
                 raise StepFailed(
                     "Not verified within the settle time; still pending: " + "; ".join(pending),
                     retryable=True,
                 )
-            time.sleep(delay)
-            delay = min(delay * 2, 30)
+            time.sleep(pause)
 
     MAX_REDO = 3
 

@@ -32,7 +32,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -59,6 +58,7 @@ from migrations_engine.runs.runner import finalize_run
 from migrations_engine.runs.services import DEFAULT_OPTIONS, job_id_for
 from migrations_engine.waves import shapes as wave_shapes
 from staff import roles
+from staff.actors import Actor, actor_label
 from tenants.access import visible_tenants
 from tenants.models import CustomerTenant
 
@@ -77,10 +77,6 @@ class Window:
 
     def is_open(self, moment: datetime) -> bool:
         return self.start <= moment < self.end
-
-
-def _actor_name(actor: Any) -> str:
-    return getattr(actor, "username", None) or str(actor)
 
 
 def process_label() -> str:
@@ -198,7 +194,7 @@ def create_wave(
     tenants: Iterable[CustomerTenant],
     time_zone: str,
     starts_at: datetime,
-    actor: Any,
+    actor: Actor,
     window_minutes: int = 240,
     repeat_days: int = 1,
     concurrency: int = 10,
@@ -325,7 +321,7 @@ def create_wave(
             concurrency=concurrency,
             ring_delay_days=ring_delay_days,
             created_by=user,
-            actor=_actor_name(actor),
+            actor=actor_label(actor),
         )
         WaveTenant.objects.bulk_create(
             WaveTenant(wave=wave, tenant=t, ring=ring) for ring, part in enumerate(split) for t in part
@@ -335,7 +331,7 @@ def create_wave(
         transaction.on_commit(lambda: schedule_fire(wave.pk))
     # Audit rows are appended outside any transaction that could still roll back.
     record_staff_action(
-        actor=_actor_name(actor),
+        actor=actor_label(actor),
         action="wave.created",
         detail={
             "wave": wave.pk,
@@ -354,7 +350,7 @@ def create_wave(
     return wave
 
 
-def _steer(wave: Wave, *, actor: Any, action: str, allowed: tuple, to: str, message: str = "") -> Wave:
+def _steer(wave: Wave, *, actor: Actor, action: str, allowed: tuple, to: str, message: str = "") -> Wave:
     with transaction.atomic():
         locked = Wave.objects.select_for_update().get(pk=wave.pk)
         if locked.status not in allowed:
@@ -367,12 +363,12 @@ def _steer(wave: Wave, *, actor: Any, action: str, allowed: tuple, to: str, mess
         locked.save(update_fields=["status", "status_message", "next_fire_at", "updated_at"])
         transaction.on_commit(lambda: schedule_fire(locked.pk))
     record_staff_action(
-        actor=_actor_name(actor), action=f"wave.{action}", detail={"wave": locked.pk, "name": locked.name}
+        actor=actor_label(actor), action=f"wave.{action}", detail={"wave": locked.pk, "name": locked.name}
     )
     return locked
 
 
-def _may_steer(wave: Wave, actor: Any) -> None:
+def _may_steer(wave: Wave, actor: Actor) -> None:
     roles.require(actor, roles.WAVES)
     if hasattr(actor, "username"):
         ids = list(wave.members.values_list("tenant_id", flat=True))
@@ -380,7 +376,7 @@ def _may_steer(wave: Wave, actor: Any) -> None:
             raise PermissionDenied("This wave includes a tenant you may not act on.")
 
 
-def pause_wave(wave: Wave, *, actor: Any) -> Wave:
+def pause_wave(wave: Wave, *, actor: Actor) -> Wave:
     """No slot fires and nothing is released until resumed; tenants already started run to the end."""
     _may_steer(wave, actor)
     return _steer(
@@ -393,7 +389,7 @@ def pause_wave(wave: Wave, *, actor: Any) -> Wave:
     )
 
 
-def resume_wave(wave: Wave, *, actor: Any, accept_failures: bool = False, reason: str = "") -> Wave:
+def resume_wave(wave: Wave, *, actor: Actor, accept_failures: bool = False, reason: str = "") -> Wave:
     """Resume a paused wave, or a halted one. A halted wave whose failed ring is still failed resumes only
     with `accept_failures` and a reason (audited): the next ring then starts despite the failures."""
     _may_steer(wave, actor)
@@ -417,7 +413,7 @@ def resume_wave(wave: Wave, *, actor: Any, accept_failures: bool = False, reason
                 pending = _next_ring(locked, run, now=timezone.now())
                 transaction.on_commit(lambda: schedule_fire(wave.pk))
             record_staff_action(
-                actor=_actor_name(actor),
+                actor=actor_label(actor),
                 action="wave.failures_accepted",
                 run_id=run.pk,
                 detail={"wave": wave.pk, "ring": run.ring, "reason": reason.strip()},
@@ -428,7 +424,7 @@ def resume_wave(wave: Wave, *, actor: Any, accept_failures: bool = False, reason
     return _steer(wave, actor=actor, action="resumed", allowed=(WaveStatus.PAUSED, WaveStatus.HALTED), to=to)
 
 
-def cancel_wave(wave: Wave, *, actor: Any) -> Wave:
+def cancel_wave(wave: Wave, *, actor: Actor) -> Wave:
     """No more slots; the current ring's waiting tenants are cancelled. Tenants already started finish
     (cancel their run from its page to stop them between steps)."""
     _may_steer(wave, actor)

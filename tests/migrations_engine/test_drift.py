@@ -289,7 +289,7 @@ def test_a_check_that_cannot_read_the_tenant_records_an_error_and_keeps_the_find
     undo()  # a check that could read the tenant would now resolve the finding
     tid = str(tenant.tenant_id)
     expected = {
-        "consent_revoked": "consent",
+        "consent_revoked": "consent is not granted, or was withdrawn",
         "permission_missing": "Policy.Read.All",
         "graph_403": "403",
         "throttled": "throttled",

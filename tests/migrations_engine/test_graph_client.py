@@ -21,7 +21,7 @@ from migrations_engine.graph import (
     GraphUnavailable,
     TokenError,
 )
-from migrations_engine.graph.auth import acquire_app_token
+from migrations_engine.graph.auth import AppToken, acquire_app_token
 from migrations_engine.graph.resources.users import resolve_user
 from tests.conftest import fleet_tenant, point_settings_at
 
@@ -107,6 +107,16 @@ def test_it_reports_a_tenant_without_consent(demo_graph):
     with pytest.raises(ConsentMissing) as caught:
         run(go())
     assert caught.value.aadsts is not None
+
+
+def test_a_token_names_the_tenant_it_was_issued_for():
+    """`tid` is a GUID: the same tenant in capitals is the same tenant; any other, or none, is refused."""
+    tid = "6f0c5a4e-1b2d-4c3e-8f9a-0b1c2d3e4f5a"
+    token = AppToken(access_token="x", tenant_id=tid.upper(), app_id="app", roles=())
+    assert token.wrong_tenant(tid) is None
+    other = "0b1c2d3e-4f5a-4c3e-8f9a-6f0c5a4e1b2d"
+    assert token.wrong_tenant(other) == f"The token is for tenant {tid.upper()}, not {other}."
+    assert AppToken("x", "", "app", ()).wrong_tenant(tid) == f"The token is for tenant (none), not {tid}."
 
 
 def test_it_reports_a_wrong_secret_as_a_token_error_not_missing_consent(settings, demo_sim):

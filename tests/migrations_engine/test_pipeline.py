@@ -65,7 +65,7 @@ def test_it_migrates_every_migratable_demo_tenant_without_a_gap(fast_graph, tmp_
     ("name", "step", "reason"),
     [
         ("tailspin", "check_licence", "Buy P1/P2"),
-        ("adatum", "verify_consent", "consent is not granted"),
+        ("adatum", "verify_consent", "consent is not granted, or was withdrawn (AADSTS"),
         ("litware", "verify_consent", "Policy.ReadWrite.AuthenticationMethod"),
     ],
 )

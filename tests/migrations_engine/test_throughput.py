@@ -50,7 +50,12 @@ def _migrate_with_two_workers(settings, tmp_path, redis_url, *, pacing: str) -> 
 def test_workers_pacing_through_redis_share_the_apps_write_budget(settings, tmp_path, queue, redis_url):
     stats, items = _migrate_with_two_workers(settings, tmp_path, redis_url, pacing="redis")
     assert [i.status for i in items] == ["succeeded"] * TENANTS, [i.failure_reason for i in items]
-    assert stats["throttled"] == dict.fromkeys(stats["throttled"], 0), stats["throttled"]
+    # Every budget shared through Redis stays unthrottled. The 1 request/s CA limit is per tenant, not
+    # shared, and at 10x speed its margin is a few tens of milliseconds, which a loaded CI machine's
+    # scheduler can eat; its 429-without-Retry-After backoff is proven in test_fault_mixes.
+    shared = {k: v for k, v in stats["throttled"].items() if k != "ca"}
+    assert shared == dict.fromkeys(shared, 0), stats["throttled"]
+    assert len(shared) == len(stats["throttled"]) - 1, stats["throttled"]
     disabled = sum(t["per_user_changes"]["disabled"] for t in stats["tenants"].values())
     assert disabled == sum(i.counters["migrate_done"] for i in items) > TENANTS * USERS // 2
 

@@ -42,6 +42,8 @@ def test_it_records_every_demo_tenant_as_the_simulator_holds_it(demo_graph, tmp_
             assert tenant.census_status == "no_consent"
             assert tenant.consent.status == "pending"
             assert tenant.consent.missing_roles == list(REQUIRED_ROLES)
+            # The same sentence as a run's and the drift watch's (graph.errors.ConsentMissing.in_words).
+            assert "consent is not granted, or was withdrawn (AADSTS" in tenant.census_message
             continue
         state, counts = truth(demo_graph, entry["tenant_id"])
         missing = [r for r in REQUIRED_ROLES if r not in entry["roles"]]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from migrations_engine.graph.client import GraphClient
 from migrations_engine.graph.errors import GraphError
+from migrations_engine.waiting import Deadline
 
 
 async def list_all(graph: GraphClient, path: str) -> list[dict[str, Any]]:
@@ -23,15 +23,13 @@ async def get_after_create(
 ) -> dict[str, Any] | None:
     """An object by path; right after a create Graph may answer 404 for a while (replication lag), so a
     404 is retried with backoff for up to `wait_seconds` before it counts as gone (None)."""
-    deadline = time.monotonic() + wait_seconds
-    delay = 0.5
+    deadline = Deadline(wait_seconds, every=0.5, backoff=2, cap=10)
     while True:
         try:
             return await graph.get_json(path)
         except GraphError as exc:
             if exc.status != 404:
                 raise
-            if time.monotonic() >= deadline:
+            if (pause := deadline.next_pause()) is None:
                 return None
-        await asyncio.sleep(min(delay, max(0.05, deadline - time.monotonic())))
-        delay = min(delay * 2, 10)
+        await asyncio.sleep(pause)

@@ -18,6 +18,7 @@ from migrations_engine.drift.services import NotCheckable, check_tenant, enqueue
 from migrations_engine.models import DriftCheck, DriftFinding
 from migrations_engine.runs.migrated import migrated_item, migrated_tenants
 from staff import roles
+from staff.actors import actor_label
 from staff.commands import acting, require_for_command
 from tenants.access import can_access
 from tenants.lookup import find_tenant
@@ -36,7 +37,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         actor = options["actor"]
         require_for_command(actor, roles.CENSUS)  # a drift check is a census of a migrated tenant
-        options["actor"] = getattr(actor, "username", actor)
+        options["actor"] = actor_label(actor)
         if options["tenant"]:
             tenant = find_tenant(options["tenant"])
             if tenant is None:

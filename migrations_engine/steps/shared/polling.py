@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from migrations_engine.graph.resources.policies import get_policy
 from migrations_engine.steps.base import StepContext
+from migrations_engine.waiting import Deadline
 
 T = TypeVar("T")
 
@@ -15,13 +16,12 @@ T = TypeVar("T")
 def poll(read: Callable[[], T], *, until: Callable[[T], bool], seconds: float, every: float = 1.0) -> T:
     """`read()` until `until(result)` holds or `seconds` have passed, `every` seconds apart (less near
     the end); the last result either way, so the caller says what did not happen in time."""
-    deadline = time.monotonic() + seconds
+    deadline = Deadline(seconds, every=every)
     while True:
         result = read()
-        left = deadline - time.monotonic()
-        if until(result) or left <= 0:
+        if until(result) or (pause := deadline.next_pause()) is None:
             return result
-        time.sleep(min(every, max(0.1, left)))
+        time.sleep(pause)
 
 
 def reads_enabled(ctx: StepContext, policy_id: str, *, seconds: float) -> bool:

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from migrations_engine.census.read import CensusResult, take_census
 from migrations_engine.graph import GraphClient, GraphConfig, GraphConfigError
 from staff import roles
+from staff.actors import actor_label
 from staff.commands import acting, require_for_command
 from tenants.access import can_access
 from tenants.lookup import find_tenant
@@ -60,7 +61,7 @@ class Command(BaseCommand):
             bar.close()
 
         stored = [
-            record_census(t, r, actor=getattr(actor, "username", actor), writer=w)
+            record_census(t, r, actor=actor_label(actor), writer=w)
             for t, r, w in zip(tenants, results, writers, strict=True)
         ]
         self.stdout.write(render_table(census_rows(stored)))
