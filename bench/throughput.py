@@ -37,7 +37,7 @@ if str(ROOT) not in sys.path:
 
 from bench import metrics as m  # noqa: E402
 from bench import report  # noqa: E402
-from scripts.processes import Processes, graph_env, start_redis, start_simulator  # noqa: E402
+from scripts.processes import Processes, graph_env, start_redis, start_simulator, terminate  # noqa: E402
 
 LATENCY_MS = 150
 DEFAULT_OUT = ROOT / "bench" / "results"
@@ -277,12 +277,7 @@ def stop_processes(procs: Processes) -> None:
     shutdown) and a second SIGTERM, more than a second later, by abandoning it (cold shutdown)."""
     workers = [proc for name, proc in procs.children if name.startswith("worker") and proc.poll() is None]
     for attempt in range(2):
-        for proc in workers:
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+        terminate(workers)
         deadline = time.monotonic() + 1.2
         while attempt == 0 and time.monotonic() < deadline and any(p.poll() is None for p in workers):
             time.sleep(0.05)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime
+import fcntl
 import os
 import secrets
 import signal
@@ -19,7 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from scripts.processes import Processes, free_port, graph_env, port_is_free, start_redis, start_simulator
+from scripts.processes import Processes, free_port, graph_env, start_redis, start_simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("MSP_DEMO_DIR") or ROOT / ".demo")
@@ -58,6 +59,47 @@ def wait_for_http(url: str, timeout: float = 30) -> None:
         time.sleep(0.2)
 
 
+def start_web(procs: Processes, env: dict[str, str], wanted: int, tries: int = 5) -> int:
+    """runserver on `wanted`, else on free ports, until one is its own; sets env's SITE_URL; returns the port.
+
+    A port checked free can be taken before runserver binds it (another demo starting at the same
+    moment), and then a page may even answer on it, from the other console: what counts is that *our*
+    runserver got past binding (its banner printed, the process still alive a moment later) and answers.
+    """
+    port = wanted
+    for _ in range(tries):
+        env["SITE_URL"] = f"http://127.0.0.1:{port}"
+        log = procs.log_dir / "web.log"
+        offset = log.stat().st_size if log.exists() else 0
+        command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
+        proc = procs.start("web", command, env={**env, "PYTHONUNBUFFERED": "1"})  # the banner, at once
+        if _web_bound(proc, log, offset):
+            wait_for_http(f"http://127.0.0.1:{port}/login/")
+            if proc.poll() is None:
+                return port
+        text = log.read_bytes()[offset:].decode(errors="replace")
+        if "already in use" not in text:
+            raise RuntimeError("the web console did not start:\n" + text[-2000:])
+        procs.discard(proc)
+        port = free_port()
+        print(f"  port taken, trying {port} ...", flush=True)
+    raise RuntimeError(f"the web console found no free port in {tries} tries")
+
+
+def _web_bound(proc: subprocess.Popen, log: Path, offset: int, timeout: float = 60) -> bool:
+    """Whether runserver bound its port: its banner is printed just before it binds, and a failed bind
+    exits at once."""
+    deadline = time.monotonic() + timeout
+    while b"Quit the server with" not in log.read_bytes()[offset:]:
+        if proc.poll() is not None:
+            return False
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the web console printed nothing in {timeout:.0f} s")
+        time.sleep(0.1)
+    time.sleep(0.5)
+    return proc.poll() is None
+
+
 def ready_domains(fleet: dict) -> list[str]:
     """The demo tenants a full run can migrate: consented, P1/P2, every write permission granted."""
     return [
@@ -84,10 +126,23 @@ def wave_soon_args(name: str, mode: str, tenants: str, *extra: str, seconds: int
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tasks.py demo")
     parser.add_argument("--once", action="store_true", help="check the demo comes up right, then stop")
-    parser.add_argument("--port", type=int, default=8000, help="console port (next free one if taken)")
+    parser.add_argument("--port", type=int, default=8000, help="console port (a free one if taken)")
+    parser.add_argument(
+        "--screenshots", metavar="DIR", help="photograph every page at 1440 and 800 px into DIR, then stop"
+    )
     args = parser.parse_args(argv)
 
     STATE.mkdir(exist_ok=True)
+    lock = open(STATE / ".lock", "w")  # noqa: SIM115 - held until this process exits
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(
+            f"Another demo is running from {STATE}: stop it, or give this one a folder of its own "
+            "(MSP_DEMO_DIR=/some/folder python3 tasks.py demo).",
+            file=sys.stderr,
+        )
+        return 1
     procs = Processes(STATE / "logs")
     # Ctrl-C and SIGTERM both stop everything, also when started from a shell that ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -121,8 +176,11 @@ def _run(args, procs: Processes) -> int:
         **graph_env(fleet),
     }
     env.pop("REQUESTS_CA_BUNDLE", None)
-    port = args.port if port_is_free(args.port) else free_port()
-    env["SITE_URL"] = f"http://127.0.0.1:{port}"
+    print("Preparing the console database ...", flush=True)
+    manage(env, "migrate", "--noinput", "-v", "0")
+    # The web console first, so the port it holds is known before anything is told the site's URL.
+    print("Starting the web console ...", flush=True)
+    port = start_web(procs, env, args.port)
     (STATE / "env").write_text(
         "".join(
             f"export {k}={v}\n"
@@ -130,9 +188,6 @@ def _run(args, procs: Processes) -> int:
             if k in {"DATABASE_URL", "REDIS_URL", "SITE_URL"} or k.startswith("GRAPH_")
         )
     )
-
-    print("Preparing the console database ...", flush=True)
-    manage(env, "migrate", "--noinput", "-v", "0")
     password = demo_password()
     totp_key, backup_codes = secrets.token_hex(20), [secrets.token_hex(4) for _ in range(5)]
     # Through the environment: out of the process list, and never parsed as an option.
@@ -150,9 +205,8 @@ def _run(args, procs: Processes) -> int:
         "admin",
     )
 
-    print("Starting the web console, an RQ worker and rq-scheduler ...", flush=True)
+    print("Starting two RQ workers and rq-scheduler ...", flush=True)
     py = sys.executable
-    procs.start("web", [py, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], env=env)
     for n in (1, 2):
         procs.start(
             f"worker{n}",
@@ -162,7 +216,6 @@ def _run(args, procs: Processes) -> int:
     # The scheduler process registers every schedule (sweeper, waves, drift watch, audit exports), then
     # runs rq-scheduler.
     procs.start("scheduler", [py, "manage.py", "run_scheduler", "--interval", "5"], env=env)
-    wait_for_http(f"http://127.0.0.1:{port}/login/")
 
     print("\nCensus of the demo fleet:", flush=True)
     try:
@@ -208,6 +261,12 @@ def _run(args, procs: Processes) -> int:
     if dead:
         raise RuntimeError(f"{', '.join(dead)} exited:\n" + "\n".join(procs.tail(n) for n in dead))
 
+    if args.screenshots:
+        # Why here: Playwright is imported only when pictures are asked for.
+        from scripts.screenshots import photograph_demo
+
+        photograph_demo(env, port, ("admin", password, totp_key), Path(args.screenshots))
+        return 0
     if args.once:
         from scripts.demo_check import check_demo
 
