@@ -3,6 +3,9 @@
 
     python3 tasks.py demo [--once]   set everything up and run the console on the demo fleet
     python3 tasks.py test [ARGS]     run the whole test suite (ARGS go to pytest)
+    python3 tasks.py screenshots [DIR]
+                                     the demo, then full-page PNGs of every page at 1440 and 800 px
+                                     (in DIR, default .demo/screenshots), for reviewing a change
     python3 tasks.py reliability [--trials N]
                                      the long crash and Redis-loss trials, then a table of figures
     python3 tasks.py bench [--quick] [ARGS]
@@ -73,7 +76,7 @@ def in_venv() -> bool:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 1 or argv[0] not in {"demo", "test", "reliability", "bench"}:
+    if len(argv) < 1 or argv[0] not in {"demo", "screenshots", "test", "reliability", "bench"}:
         print(__doc__)
         return 2
     if not in_venv():
@@ -85,6 +88,12 @@ def main(argv: list[str]) -> int:
         from scripts.demo import main as demo_main
 
         return demo_main(argv[1:])
+    if argv[0] == "screenshots":
+        from scripts.demo import STATE
+        from scripts.demo import main as demo_main
+
+        folder = argv[1] if len(argv) > 1 else str(STATE / "screenshots")
+        return demo_main(["--screenshots", str(Path(folder).resolve())])
     if argv[0] == "bench":
         from bench.throughput import main as bench_main
 

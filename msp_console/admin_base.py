@@ -141,3 +141,14 @@ class SuperusersOnly:
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return "delete" in self.superusers_may and self.has_module_permission(request)
+
+
+def titled(title: str, base: type[admin.FieldListFilter] = admin.ChoicesFieldListFilter):
+    """A field's list filter under a title of our own (the field's verbose name is for its form)."""
+
+    class Titled(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.title = title
+
+    return Titled

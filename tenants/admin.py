@@ -6,14 +6,13 @@ from django.contrib import admin
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 from django.http import StreamingHttpResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
 
-from msp_console.admin_base import RolePermissions
+from msp_console.admin_base import RolePermissions, titled
 from msp_console.admin_site import site
-from tenants import admin_actions
+from tenants import admin_actions, fleet
 from tenants.access import get_tenant_for_user, visible_tenants
 from tenants.census_report import census_csv_rows
-from tenants.choices import ConsentStatus, MigrationState
+from tenants.choices import ConsentStatus
 from tenants.fleet import MIGRATION_STATES, with_latest_run
 from tenants.models import BreakGlassConfig, CensusUser, CustomerTenant, Tag, TenantConsent
 
@@ -42,7 +41,7 @@ class BreakGlassInline(admin.StackedInline):
 class MigrationStateFilter(admin.SimpleListFilter):
     """Filter the fleet by each tenant's stored migration state (an indexed column)."""
 
-    title = "migration state"
+    title = "state"
     parameter_name = "migration"
 
     def lookups(self, request, model_admin):
@@ -94,30 +93,19 @@ class ConsentFilter(admin.SimpleListFilter):
 class CustomerTenantAdmin(RolePermissions, admin.ModelAdmin):
     """The MSP's home page: one row per customer tenant, with what the last census and run found."""
 
-    list_display = (
-        "display_name",
-        "primary_domain",
-        # What the tenant is, first: the column an engineer reads at a glance.
-        "migration_display",
-        "licence",
-        "sd_display",
-        "per_user_enabled",
-        "per_user_enforced",
-        "per_user_disabled",
-        "registered_display",
-        "mfa_policy_state",
-        "last_run_display",
-        "drift_display",
-        "consent_display",
-    )
+    # One line a tenant (tenants/fleet.py says how each column reads); the tenant's name is the link.
+    list_display = fleet.COLUMNS
+    list_display_links = None
+    # Drawn as a bar of drop-downs over the table (and the saved views as tabs), not a sidebar.
     list_filter = (
-        "licence",
-        "security_defaults",
-        "mfa_policy_state",
+        fleet.SavedViewFilter,
         MigrationStateFilter,
+        "licence",
+        ("mfa_policy_state", titled("policy")),
         ConsentFilter,
-        "census_status",
+        ("census_status", titled("census")),
         DriftFilter,
+        ("security_defaults", titled("security defaults", admin.BooleanFieldListFilter)),
         "tags",
     )
     search_fields = ("display_name", "primary_domain", "tenant_id", "notes")
@@ -188,81 +176,17 @@ class CustomerTenantAdmin(RolePermissions, admin.ModelAdmin):
         tenant = get_tenant_for_user(request.user, object_id)
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **_detail(tenant)})
 
-    @admin.display(description="Security defaults", boolean=True, ordering="security_defaults")
-    def sd_display(self, obj: CustomerTenant) -> bool | None:
-        return obj.security_defaults
-
-    @admin.display(description="MFA registered", ordering="mfa_registered")
-    def registered_display(self, obj: CustomerTenant) -> str:
-        pct = obj.mfa_registered_pct
-        return "—" if pct is None else f"{pct:.0f} %"
-
-    @admin.display(description="Migration", ordering="migration_state")
-    def migration_display(self, obj: CustomerTenant) -> str:
-        """The state, its reason on hover (and below it when it blocks or needs attention), and the last
-        plan, which is shown beside the state and never changes it."""
-        label = MIGRATION_STATES.get(obj.migration_state, obj.migration_state)
-        plan = ""
-        if obj.last_plan_run_id:
-            changes = obj.last_plan_changes or 0
-            plan = format_html(
-                '<br><small class="last-plan">last plan: {} change{}, {}</small>',
-                changes,
-                "" if changes == 1 else "s",
-                obj.last_plan_at.strftime("%d %b %H:%M") if obj.last_plan_at else "",
-            )
-        why = ""
-        if obj.migration_state in (
-            MigrationState.BLOCKED,
-            MigrationState.NEEDS_ATTENTION,
-            MigrationState.PARTLY_ROLLED_BACK,
-            MigrationState.MIGRATED_DRIFT,
-        ):
-            why = format_html('<br><small class="state-reason">{}</small>', obj.migration_state_reason)
-        return format_html(
-            '<span class="migration-state state-{}" title="{}">{}</span>{}{}',
-            obj.migration_state,
-            obj.migration_state_reason,
-            label,
-            why,
-            plan,
-        )
-
-    @admin.display(description="Last run", ordering="last_run_id")
-    def last_run_display(self, obj: CustomerTenant) -> str:
-        if not obj.last_run_id:
-            return "—"
-        url = reverse("admin:migrations_engine_migrationrun_change", args=[obj.last_run_id])
-        return format_html('<a href="{}">Run {} ({})</a>', url, obj.last_run_id, obj.last_run_mode)
-
-    @admin.display(description="Drift", ordering="drift_detected")
-    def drift_display(self, obj: CustomerTenant) -> str:
-        """The open drift findings' kinds, linked to the findings list of this tenant."""
-        found = getattr(obj, "open_drift", None) or []
-        if not found:
-            return "—"
-        url = reverse("admin:migrations_engine_driftfinding_changelist")
-        return format_html(
-            '<a href="{}?tenant__id__exact={}&amp;status=open" title="{}">⚠ {}</a>',
-            url,
-            obj.pk,
-            "; ".join(f.summary for f in found),
-            ", ".join(f.get_kind_display() for f in found),
-        )
-
-    @admin.display(description="Consent", ordering="consent__status")
-    def consent_display(self, obj: CustomerTenant) -> str:
-        consent = getattr(obj, "consent", None)
-        if consent is None:
-            return "—"
-        if consent.missing_roles:
-            return format_html(
-                '{}<br><small title="{}">missing {}</small>',
-                consent.get_status_display(),
-                ", ".join(consent.missing_roles),
-                len(consent.missing_roles),
-            )
-        return consent.get_status_display()
+    def changelist_view(self, request, extra_context=None):
+        """The saved views' counts, over the tenants this staff member may see."""
+        counts = fleet.view_counts(visible_tenants(request.user))
+        views = [(key, label, counts[key]) for key, label, _ in fleet.SAVED_VIEWS]
+        context = {
+            "title": "Customer tenants",
+            **(extra_context or {}),
+            "saved_views": views,
+            "saved_views_all": counts["all"],
+        }
+        return super().changelist_view(request, context)
 
 
 def _csv_response(rows, filename: str) -> StreamingHttpResponse:

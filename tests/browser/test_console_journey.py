@@ -103,7 +103,9 @@ def test_an_engineer_onboards_runs_a_pilot_and_exports_the_audit(
         page.wait_for_timeout(500)
     assert tenant.census_status in ("ok", "partial")
     page.goto(f"{base}/tenants/customertenant/")
-    assert page.locator("#result_list tbody tr", has_text=newcomer["domain"]).inner_text().count("Entra ID P")
+    row = page.locator("#result_list tbody tr", has_text=newcomer["domain"])
+    licence = row.locator(".field-licence_display span")
+    assert licence.inner_text() in ("P1", "P2") and licence.get_attribute("title").startswith("Entra ID P")
 
     # A pilot on Contoso from the fleet page; the run page follows it live to "Verified".
     contoso = CustomerTenant.objects.get(primary_domain__startswith="contoso")

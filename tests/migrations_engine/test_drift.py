@@ -4,6 +4,7 @@ drift injected through the simulator's /_sim API, checked, mailed, shown, and re
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 from pathlib import Path
@@ -524,7 +525,8 @@ def test_findings_show_on_the_fleet_page_the_tenant_page_and_the_dashboard(fast_
     client = client_for(drift_staff("ops", tenant))
 
     fleet = client.get("/tenants/customertenant/?drift=open").content.decode()
-    assert tenant.display_name in fleet and "⚠ Per-user MFA back on" in fleet
+    # The count of open findings, their kinds on hover.
+    assert tenant.display_name in fleet and re.search(r'title="Per-user MFA back on: [^"]*">⚠ 1<', fleet)
     assert f"?tenant__id__exact={tenant.pk}&amp;status=open" in fleet
     assert tenant.display_name not in client.get("/tenants/customertenant/?drift=clean").content.decode()
 
