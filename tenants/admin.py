@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from msp_console.admin_base import RolePermissions, titled
@@ -14,7 +15,8 @@ from tenants.access import get_tenant_for_user, visible_tenants
 from tenants.census_report import census_csv_rows
 from tenants.choices import ConsentStatus
 from tenants.fleet import MIGRATION_STATES, with_latest_run
-from tenants.models import BreakGlassConfig, CensusUser, CustomerTenant, Tag, TenantConsent
+from tenants.models import BreakGlassConfig, CustomerTenant, Tag, TenantConsent
+from tenants.status_page import status_context
 
 
 class ConsentInline(admin.StackedInline):
@@ -109,31 +111,9 @@ class CustomerTenantAdmin(RolePermissions, admin.ModelAdmin):
         "tags",
     )
     search_fields = ("display_name", "primary_domain", "tenant_id", "notes")
-    readonly_fields = (
-        "census_status",
-        "census_at",
-        "census_message",
-        "licence",
-        "licence_plans",
-        "security_defaults",
-        "ca_policy_count",
-        "mfa_policy_state",
-        "users_total",
-        "per_user_enabled",
-        "per_user_enforced",
-        "per_user_disabled",
-        "mfa_registered",
-        "registration_known",
-        "census_detail",
-        "drift_detected",
-        "created_at",
-        "updated_at",
-    )
-    fieldsets = (
-        (None, {"fields": ("display_name", "primary_domain", "tenant_id", "tags", "notes")}),
-        ("Last census", {"fields": readonly_fields[:-3]}),
-        ("Record", {"fields": ("drift_detected", "created_at", "updated_at")}),
-    )
+    # The edit form: the few fields staff set by hand (the census and the consent flow set the rest);
+    # the tenant's status page (tenants/status_page.py) shows everything, read-only.
+    fields = ("display_name", "tags", "notes")
     filter_horizontal = ("tags",)
     inlines = (ConsentInline, BreakGlassInline)
     list_select_related = ("consent",)
@@ -157,6 +137,11 @@ class CustomerTenantAdmin(RolePermissions, admin.ModelAdmin):
                 name="tenants_fleet_census_csv",
             ),
             path(
+                "<path:object_id>/edit/",
+                self.admin_site.admin_view(self.edit_view),
+                name="tenants_customertenant_edit",
+            ),
+            path(
                 "<int:pk>/census.csv",
                 self.admin_site.admin_view(self.tenant_census_csv),
                 name="tenants_tenant_census_csv",
@@ -173,8 +158,35 @@ class CustomerTenantAdmin(RolePermissions, admin.ModelAdmin):
         return _csv_response(census_csv_rows([tenant]), f"{tenant.primary_domain}-census.csv")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        """GET: the tenant's status page. POST: the edit form's save (its own URL posts here too)."""
         tenant = get_tenant_for_user(request.user, object_id)
-        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **_detail(tenant)})
+        if request.method == "POST":
+            return self.edit_view(request, object_id, extra_context)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": tenant.display_name,
+            "opts": self.opts,
+            **status_context(tenant, request),
+        }
+        return TemplateResponse(request, "admin/tenants/customertenant/status.html", context)
+
+    def edit_view(self, request, object_id, extra_context=None):
+        """The small form: name, tags, notes, break-glass accounts; consent shown, never edited here."""
+        tenant = get_tenant_for_user(request.user, object_id)
+        context = {
+            **(extra_context or {}),
+            "title": f"Edit {tenant.display_name}",
+            "show_save_and_add_another": False,
+            "show_save_and_continue": False,
+            "show_delete": False,
+            "status_url": reverse("admin:tenants_customertenant_change", args=[tenant.pk]),
+        }
+        return super().change_view(request, object_id, "", context)
+
+    def response_change(self, request, obj):
+        """After a save, back to the tenant's status page."""
+        self.message_user(request, f"{obj.display_name} saved.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:tenants_customertenant_change", args=[obj.pk]))
 
     def changelist_view(self, request, extra_context=None):
         """The saved views' counts, over the tenants this staff member may see."""
@@ -193,36 +205,6 @@ def _csv_response(rows, filename: str) -> StreamingHttpResponse:
     response = StreamingHttpResponse(rows, content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
-
-
-def _detail(tenant: CustomerTenant) -> dict:
-    """The tenant page's sections below the form: registration gaps, snapshot, runs, audit trail."""
-    from migrations_engine.models import AuditEvent, DriftCheck, DriftFinding, RunItem, TenantSnapshot
-
-    unregistered = CensusUser.objects.filter(
-        tenant=tenant, generation=tenant.census_generation, mfa_registered=False
-    ).order_by("upn")
-    return {
-        "unregistered_users": unregistered[:50],
-        "unregistered_count": unregistered.count(),
-        "snapshot": TenantSnapshot.objects.filter(tenant=tenant, complete=True).order_by("-taken_at").first(),
-        "run_items": RunItem.objects.filter(tenant=tenant)
-        .select_related("run")
-        .order_by("-run__created_at")[:20],
-        "audit_rows": AuditEvent.objects.filter(tenant=tenant).order_by("-seq")[:25],
-        "census_csv_url": reverse("admin:tenants_tenant_census_csv", args=[tenant.pk]),
-        "drift_findings": DriftFinding.objects.filter(tenant=tenant, resolved_at__isnull=True).order_by(
-            "kind"
-        ),
-        "drift_check": DriftCheck.objects.filter(tenant=tenant).order_by("-started_at").first(),
-        "drift_url": reverse("admin:migrations_engine_driftfinding_changelist")
-        + f"?tenant__id__exact={tenant.pk}",
-        "census_policies": (tenant.census_detail or {}).get("policies") or [],
-        "readiness_item": RunItem.objects.filter(tenant=tenant, state__has_key="readiness")
-        .select_related("run")
-        .order_by("-run__created_at")
-        .first(),
-    }
 
 
 @admin.register(Tag, site=site)

@@ -103,7 +103,7 @@ def test_the_tenant_page_shows_a_bad_break_glass_value_on_its_field(field, typed
     tenant = _tenant()
     set_break_glass(tenant, accounts=[UPN], actor="test")
     boss = client_for(staff_user("boss", superuser=True))
-    url = f"/tenants/customertenant/{tenant.pk}/change/"
+    url = f"/tenants/customertenant/{tenant.pk}/edit/"  # the tenant's small edit form
     page = boss.get(url)
     assert page.status_code == 200
     data = _change_form_data(page)

@@ -141,7 +141,7 @@ def test_the_gate_reports_microsoft_managed_policies_and_the_tenant_page_shows_t
     boss = client_for(staff_user("boss", superuser=True))
     page = boss.get(f"/tenants/customertenant/{northwind.pk}/change/").content.decode()
     assert 'data-microsoft-managed="true"' in page and "Microsoft-managed" in page
-    assert "Readiness at" in page
+    assert 'id="readiness-gate">The readiness gate at' in page
     run_page = boss.get(f"/migrations_engine/migrationrun/{run.pk}/change/").content.decode()
     assert 'data-field="readiness"' in run_page and "Microsoft-managed" in run_page
 
