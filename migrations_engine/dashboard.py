@@ -20,23 +20,8 @@ from migrations_engine.choices import ACTIVE_ITEM_STATUSES, DriftCheckStatus, Dr
 from migrations_engine.models import DriftCheck, DriftFinding, MigrationRun, RunItem
 from tenants.access import visible_tenants
 from tenants.choices import MigrationState
-from tenants.fleet import MIGRATION_STATES, with_latest_run
+from tenants.fleet import MIGRATION_STATES, STATE_TONES, with_latest_run
 
-# The fleet changelist's states (`tenants.fleet`), so both pages agree. Colour-blind-safe colours
-# (Okabe-Ito based, darkened for 3:1 against white); every bar also prints its number and label.
-STATE_COLOURS = {
-    MigrationState.NOT_STARTED: "#6b6b6b",
-    MigrationState.READY: "#1f78b4",
-    MigrationState.BLOCKED: "#b91c1c",
-    MigrationState.MIGRATING: "#0b3a73",
-    MigrationState.PILOT_VERIFIED: "#a65c00",
-    MigrationState.MIGRATED: "#007a5a",
-    MigrationState.MIGRATED_DRIFT: "#c2410c",
-    MigrationState.ROLLING_BACK: "#0b3a73",
-    MigrationState.ROLLED_BACK: "#444444",
-    MigrationState.PARTLY_ROLLED_BACK: "#b91c1c",
-    MigrationState.NEEDS_ATTENTION: "#b91c1c",
-}
 STATE_ORDER = tuple(MigrationState.values)
 PER_USER_STATES = (
     ("enabled", "Enabled", "#c2410c"),
@@ -44,8 +29,16 @@ PER_USER_STATES = (
     ("disabled", "Disabled", "#007a5a"),
 )
 RUN_DAYS = 30
-READINESS_SHOWN = 100
-DRIFT_TENANTS_SHOWN = 25
+LEAST_READY_SHOWN = 8
+DRIFT_TENANTS_SHOWN = 8
+# The tiles' order: what asks for action first, then the work in hand, then what is done.
+TILE_ORDER = (
+    MigrationState.NEEDS_ATTENTION, MigrationState.PARTLY_ROLLED_BACK, MigrationState.BLOCKED,
+    MigrationState.MIGRATED_DRIFT, MigrationState.MIGRATING, MigrationState.ROLLING_BACK,
+    MigrationState.READY, MigrationState.NOT_STARTED, MigrationState.PILOT_VERIFIED, MigrationState.MIGRATED,
+    MigrationState.ROLLED_BACK,
+)  # fmt: skip
+HISTOGRAM_WIDTH, HISTOGRAM_HEIGHT, HISTOGRAM_BAR = 560, 150, 44
 
 # Chart geometry (SVG user units).
 LABEL_WIDTH = 190
@@ -54,32 +47,58 @@ ROW_HEIGHT = 24
 BAR_HEIGHT = 16
 
 
-def bar_rows(rows: list[tuple[str, float | None, str]], *, maximum: float | None = None, suffix: str = ""):
-    """Horizontal bars: (label, value, colour) → geometry for `_bar_chart.html`; None prints "no data"."""
-    top = maximum or max([value or 0 for _, value, _ in rows] + [1])
-    bars = []
-    for index, (label, value, colour) in enumerate(rows):
-        width = 0.0 if not value else max(1.0, BAR_WIDTH * value / top)
-        y = index * ROW_HEIGHT
-        bars.append(
+def state_tiles(by_state: dict[str, int]) -> list[dict[str, Any]]:
+    """One tile per migration state with tenants in it, linking to the fleet list filtered to it."""
+    fleet = reverse("admin:tenants_customertenant_changelist")
+    return [
+        {
+            "key": key,
+            "label": MIGRATION_STATES[key],
+            "count": by_state[key],
+            "tone": STATE_TONES[key],
+            "url": f"{fleet}?migration={key}",
+        }
+        for key in TILE_ORDER
+        if by_state[key]
+    ]
+
+
+def readiness_histogram(tenants: list[dict[str, Any]]) -> dict[str, Any]:
+    """Tenants by MFA-registered %, in ten buckets (0-9 % ... 90-100 %), plus those with no report read."""
+    counts = [0] * 10
+    unknown = 0
+    for tenant in tenants:
+        pct = tenant["registered_pct"]
+        if pct is None:
+            unknown += 1
+        else:
+            counts[min(9, int(pct // 10))] += 1
+    top = max(counts + [1])
+    plot = HISTOGRAM_HEIGHT - 30
+    buckets = []
+    for index, count in enumerate(counts):
+        height = round(plot * count / top, 1)
+        x = index * (HISTOGRAM_BAR + 10) + 4
+        buckets.append(
             {
-                "label": label,
-                "value": value,
-                "text": "no data" if value is None else f"{value:g}{suffix}",
-                "colour": colour,
-                "y": y,
-                "text_y": y + BAR_HEIGHT - 3,
-                "width": round(width, 1),
-                "value_x": round(LABEL_WIDTH + width + 6, 1),
+                "label": f"{index * 10}–{index * 10 + 9 if index < 9 else 100} %",
+                "count": count,
+                "x": x,
+                "text_x": x + HISTOGRAM_BAR / 2,
+                "y": round(plot - height + 14, 1),
+                "height": height,
+                "value_y": round(plot - height + 10, 1),
+                "colour": "#b91c1c" if index < 5 else "#a65c00" if index < 9 else "#007a5a",
             }
         )
     return {
-        "bars": bars,
-        "height": max(ROW_HEIGHT, len(bars) * ROW_HEIGHT),
-        "width": LABEL_WIDTH + BAR_WIDTH + 80,
-        "label_width": LABEL_WIDTH,
-        "label_x": LABEL_WIDTH - 6,
-        "bar_height": BAR_HEIGHT,
+        "buckets": buckets,
+        "unknown": unknown,
+        "width": HISTOGRAM_WIDTH,
+        "height": HISTOGRAM_HEIGHT,
+        "bar_width": HISTOGRAM_BAR,
+        "baseline": plot + 14,
+        "label_y": HISTOGRAM_HEIGHT - 2,
     }
 
 
@@ -288,19 +307,19 @@ def dashboard_context(user) -> dict[str, Any]:
             "tenants": len(tenants),
             "users_total": users_total,
             "active_runs": active_runs,
-            "states": bar_rows(
-                [(MIGRATION_STATES[key], by_state[key], STATE_COLOURS[key]) for key in STATE_ORDER]
-            ),
+            "tiles": state_tiles(by_state),
             "state_counts": [
                 {"key": key, "label": MIGRATION_STATES[key], "count": by_state[key]} for key in STATE_ORDER
             ],
             "per_user": _per_user(tenants),
-            "readiness": bar_rows(
-                [(t["display_name"], t["registered_pct"], "#1f78b4") for t in readiness[:READINESS_SHOWN]],
-                maximum=100,
-                suffix=" %",
-            ),
-            "readiness_more": max(0, len(readiness) - READINESS_SHOWN),
+            "readiness": readiness_histogram(tenants),
+            "least_ready": [
+                {**t, "url": reverse("admin:tenants_customertenant_change", args=[t["pk"]])}
+                for t in readiness
+                if t["registered_pct"] is not None
+            ][:LEAST_READY_SHOWN],
+            "per_user_on": sum((t["per_user_enabled"] or 0) + (t["per_user_enforced"] or 0) for t in tenants),
+            "fleet_url": reverse("admin:tenants_customertenant_changelist"),
             "runs": _runs_per_day(visible_runs, timezone.localdate()),
             "drift": _drift(visible),
             "show_rq": bool(getattr(user, "is_superuser", False)),

@@ -28,7 +28,8 @@ class ConsoleSite(admin.AdminSite):
     index_template = "migrations_engine/dashboard.html"
 
     def index(self, request, extra_context=None):
-        """The dashboard (fleet totals and charts of the tenants the user may see), then the app list."""
+        """The dashboard: fleet tiles and charts of the tenants the user may see (its links replace the app
+        list; each app's own index stays at /<app>/)."""
         context = {**dashboard_context(request.user), **(extra_context or {})}
         return super().index(request, extra_context=context)
 

@@ -84,3 +84,26 @@ def test_500_tenants_read_at_a_glance_on_a_desktop_and_a_narrow_window(browser_p
     for column in ("tenant", "state", "per-user on", "drift"):
         assert column in headers, headers
     assert page.evaluate(ROWS_IN_VIEW) >= 15
+
+
+def test_the_dashboard_summarises_500_tenants_in_tiles_that_lead_to_the_list(browser_page, live_server):
+    page, base = browser_page, live_server.url
+    add_fleet(500)
+    sign_in(page, base)
+    for width in (1440, 800):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(base + "/")
+        assert page.evaluate(OVERFLOW) <= 0, width
+        # Full width, and a histogram instead of a bar per tenant: the page stays short.
+        assert page.evaluate("document.querySelector('#dashboard').getBoundingClientRect().width") > width * 0.9
+        assert page.evaluate("document.documentElement.scrollHeight") < 2600, width
+    snap(page, "dashboard-500")
+    assert page.locator("#app-list, .app-migrations_engine").count() == 0
+    assert page.locator("#chart-readiness [data-bucket]").count() == 10
+    blocked = CustomerTenant.objects.filter(migration_state="blocked").count()
+    tile = page.locator('#state-tiles [data-state="blocked"]')
+    assert tile.locator(".number").inner_text() == str(blocked)
+    assert "tone-bad" in tile.get_attribute("class")
+    tile.click()
+    page.wait_for_url("**migration=blocked")
+    assert f"{blocked} customer tenant" in page.inner_text(".paginator")

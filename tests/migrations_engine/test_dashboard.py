@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 from django.utils import timezone
@@ -56,12 +58,17 @@ def test_it_charts_the_fleet_from_real_runs(fast_graph, tmp_path, queue):
     assert per_user["stale"] == {"enabled": 0, "enforced": 0, "disabled": 0}
     page = response.content.decode()
     pct = round(100.0 * woodgrove.mfa_registered / woodgrove.registration_known, 1)
-    assert (
-        page.count('class="dash-chart"') == 4 and f'<g data-bar="Woodgrove Bank" data-value="{pct}">' in page
-    )
-    assert ">Migrated (verified)</text>" in page
+    # Readiness is a histogram of tenants (one bar per tenth, never one per tenant) and the least ready.
+    assert page.count('class="dash-chart"') == 3
+    bucket = dashboard["readiness"]["buckets"][min(9, int(pct // 10))]
+    assert bucket["count"] == 1 and f'data-bucket="{bucket["label"]}" data-count="1"' in page
+    assert [t["display_name"] for t in dashboard["least_ready"]] == ["Woodgrove Bank"]
+    # Counts by state are tiles linking to the fleet list filtered to that state.
+    tile = r'href="/tenants/customertenant/\?migration=migrated" data-state="migrated">'
+    tile += r'<span class="number">1<'
+    assert re.search(tile, page) and ">Migrated (verified)</span>" in page
     assert 'id="django-rq-link"' in page
-    assert "app-migrations_engine" in page and "app-tenants" in page  # the app list below
+    assert "app-migrations_engine" not in page  # no app index: the dashboard's links stand for it
 
 
 def test_a_staff_member_sees_only_granted_tenants_on_the_dashboard(fast_graph, tmp_path, queue):
