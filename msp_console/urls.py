@@ -7,6 +7,8 @@ import functools
 import django_rq.urls
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import URLPattern, URLResolver, include, path, reverse
 
 from msp_console.admin_site import site
@@ -53,7 +55,14 @@ def _guarded(patterns: list) -> list:
     return guarded
 
 
+def favicon(request):
+    """The console's icon (the static file's URL is looked up per request: it is hashed in production)."""
+    return HttpResponsePermanentRedirect(static("console/favicon.svg"))
+
+
 urlpatterns = [
+    # Browsers ask for /favicon.ico whatever the page says: send them to the console's icon.
+    path("favicon.ico", favicon),
     path("django-rq/", include((_guarded(django_rq.urls.urlpatterns), django_rq.urls.app_name))),
     path("", site.urls),
 ]

@@ -18,6 +18,7 @@ from migrations_engine.models import MigrationRun, RunItem
 from migrations_engine.runs.options_form import RunOptionsForm
 from migrations_engine.runs.preflight import check_tenants
 from migrations_engine.runs.services import RunConflict, start_rollback, start_run
+from msp_console.words import counted
 from staff.reauth import require_fresh
 from tenants.access import visible_tenants
 from tenants.choices import ConsentStatus
@@ -92,7 +93,7 @@ def _start(modeladmin, request, queryset, mode: str, **kwargs):
     )
     modeladmin.message_user(
         request,
-        f"Run {run.pk} started for {started} tenants.{note}",
+        f"Run {run.pk} started for {counted(started, 'tenant')}.{note}",
         messages.WARNING if left_out else messages.INFO,
     )
     return HttpResponseRedirect(_run_url(run))
@@ -112,7 +113,7 @@ def census(modeladmin, request, queryset):
         )
     for tenant in queryset:
         enqueue_census(tenant.pk, actor=request.user.get_username())
-    modeladmin.message_user(request, f"Census queued for {queryset.count()} tenants.")
+    modeladmin.message_user(request, f"Census queued for {counted(queryset.count(), 'tenant')}.")
     return None
 
 
@@ -132,7 +133,9 @@ def _mode_action(mode: str):
         if "confirm" in request.POST and form.is_valid():
             if mode == "full" and (
                 ask := require_fresh(
-                    request, f"start a full migration of {queryset.count()} tenants", modeladmin.admin_site
+                    request,
+                    f"start a full migration of {counted(queryset.count(), 'tenant')}",
+                    modeladmin.admin_site,
                 )
             ):
                 return ask
@@ -223,7 +226,9 @@ def rollback(modeladmin, request, queryset):
         if skipped:
             explain += f" Not rolled back (no snapshot): {', '.join(skipped)}."
         return _confirm(modeladmin, request, queryset, action="rollback", title="Roll back", explain=explain)
-    if ask := require_fresh(request, f"roll back {queryset.count()} tenants", modeladmin.admin_site):
+    if ask := require_fresh(
+        request, f"roll back {counted(queryset.count(), 'tenant')}", modeladmin.admin_site
+    ):
         return ask
     started = []
     for run_id, tenants in latest.items():

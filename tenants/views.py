@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.census.services import enqueue_census
 from migrations_engine.graph.permissions import REQUIRED_ROLES
+from msp_console.words import counted
 from staff import roles
 from tenants.access import get_tenant_for_user
 from tenants.consent import ConsentRefused, complete_consent, new_consent_link, onboard_customer
@@ -178,8 +179,8 @@ def import_tenants_view(request, site):
                 else:
                     messages.success(
                         request,
-                        f"{len(tenants)} customer tenants imported. Send each its admin-consent link from "
-                        "its consent page.",
+                        f"{counted(len(tenants), 'customer tenant')} imported. Send each its "
+                        "admin-consent link from its consent page.",
                     )
                     return HttpResponseRedirect(reverse("admin:tenants_customertenant_changelist"))
         status = 400 if errors else 200

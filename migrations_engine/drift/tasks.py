@@ -6,6 +6,7 @@ from __future__ import annotations
 from migrations_engine.drift.services import WATCH_ACTOR, NotCheckable, check_tenant, enqueue_drift_check
 from migrations_engine.queueing import actor_may_act
 from migrations_engine.runs.migrated import migrated_tenants
+from msp_console.words import counted
 from tenants.models import CustomerTenant
 
 
@@ -13,7 +14,7 @@ def drift_watch_job() -> str:
     """RQ job: queue a drift check of every migrated tenant, one job per tenant under a deterministic id."""
     tenant_pks = list(migrated_tenants().order_by("pk").values_list("pk", flat=True))
     queued = sum(enqueue_drift_check(pk, actor=WATCH_ACTOR)[1] for pk in tenant_pks)
-    return f"{len(tenant_pks)} migrated tenants: {queued} drift checks queued"
+    return f"{counted(len(tenant_pks), 'migrated tenant')}: {counted(queued, 'drift check')} queued"
 
 
 def drift_check_job(tenant_pk: int, actor: str = WATCH_ACTOR) -> str:

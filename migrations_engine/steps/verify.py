@@ -17,6 +17,7 @@ from migrations_engine.steps.shared.census_after import census_from_verify
 from migrations_engine.steps.shared.user_scope import keyset_rows, scope_rows
 from migrations_engine.steps.shared.write_engine import CHUNK, Change, chunks
 from migrations_engine.waiting import Deadline
+from msp_console.words import counted
 from tenants.choices import PolicyState
 
 
@@ -146,7 +147,7 @@ class Verify(Step):
         verdict = (
             f"Verified: policy enabled for {'the pilot group' if ctx.mode == 'pilot' else 'all users'}, "
             f"{checked - left_alone} users without per-user MFA, "
-            f"{len(ctx.state.get('break_glass_ids', []))} break-glass accounts excluded"
+            f"{counted(len(ctx.state.get('break_glass_ids', [])), 'break-glass account')} excluded"
             + ("" if ctx.mode != "full" else ", security defaults off")
             + f"; What-If checked {len(sample)} users"
             + (

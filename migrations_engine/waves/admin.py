@@ -27,6 +27,7 @@ from migrations_engine.waves.models import WAVE_MODES
 from migrations_engine.waves.services import visible_waves
 from msp_console.admin_base import search_visible_tenants
 from msp_console.admin_site import site
+from msp_console.words import counted
 from staff import roles
 from tenants.access import visible_tenants
 from tenants.choices import LicenceTier
@@ -236,7 +237,7 @@ class WaveAdmin(admin.ModelAdmin):
                 for message in exc.messages:
                     form.add_error(None, message)
             else:
-                self.message_user(request, f"Wave {wave.name!r} created: {len(tenants)} tenants.")
+                self.message_user(request, f"Wave {wave.name!r} created: {counted(len(tenants), 'tenant')}.")
                 return HttpResponseRedirect(reverse("admin:migrations_engine_wave_change", args=[wave.pk]))
         context = {
             **self.admin_site.each_context(request),
@@ -279,7 +280,7 @@ class WaveAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"Wave {wave.name}",
+            "title": f"Wave “{wave.name}”",
             "wave": wave,
             "rings": [(n + 1, rings[n]) for n in sorted(rings)],
             "slots": wave.slots.select_related("run"),
@@ -305,7 +306,7 @@ class WaveAdmin(admin.ModelAdmin):
             back = reverse("admin:migrations_engine_wave_change", args=[pk])
             crumbs = [
                 ("Waves", reverse("admin:migrations_engine_wave_changelist")),
-                (f"Wave {wave.name}", back),
+                (f"Wave “{wave.name}”", back),
             ]
             return run_confirm.confirmation_page(
                 request, self.admin_site, wave_question(wave, verb), back_url=back, crumbs=crumbs

@@ -95,7 +95,7 @@ def test_an_engineer_onboards_runs_a_pilot_and_exports_the_audit(
     # Census of the new customer from the fleet page (a confirmation page first).
     select_and_act(page, base, newcomer["domain"], "census")
     page.click("input[type=submit][value^='Yes']")
-    page.wait_for_selector("text=Census queued for 1 tenants")
+    page.wait_for_selector("text=Census queued for 1 tenant.")
     for _ in range(60):
         tenant.refresh_from_db()
         if tenant.census_status != "never":

@@ -95,7 +95,9 @@ def test_the_dashboard_summarises_500_tenants_in_tiles_that_lead_to_the_list(bro
         page.goto(base + "/")
         assert page.evaluate(OVERFLOW) <= 0, width
         # Full width, and a histogram instead of a bar per tenant: the page stays short.
-        assert page.evaluate("document.querySelector('#dashboard').getBoundingClientRect().width") > width * 0.9
+        assert (
+            page.evaluate("document.querySelector('#dashboard').getBoundingClientRect().width") > width * 0.9
+        )
         assert page.evaluate("document.documentElement.scrollHeight") < 2600, width
     snap(page, "dashboard-500")
     assert page.locator("#app-list, .app-migrations_engine").count() == 0

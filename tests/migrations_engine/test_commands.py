@@ -27,7 +27,7 @@ def test_it_starts_a_run_shows_it_and_rolls_it_back(fast_graph, tmp_path, queue)
         stdout=out,
     )
     run = MigrationRun.objects.get()
-    assert f"Run {run.pk} (Full) started for 1 tenants" in out.getvalue()
+    assert f"Run {run.pk} (Full) started for 1 tenant" in out.getvalue()
     work(queue)
     status = io.StringIO()
     call_command("run_status", str(run.pk), "--steps", stdout=status)

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from migrations_engine.models import MigrationRun
 from migrations_engine.runs.services import cancel_run
+from msp_console.words import counted
 from staff.commands import acting
 
 
@@ -22,4 +23,6 @@ class Command(BaseCommand):
         if run is None:
             raise CommandError(f"No run {options['run']}")
         active = cancel_run(run, actor=options["actor"])
-        self.stdout.write(f"Run {run.pk}: cancel requested; {active} tenants stop at their next step")
+        self.stdout.write(
+            f"Run {run.pk}: cancel requested; {counted(active, 'tenant')} stop at their next step"
+        )

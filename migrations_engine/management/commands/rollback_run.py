@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from migrations_engine.management.progress import wait_for_run
 from migrations_engine.models import MigrationRun
 from migrations_engine.runs.services import RunConflict, start_rollback
+from msp_console.words import counted
 from staff.commands import acting
 
 
@@ -30,6 +31,8 @@ class Command(BaseCommand):
             raise CommandError("; ".join(exc.messages)) from exc
         except RunConflict as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(f"Rollback run {rollback.pk} started for {rollback.items.count()} tenants")
+        self.stdout.write(
+            f"Rollback run {rollback.pk} started for {counted(rollback.items.count(), 'tenant')}"
+        )
         if options["wait"]:
             wait_for_run(rollback, self.stdout)

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from migrations_engine.management.progress import wait_for_run
 from migrations_engine.runs.options_form import add_cli_arguments, cli_options
 from migrations_engine.runs.services import RunConflict, start_run
+from msp_console.words import counted
 from staff.commands import acting
 from tenants.lookup import find_tenant
 from tenants.models import CustomerTenant
@@ -58,7 +59,9 @@ class Command(BaseCommand):
             raise CommandError("; ".join(exc.messages)) from exc
         except RunConflict as exc:
             raise CommandError(f"{exc}. See: manage.py run_status {exc.existing.pk}") from exc
-        self.stdout.write(f"Run {run.pk} ({run.get_mode_display()}) started for {run.items.count()} tenants")
+        self.stdout.write(
+            f"Run {run.pk} ({run.get_mode_display()}) started for {counted(run.items.count(), 'tenant')}"
+        )
         for row in (run.preflight or {}).get("left_out", []):
             self.stderr.write(f"  left out {row['domain']}: {'; '.join(row['reasons'])}")
         if options["wait"]:

@@ -17,6 +17,7 @@ from django.utils import dateparse, timezone
 from migrations_engine.models import Wave
 from migrations_engine.runs.options_form import add_cli_arguments, cli_options
 from migrations_engine.waves import services as waves
+from msp_console.words import counted
 from staff.commands import acting
 from tenants.choices import LicenceTier
 from tenants.lookup import find_tenant
@@ -145,7 +146,7 @@ class Command(BaseCommand):
             options=cli_options(options),
             actor=options["actor"],
         )
-        self.stdout.write(f"Created {describe(wave, timezone.now())}, {len(tenants)} tenants")
+        self.stdout.write(f"Created {describe(wave, timezone.now())}, {counted(len(tenants), 'tenant')}")
 
     def _list(self, options):
         now = timezone.now()

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from migrations_engine.census.read import CensusResult, take_census
 from migrations_engine.graph import GraphClient, GraphConfig, GraphConfigError
+from msp_console.words import counted
 from staff import roles
 from staff.actors import actor_label
 from staff.commands import acting, require_for_command
@@ -51,7 +52,7 @@ class Command(BaseCommand):
         bar = tqdm(
             total=None,
             unit=" users",
-            desc=f"Census of {len(tenants)} tenants",
+            desc=f"Census of {counted(len(tenants), 'tenant')}",
             file=sys.stderr,
             disable=options["no_progress"],
         )
@@ -67,7 +68,9 @@ class Command(BaseCommand):
         self.stdout.write(render_table(census_rows(stored)))
         failed = [t for t in stored if t.census_status == "error"]
         if failed:
-            raise CommandError(f"{len(failed)} of {len(stored)} tenants could not be read (see Notes)")
+            raise CommandError(
+                f"{len(failed)} of {counted(len(stored), 'tenant')} could not be read (see Notes)"
+            )
 
     def _tenants(self, options) -> list[CustomerTenant]:
         if options["all"]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from msp_console.words import counted
 from staff import roles
 from staff.commands import acting, require_for_command
 from tenants.importing import COLUMNS, ImportRefused, import_tenants, parse_tenant_csv
@@ -38,7 +39,9 @@ class Command(BaseCommand):
                 self.stderr.write(str(error))
             raise CommandError(f"{len(plan.errors)} problems in {path}; nothing was imported")
         if options["dry_run"]:
-            self.stdout.write(f"{len(plan.rows)} tenants would be imported (dry run: nothing was imported)")
+            self.stdout.write(
+                f"{counted(len(plan.rows), 'tenant')} would be imported (dry run: nothing was imported)"
+            )
             return
         try:
             # As the console's import: a staff member's imported tenants are granted to them.
@@ -49,5 +52,5 @@ class Command(BaseCommand):
                 self.stderr.write(str(error))
             raise CommandError(f"{path} could not be imported; nothing was imported") from exc
         self.stdout.write(
-            f"{len(tenants)} tenants imported; send each its admin-consent link from the console"
+            f"{counted(len(tenants), 'tenant')} imported; send each its admin-consent link from the console"
         )

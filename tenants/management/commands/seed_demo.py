@@ -26,6 +26,7 @@ from django.db import transaction
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from msp_console.words import counted
 from staff.models import EntraRoleMapping
 from tenants.models import CustomerTenant, TenantGrant
 from tenants.services import add_tenant, set_break_glass
@@ -75,7 +76,7 @@ class Command(BaseCommand):
                 except ValidationError as exc:
                     raise CommandError(f"Tenant {entry.get('domain')!r}: {'; '.join(exc.messages)}") from exc
                 added += 1
-        self.stdout.write(f"{added} tenants added, {len(entries) - added} already present")
+        self.stdout.write(f"{counted(added, 'tenant')} added, {len(entries) - added} already present")
         if fleet.get("staff_sign_in"):
             self._entra_mappings(fleet["staff_sign_in"], entries)
 

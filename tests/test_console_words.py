@@ -1,0 +1,39 @@
+"""The console's words: counted nouns agree with their number, lists are titled by what they list, one
+breadcrumb root, and the icon browsers ask for at /favicon.ico exists."""
+
+from __future__ import annotations
+
+import pytest
+
+from msp_console.words import counted
+from tests.migrations_engine.console_helpers import client_for, staff_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_count_agrees_with_its_noun():
+    assert counted(1, "tenant") == "1 tenant"
+    assert counted(0, "tenant") == "0 tenants"
+    assert counted(3, "break-glass account") == "3 break-glass accounts"
+    assert counted(2, "policy", "policies") == "2 policies"
+
+
+def test_favicon_ico_leads_to_the_consoles_icon(client):
+    answer = client.get("/favicon.ico")
+    assert answer.status_code == 301 and answer["Location"].endswith("/console/favicon.svg")
+
+
+@pytest.mark.parametrize(
+    ("url", "heading"),
+    [
+        ("/tenants/customertenant/", "Customer tenants"),
+        ("/migrations_engine/migrationrun/", "Migration runs"),
+        ("/migrations_engine/auditevent/", "Audit events"),
+        ("/migrations_engine/wave/", "Waves"),
+    ],
+)
+def test_a_list_is_titled_by_what_it_lists_under_one_root(url, heading):
+    page = client_for(staff_user("root", superuser=True)).get(url).content.decode()
+    assert f"<h1>{heading}</h1>" in page and "Select " not in page.split("<h1>")[1][:60]
+    assert '<div class="breadcrumbs">' in page and ">Dashboard<" not in page
+    assert '<a href="/">Home</a>' in page
