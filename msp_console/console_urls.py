@@ -6,11 +6,12 @@ each wrapped in `site.admin_view` (signed in, staff, never cached, CSRF-checked)
 from __future__ import annotations
 
 from migrations_engine.audit import urls as audit_urls
+from migrations_engine.census import urls as census_urls
 from migrations_engine.runs import urls as runs_urls
 from staff import urls as staff_urls
 from tenants import urls as tenants_urls
 
-FEATURES = (staff_urls, tenants_urls, runs_urls, audit_urls)
+FEATURES = (staff_urls, tenants_urls, runs_urls, census_urls, audit_urls)
 
 
 def extra_urls(site) -> list:

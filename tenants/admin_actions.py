@@ -4,7 +4,9 @@ and users, the second (with `confirm`) does it. "Re-check consent" only asks for
 
 from __future__ import annotations
 
+import time
 import uuid
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
@@ -111,10 +113,14 @@ def census(modeladmin, request, queryset):
             explain="reads licences, security defaults, policies and every user's per-user MFA "
             "state and registration. Nothing is written.",
         )
+    since = time.time()
+    pks = []
     for tenant in queryset:
         enqueue_census(tenant.pk, actor=request.user.get_username())
-    modeladmin.message_user(request, f"Census queued for {counted(queryset.count(), 'tenant')}.")
-    return None
+        pks.append(tenant.pk)
+    modeladmin.message_user(request, f"Census queued for {counted(len(pks), 'tenant')}.")
+    query = urlencode({"tenants": ",".join(map(str, pks)), "since": f"{since:.3f}"})
+    return HttpResponseRedirect(reverse("admin:migrations_engine_census_progress") + "?" + query)
 
 
 census.short_description = "Run a census"

@@ -11,10 +11,9 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.timesince import timesince
 
+from msp_console.words import ago
 from tenants.choices import ConsentStatus, LicenceTier, MigrationState, PolicyState
 from tenants.models import CustomerTenant
 
@@ -80,15 +79,6 @@ def with_latest_run(queryset: QuerySet) -> QuerySet:
         last_run_status=Subquery(latest.values("status")[:1]),
         last_run_at=Subquery(latest.values("run__created_at")[:1]),
     )
-
-
-def ago(moment) -> str:
-    """'3 hours ago', 'just now'."""
-    if moment is None:
-        return "never"
-    if (timezone.now() - moment).total_seconds() < 60:
-        return "just now"
-    return f"{timesince(moment, depth=1)} ago"
 
 
 def view_counts(visible: QuerySet) -> dict[str, int]:

@@ -14,9 +14,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from migrations_engine.models import AuditEvent, DriftCheck, DriftFinding, RunItem, TenantSnapshot
+from msp_console.words import ago
 from staff import roles
 from tenants.choices import ConsentStatus, LicenceTier, MigrationState
-from tenants.fleet import POLICY_WORDS, STATE_TONES, ago
+from tenants.fleet import POLICY_WORDS, STATE_TONES
 from tenants.models import BreakGlassConfig, CensusUser, CustomerTenant
 
 CENSUS_STALE = timedelta(days=7)

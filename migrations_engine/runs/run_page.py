@@ -18,6 +18,7 @@ from migrations_engine.choices import ACTIVE_ITEM_STATUSES, ItemStatus, RunMode,
 from migrations_engine.models import MigrationRun, RunItem, UserOutcome
 from migrations_engine.runs import confirm as run_confirm
 from migrations_engine.runs.pipeline import steps_for
+from msp_console.words import ago
 from staff import roles
 from tenants.access import visible_tenants
 
@@ -56,6 +57,55 @@ def rollback_tenant_ids(run: MigrationRun) -> list[int]:
     )
 
 
+# A step's state as the page says it (the data-step-state attribute keeps the key).
+STEP_STATE_WORDS = {
+    "pending": "to do",
+    "running": "running",
+    "done": "done",
+    "failed": "failed",
+    "errored": "error",
+    "would": "would change",
+    "skipped": "skipped",
+    "cancelled": "cancelled",
+}
+
+# A run's counters as people read them; any other key reads as its words ("users_total" -> "Users total").
+COUNTER_LABELS = {
+    "users_total": "Users",
+    "per_user_enabled": "Per-user MFA enabled (before)",
+    "per_user_enforced": "Per-user MFA enforced (before)",
+    "per_user_disabled": "Per-user MFA disabled (before)",
+    "migrate_done": "Per-user MFA turned off",
+    "migrate_failed": "Per-user MFA could not be turned off",
+    "bridge_done": "Covered with per-user MFA for the hand-off",
+    "bridge_failed": "Could not be covered for the hand-off",
+    "restore_done": "Restored from the snapshot",
+    "restore_failed": "Could not be restored",
+    "unbridge_done": "Hand-off cover removed",
+    "unbridge_failed": "Hand-off cover could not be removed",
+    "readiness_unregistered": "Users not MFA-registered",
+    "readiness_legacy_clients": "Users on legacy clients",
+    "warnings": "Warnings",
+}
+
+
+def counter_label(key: str, *, plan: bool = False) -> str:
+    """A counter's name as people read it; a plan's "done" counters say what a migration *would* do."""
+    label = COUNTER_LABELS.get(key, key.replace("_", " ").capitalize())
+    if plan and key.endswith("_done"):
+        return f"Would be: {label[0].lower()}{label[1:]}"
+    return label
+
+
+def step_titles(steps) -> dict[str, str]:
+    """Every key a step writes under (its own and its plan keys) to the step's title."""
+    titles = {}
+    for step in steps:
+        for key in (step.key, *step.plan_keys):
+            titles.setdefault(key, step.title)
+    return titles
+
+
 def timeline(item: RunItem, steps, *, plan: bool = False) -> list[dict[str, str]]:
     """Every step of the item's pipeline: done, running, failed / errored (with the reason) or pending.
     In a plan, a step that would change the tenant is "would" (what it would change), never done, and
@@ -72,7 +122,14 @@ def timeline(item: RunItem, steps, *, plan: bool = False) -> list[dict[str, str]
         elif plan and state == "done" and step.key == "verify":
             state, message = "skipped", "nothing to verify: a dry run changes nothing"
         rows.append(
-            {"number": number, "key": step.key, "title": step.title, "state": state, "message": message}
+            {
+                "number": number,
+                "key": step.key,
+                "title": step.title,
+                "state": state,
+                "state_display": STEP_STATE_WORDS.get(state, state),
+                "message": message,
+            }
         )
     return rows
 
@@ -106,6 +163,7 @@ def _item_data(item: RunItem, steps, plan: bool = False) -> dict[str, Any]:
         "failure_reason": item.failure_reason,
         "retryable": item.retryable,
         "counters": item.counters or {},
+        "counter_labels": {key: counter_label(key, plan=plan) for key in item.counters or {}},
         "timeline": timeline(item, steps, plan=plan),
     }
 
@@ -130,6 +188,7 @@ def progress_payload(run: MigrationRun, user) -> dict[str, Any]:
             "status_display": run.get_status_display(),
             "cancel_requested": run.cancel_requested,
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "finished_words": ago(run.finished_at, never=""),
         },
         "active": any(item["status"] in ACTIVE_ITEM_STATUSES for item in items),
         "items": items,
@@ -139,6 +198,7 @@ def progress_payload(run: MigrationRun, user) -> dict[str, Any]:
 def run_page_context(run: MigrationRun, user) -> dict[str, Any]:
     """Everything the run page renders, with which buttons apply for this user."""
     steps = steps_for(run.mode)
+    titles = step_titles(steps)
     items = list(_visible_items(run, user))
     failed_counts = dict(
         UserOutcome.objects.filter(item__in=[i.pk for i in items], status=UserOutcomeStatus.FAILED)
@@ -150,7 +210,11 @@ def run_page_context(run: MigrationRun, user) -> dict[str, Any]:
     for item in items:
         data = _item_data(item, steps, run.mode == RunMode.PLAN)
         data["plan_diff"] = [
-            {**entry, "sample_text": ", ".join(str(s) for s in entry.get("sample") or [])}
+            {
+                **entry,
+                "step_title": titles.get(entry.get("step"), entry.get("step", "")),
+                "sample_text": ", ".join(str(s) for s in entry.get("sample") or []),
+            }
             for entry in item.plan_diff or []
         ]
         data["failed_users_count"] = failed_counts.get(item.pk, 0)

@@ -96,12 +96,18 @@ def test_an_engineer_onboards_runs_a_pilot_and_exports_the_audit(
     select_and_act(page, base, newcomer["domain"], "census")
     page.click("input[type=submit][value^='Yes']")
     page.wait_for_selector("text=Census queued for 1 tenant.")
-    for _ in range(60):
-        tenant.refresh_from_db()
-        if tenant.census_status != "never":
-            break
-        page.wait_for_timeout(500)
+    # The census progress page follows it live, in words, without a reload.
+    census_url = page.url
+    row = page.locator(f'#census-tenants [data-tenant-id="{tenant.pk}"]')
+    assert row.get_attribute("data-census-state") in ("queued", "running", "done")
+    page.wait_for_selector(f'[data-tenant-id="{tenant.pk}"][data-census-state="done"]', timeout=60_000)
+    assert page.url == census_url
+    tenant.refresh_from_db()
     assert tenant.census_status in ("ok", "partial")
+    assert row.locator('[data-field="words"]').inner_text() == tenant.get_census_status_display()
+    assert f"{tenant.users_total} users, per-user MFA still on for" in row.inner_text()
+    assert "1 of 1 tenant read" in page.inner_text("#census-summary")
+    snap(page, "census-progress")
     page.goto(f"{base}/tenants/customertenant/")
     row = page.locator("#result_list tbody tr", has_text=newcomer["domain"])
     licence = row.locator(".field-licence_display span")
@@ -119,6 +125,15 @@ def test_an_engineer_onboards_runs_a_pilot_and_exports_the_audit(
     page.wait_for_selector('[data-item-status="succeeded"]', timeout=90_000)
     page.wait_for_selector("text=Verified")
     assert page.url == url_before  # followed live, no navigation
+    # The finished run replaces the live one in place: its buttons appear without a reload, times and
+    # counters are in words.
+    page.wait_for_selector('#run-actions [data-action="rollback"]')
+    assert page.url == url_before
+    assert page.inner_text("#run-finished").replace("\xa0", " ").startswith(("just now", "1 minute ago"))
+    labels = page.locator(".counters dt").all_inner_texts()
+    assert labels and not any("_" in label for label in labels), labels
+    assert "Per-user MFA turned off" in labels
+    assert not page.locator(".step-state", has_text="pending").count()
     snap(page, "run-page")
     page.goto(f"{base}/")
     snap(page, "dashboard")

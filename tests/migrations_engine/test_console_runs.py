@@ -261,7 +261,7 @@ def test_a_staff_member_without_a_grant_sees_and_does_nothing(settings, fast_gra
     # Granted one of the run's two tenants: sees that one only, and may not act on the run.
     page = partial.get(page_url(run)).content.decode()
     assert woodgrove.primary_domain in page and fabrikam.primary_domain not in page
-    assert "1 more tenant(s) of this run are not granted to you" in page
+    assert "1 more tenant of this run is not granted to you" in page
     assert [i["tenant"] for i in partial.get(progress_url(run)).json()["items"]] == [woodgrove.primary_domain]
     for action in ("cancel", "retry", "resume", "approve"):
         assert partial.post(action_url(run, action)).status_code == 403, action

@@ -32,3 +32,22 @@ def test_a_plans_timeline_says_would_and_never_done_for_a_change(fast_graph, tmp
     page = client.get(f"/migrations_engine/migrationrun/{plan.pk}/change/").content.decode()
     assert 'id="run-dry-run"' in page and 'data-step-state="would"' in page
     assert "disable per-user MFA (" in page  # the intended change, in the timeline itself
+
+
+def test_a_plan_speaks_in_step_names_and_counter_words_not_keys(fast_graph, tmp_path, queue):
+    seed(fast_graph, tmp_path)
+    tenant = tenant_named("contoso")
+    plan = start_run(mode="plan", tenants=[tenant], actor="test", options=FAST)
+    work(queue)
+    client = client_for(staff_user("ops", tenant))
+    page = client.get(f"/migrations_engine/migrationrun/{plan.pk}/change/").content.decode()
+    diff = page.split('data-field="plan-diff"')[1].split("</table>")[0]
+    assert 'data-plan-step="ensure_policy"><td>' in diff and "<td>ensure_policy</td>" not in diff
+    assert ">per_user_enabled<" not in page and "Per-user MFA enabled (before)" in page
+    progress = client.get(f"/runs/{plan.pk}/progress.json").json()
+    item = progress["items"][0]
+    assert item["counter_labels"]["users_total"] == "Users"
+    assert {s["state_display"] for s in item["timeline"]} <= {"done", "would change", "skipped"}
+    assert progress["run"]["finished_words"] in ("just now",) or progress["run"]["finished_words"].endswith(
+        "ago"
+    )
