@@ -279,7 +279,7 @@ def export_audit(modeladmin, request, queryset):
     """The selected tenants' audit rows as one CSV, streamed (the export is itself recorded)."""
     from django.http import StreamingHttpResponse
 
-    from migrations_engine.audit.export import COLUMNS, CONTENT_TYPES, iter_lines
+    from migrations_engine.audit.export import CONTENT_TYPES, VALUES, iter_lines
     from migrations_engine.audit.writer import record_staff_action
     from migrations_engine.models import AuditEvent
 
@@ -288,7 +288,7 @@ def export_audit(modeladmin, request, queryset):
     rows = (
         AuditEvent.objects.filter(tenant__in=tenants, id__lte=last_id)
         .order_by("id")
-        .values_list(*COLUMNS)
+        .values_list(*VALUES)
         .iterator(chunk_size=2000)
     )
     for tenant in tenants:

@@ -12,8 +12,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseBadRequest, HttpResponseNotAllowed, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
-from migrations_engine.audit.export import COLUMNS, CONTENT_TYPES, FORMATS, iter_lines
+from migrations_engine.audit.export import CONTENT_TYPES, FORMATS, VALUES, iter_lines
 from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem
 from msp_console.admin_base import ReadOnlyAdmin, VisibleTenantFilter, visible_pks
@@ -76,12 +77,12 @@ def _pretty(value) -> str:
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = (
         "created_at",
-        "tenant",
+        "tenant_cell",
         "actor",
         "kind",
         "action",
         "method",
-        "target",
+        "target_cell",
         "outcome",
         "http_status",
         "request_id",
@@ -113,6 +114,20 @@ class AuditEventAdmin(ReadOnlyAdmin):
         ),
         ("Chain", {"fields": ("prev_hash", "row_hash")}),
     )
+
+    @admin.display(description="Tenant", ordering="tenant__display_name")
+    def tenant_cell(self, event: AuditEvent) -> str:
+        """The tenant's domain (its name on hover), or a dash for fleet rows."""
+        if event.tenant is None:
+            return "—"
+        return format_html(
+            '<span class="cut" title="{}">{}</span>', event.tenant.display_name, event.tenant.primary_domain
+        )
+
+    @admin.display(description="Target", ordering="target")
+    def target_cell(self, event: AuditEvent) -> str:
+        """A long target (a user, a policy, a URL) cut to the column, whole on hover."""
+        return format_html('<span class="cut" title="{}">{}</span>', event.target, event.target or "—")
 
     def get_queryset(self, request):
         rows = super().get_queryset(request)
@@ -178,7 +193,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
             changelist.get_queryset(request)
             .filter(id__lte=last_id)
             .order_by("id")
-            .values_list(*COLUMNS)
+            .values_list(*VALUES)
             .iterator(chunk_size=2000)
         )
         tenant_filter = request.GET.get("tenant__id__exact")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import datetime
 import json
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -23,7 +24,13 @@ from migrations_engine.audit.models import EVIDENCE_FIELDS, canonical_json
 from msp_console.csv_safe import ESCAPING, SafeWriter, is_escaped, unescape_cell
 
 FORMATS = ("csv", "jsonl")
-COLUMNS = ("id", *EVIDENCE_FIELDS, "prev_hash", "row_hash")
+# The row as stored (hashed), then who the tenant is for people reading the file: `tenant_id` is the
+# console's row number, `tenant_entra_id` and `tenant_domain` the customer's Entra tenant id and domain.
+# They are not in the hash (a tenant's domain may change; its rows must still verify).
+STORED_COLUMNS = ("id", *EVIDENCE_FIELDS, "prev_hash", "row_hash")
+COLUMNS = (*STORED_COLUMNS, "tenant_entra_id", "tenant_domain")
+# What callers pass to `values_list`, column for column.
+VALUES = (*STORED_COLUMNS, "tenant__tenant_id", "tenant__primary_domain")
 JSON_COLUMNS = {"request_body", "before", "after", "detail"}
 # Integer columns; all but `id` and `seq` may be NULL (an empty CSV cell).
 INT_COLUMNS = {"id", "seq", "tenant_id", "run_id", "item_id", "intent_id", "http_status"}
@@ -38,10 +45,14 @@ def _csv_cell(column: str, value: Any) -> Any:
         return canonical_json(value)
     if isinstance(value, datetime.datetime):
         return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
     return value
 
 
 def _json_value(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
     return value.isoformat() if isinstance(value, datetime.datetime) else value
 
 
@@ -97,7 +108,9 @@ def _from_json_value(column: str, value: Any) -> Any:
 
 
 def read_rows(fh, fmt: str, *, csv_escaping: str | None = ESCAPING) -> Iterator[dict[str, Any]]:
-    """The rows of an export file, one dict per row with the values as `values_list(*COLUMNS)` gave them.
+    """The rows of an export file, one dict per row with the values as `values_list(*VALUES)` gave them
+    (keyed by COLUMNS). Files written before the tenant's Entra id and domain were added (STORED_COLUMNS
+    only) read the same, without those two keys.
 
     Open CSV with `newline=""` and JSON lines with `newline="\n"` (a JSON string may hold U+2028 or
     U+0085, which other line splitting would break on). `csv_escaping` is how the CSV's cells were
@@ -111,13 +124,14 @@ def read_rows(fh, fmt: str, *, csv_escaping: str | None = ESCAPING) -> Iterator[
     if fmt == "csv":
         reader = csv.reader(fh)
         header = next(reader, None)
-        if header is None or tuple(header) != COLUMNS:
+        columns = tuple(header or ())
+        if columns not in (COLUMNS, STORED_COLUMNS):
             raise ExportFormatError("the CSV header is not the audit export's columns")
         for number, cells in enumerate(reader, start=1):
-            if len(cells) != len(COLUMNS):
-                raise ExportFormatError(f"row {number}: {len(cells)} cells, expected {len(COLUMNS)}")
+            if len(cells) != len(columns):
+                raise ExportFormatError(f"row {number}: {len(cells)} cells, expected {len(columns)}")
             try:
-                yield {c: _from_csv_cell(c, v, csv_escaping) for c, v in zip(COLUMNS, cells, strict=True)}
+                yield {c: _from_csv_cell(c, v, csv_escaping) for c, v in zip(columns, cells, strict=True)}
             except ValueError as exc:
                 raise ExportFormatError(f"row {number}: unreadable cell ({exc})") from exc
         return
@@ -126,9 +140,9 @@ def read_rows(fh, fmt: str, *, csv_escaping: str | None = ESCAPING) -> Iterator[
             record = json.loads(line)
         except ValueError as exc:
             raise ExportFormatError(f"row {number}: not a JSON object ({exc})") from exc
-        if not isinstance(record, dict) or tuple(record) != COLUMNS:
+        if not isinstance(record, dict) or tuple(record) not in (COLUMNS, STORED_COLUMNS):
             raise ExportFormatError(f"row {number}: the keys are not the audit export's columns")
         try:
-            yield {c: _from_json_value(c, record[c]) for c in COLUMNS}
+            yield {c: _from_json_value(c, record[c]) for c in record}
         except (TypeError, ValueError) as exc:
             raise ExportFormatError(f"row {number}: unreadable value ({exc})") from exc

@@ -44,7 +44,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from migrations_engine.audit.export import COLUMNS, write_rows
+from migrations_engine.audit.export import COLUMNS, VALUES, write_rows
 from migrations_engine.audit.models import GENESIS_HASH
 from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.choices import ExportFrequency
@@ -394,7 +394,7 @@ def _rows(schedule: ExportSchedule, period: Period, chain: str | None) -> Iterat
     events = AuditEvent.objects.filter(created_at__gte=period.start, created_at__lt=period.end)
     if chain is not None:
         events = events.filter(chain=chain)
-    return events.order_by("chain", "seq").values_list(*COLUMNS).iterator(chunk_size=2000)
+    return events.order_by("chain", "seq").values_list(*VALUES).iterator(chunk_size=2000)
 
 
 def _current_heads(names: list[str]) -> dict[str, tuple[int, str]]:

@@ -8,9 +8,12 @@ tenant they may not see; acting on it re-checks the same in the service.
 
 from __future__ import annotations
 
+import zoneinfo
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AutocompleteSelectMultiple
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -63,11 +66,12 @@ class WaveForm(RunOptionsForm):
     pilot_group_id = forms.CharField(
         required=False, label="Pilot group object id", help_text="Pilot mode only: the group in scope."
     )
+    # Typed to search (the fleet list's search: name, domain, tenant id), never a list of every tenant.
     tenants = forms.ModelMultipleChoiceField(
         queryset=CustomerTenant.objects.none(),
         required=False,
-        widget=forms.SelectMultiple(attrs={"size": 8}),
-        help_text="Choose tenants, or leave empty and use the filters below.",
+        widget=AutocompleteSelectMultiple(WaveTenant._meta.get_field("tenant"), site),
+        help_text="Type a name or domain to add tenants, or leave empty and use the filters below.",
     )
     licence = forms.ChoiceField(
         required=False,
@@ -76,11 +80,16 @@ class WaveForm(RunOptionsForm):
     tag = forms.ModelChoiceField(queryset=Tag.objects.all(), required=False, empty_label="any")
     min_users = forms.IntegerField(required=False, min_value=0, label="At least this many users")
     max_users = forms.IntegerField(required=False, min_value=0, label="At most this many users")
-    time_zone = forms.CharField(initial=settings.TIME_ZONE, help_text="IANA name, e.g. Europe/London.")
+    time_zone = forms.CharField(
+        initial=settings.TIME_ZONE,
+        help_text="IANA name, e.g. Europe/London; your browser's is filled in.",
+        widget=forms.TextInput(attrs={"list": "time-zones", "autocomplete": "off", "data-browser-zone": "1"}),
+    )
+    # An ISO date and 24-hour time typed as text: a browser's date box shows its own locale's format.
     start = forms.CharField(
         label="First window opens",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        help_text="Wall-clock time in the time zone above.",
+        widget=forms.TextInput(attrs={"placeholder": "2026-12-01 22:00", "inputmode": "numeric"}),
+        help_text="YYYY-MM-DD HH:MM, wall-clock time in the time zone above.",
     )
     window_minutes = forms.IntegerField(initial=240, min_value=5, label="Window length (minutes)")
     repeat_days = forms.IntegerField(initial=1, min_value=1, label="Window repeats every (days)")
@@ -89,7 +98,7 @@ class WaveForm(RunOptionsForm):
     pilot_tenants = forms.ModelMultipleChoiceField(
         queryset=CustomerTenant.objects.none(),
         required=False,
-        widget=forms.SelectMultiple(attrs={"size": 5}),
+        widget=AutocompleteSelectMultiple(WaveTenant._meta.get_field("tenant"), site),
         label="Pilot ring",
         help_text="Optional: these tenants form ring 1; the rest are split over the other rings.",
     )
@@ -111,7 +120,7 @@ class WaveForm(RunOptionsForm):
         except ValueError:
             moment = None
         if moment is None:
-            raise ValidationError("Give a date and time, e.g. 2026-12-01T22:00.")
+            raise ValidationError("Give a date and time as YYYY-MM-DD HH:MM, e.g. 2026-12-01 22:00.")
         return moment.replace(tzinfo=None)
 
     def filters(self) -> dict:
@@ -244,6 +253,7 @@ class WaveAdmin(admin.ModelAdmin):
             "opts": self.opts,
             "title": "Schedule a wave",
             "form": form,
+            "time_zones": sorted(zoneinfo.available_timezones()),
             **(extra_context or {}),
         }
         return TemplateResponse(request, self.add_template, context)

@@ -148,6 +148,10 @@ def test_an_engineer_onboards_runs_a_pilot_and_exports_the_audit(
         page.click("text=Export CSV")
     rows = list(csv.DictReader(io.StringIO(open(download.value.path()).read())))
     assert len(rows) == count_before > 0
+    # Each row names the customer as people know it: its Entra tenant id and domain, not a row number.
+    assert {(r["tenant_entra_id"], r["tenant_domain"]) for r in rows} == {
+        (str(contoso.tenant_id), contoso.primary_domain)
+    }
     assert expected.filter(action="audit.exported").count() == 1  # the export is itself on the record
     assert {r["client_request_id"] for r in rows if r["outcome"] == "intent"} == set(
         expected.filter(outcome="intent").values_list("client_request_id", flat=True)

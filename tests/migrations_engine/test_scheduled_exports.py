@@ -23,7 +23,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from migrations_engine.audit import writer as audit
-from migrations_engine.audit.export import COLUMNS, iter_lines, read_rows
+from migrations_engine.audit.export import COLUMNS, STORED_COLUMNS, iter_lines, read_rows
 from migrations_engine.audit.models import EVIDENCE_FIELDS, GENESIS_HASH, compute_row_hash
 from migrations_engine.audit.writer import WriteOutcome
 from migrations_engine.exports import services as scheduled_exports
@@ -320,13 +320,26 @@ def test_every_tricky_value_reads_back_to_the_same_hash(fmt, micro):
         "detail": {"nested": {"list": [[], {}], "quote": '"', "comma": ",", "zero": 0, "false": False}},
     }
     row_hash = compute_row_hash(evidence, GENESIS_HASH)
-    row = (7, *(evidence[f] for f in EVIDENCE_FIELDS), GENESIS_HASH, row_hash)
+    stored = (7, *(evidence[f] for f in EVIDENCE_FIELDS), GENESIS_HASH, row_hash)
+    row = (*stored, "7f0c1f0e-4f7b-4c59-9b58-5a0d2c1e0a11", "contoso.onmicrosoft.com")
     text = "".join(iter_lines(fmt, [row, row]))
 
     [back, again] = list(read_rows(io.StringIO(text, newline="" if fmt == "csv" else "\n"), fmt))
 
     assert back == again == dict(zip(COLUMNS, row, strict=True))
     assert compute_row_hash(back, back["prev_hash"]) == row_hash
+
+    # A file written before the tenant's Entra id and domain were exported reads back the same, without them.
+    if fmt == "csv":
+        text = "".join(iter_lines(fmt, [row])).split("\r\n", 1)[1]
+        header = ",".join(STORED_COLUMNS) + "\r\n"
+        old = header + text.rsplit(",", 2)[0] + "\r\n"
+    else:
+        record = json.loads("".join(iter_lines(fmt, [row])))
+        old = json.dumps({c: record[c] for c in STORED_COLUMNS}, ensure_ascii=False) + "\n"
+    [earlier] = list(read_rows(io.StringIO(old, newline="" if fmt == "csv" else "\n"), fmt))
+    assert earlier == dict(zip(STORED_COLUMNS, stored, strict=True))
+    assert compute_row_hash(earlier, earlier["prev_hash"]) == row_hash
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])

@@ -14,7 +14,7 @@ import datetime
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import dateparse, timezone
 
-from migrations_engine.audit.export import COLUMNS, FORMATS, write_rows
+from migrations_engine.audit.export import FORMATS, VALUES, write_rows
 from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.management.commands.verify_audit import chain_for_option
 from migrations_engine.models import AuditEvent
@@ -87,7 +87,7 @@ class Command(BaseCommand):
             events = events.filter(created_at__lt=until)
         if options["run"] is not None:
             events = events.filter(run_id=options["run"])
-        rows = events.values_list(*COLUMNS).iterator(chunk_size=2000)
+        rows = events.values_list(*VALUES).iterator(chunk_size=2000)
 
         if options["output"]:
             try:

@@ -1,0 +1,33 @@
+"""Times in the staff member's own time zone: the browser says which (`Intl`), a cookie carries it, and
+this middleware turns it on for the request. Until the first page has set it (or with a name that is
+not an IANA zone), times are in TIME_ZONE."""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.utils import timezone
+
+COOKIE = "console_tz"
+
+
+def zone_named(name: str) -> zoneinfo.ZoneInfo | None:
+    if not name or len(name) > 64 or name not in zoneinfo.available_timezones():
+        return None
+    return zoneinfo.ZoneInfo(name)
+
+
+class StaffTimeZoneMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        zone = zone_named(request.COOKIES.get(COOKIE, ""))
+        if zone is None:
+            timezone.deactivate()
+        else:
+            timezone.activate(zone)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
