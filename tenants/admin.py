@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
@@ -162,6 +163,8 @@ class CustomerTenantAdmin(RolePermissions, admin.ModelAdmin):
         tenant = get_tenant_for_user(request.user, object_id)
         if request.method == "POST":
             return self.edit_view(request, object_id, extra_context)
+        if not self.has_view_or_change_permission(request, tenant):
+            raise PermissionDenied
         context = {
             **self.admin_site.each_context(request),
             "title": tenant.display_name,

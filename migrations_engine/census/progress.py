@@ -34,42 +34,39 @@ def _job_status(tenant_pk: int) -> str:
 
 def census_progress(user, tenant_pks: list[int], since: datetime.datetime) -> dict[str, Any]:
     """Each asked-for tenant's census since `since` (when it was queued), and whether any is still going."""
-    rows = []
-    tenants = visible_tenants(user).filter(pk__in=tenant_pks).order_by("display_name")
-    for tenant in tenants:
-        finished = tenant.census_at is not None and tenant.census_at >= since
-        status = "" if finished else _job_status(tenant.pk)
-        if finished or status in ("finished", "failed", "stopped", "canceled", ""):
-            done = finished or status != ""
-            rows.append(
-                {
-                    "id": tenant.pk,
-                    "name": tenant.display_name,
-                    "domain": tenant.primary_domain,
-                    "state": "done" if done else "unknown",
-                    "words": tenant.get_census_status_display()
-                    if finished
-                    else ("the job ended without a result: see the worker's log" if done else "not queued"),
-                    "tone": FINAL_TONES.get(tenant.census_status, "bad") if finished else "bad",
-                    "detail": _found(tenant) if finished else "",
-                    "when": ago(tenant.census_at) if finished else "",
-                }
-            )
-        else:
-            rows.append(
-                {
-                    "id": tenant.pk,
-                    "name": tenant.display_name,
-                    "domain": tenant.primary_domain,
-                    "state": "running" if status == "started" else "queued",
-                    "words": "reading the tenant" if status == "started" else JOB_WORDS.get(status, status),
-                    "tone": "busy" if status == "started" else "none",
-                    "detail": "",
-                    "when": "",
-                }
-            )
+    rows = [
+        _row(tenant, since)
+        for tenant in visible_tenants(user).filter(pk__in=tenant_pks).order_by("display_name")
+    ]
     waiting = sum(1 for r in rows if r["state"] in ("queued", "running"))
     return {"tenants": rows, "active": waiting > 0, "waiting": waiting, "done": len(rows) - waiting}
+
+
+def _row(tenant, since: datetime.datetime) -> dict[str, Any]:
+    row = {
+        "id": tenant.pk,
+        "name": tenant.display_name,
+        "domain": tenant.primary_domain,
+        "detail": "",
+        "when": "",
+    }
+    if tenant.census_at is not None and tenant.census_at >= since:  # read since it was asked for
+        tone = FINAL_TONES.get(tenant.census_status, "bad")
+        words, detail, when = tenant.get_census_status_display(), _found(tenant), ago(tenant.census_at)
+        return {**row, "state": "done", "words": words, "tone": tone, "detail": detail, "when": when}
+    status = _job_status(tenant.pk)
+    if status == "started":
+        return {**row, "state": "running", "words": "reading the tenant", "tone": "busy"}
+    if status in JOB_WORDS:
+        return {**row, "state": "queued", "words": JOB_WORDS[status], "tone": "none"}
+    if status:  # finished, failed, stopped or cancelled without storing a census
+        return {
+            **row,
+            "state": "done",
+            "words": "ended without a result: see the worker's log",
+            "tone": "bad",
+        }
+    return {**row, "state": "unknown", "words": "not queued", "tone": "bad"}
 
 
 def _found(tenant) -> str:
