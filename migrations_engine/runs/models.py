@@ -63,7 +63,7 @@ class MigrationRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Run {self.pk} ({self.get_mode_display()})"
+        return f"Run {self.pk} · {self.get_mode_display()}"  # "Run 1 · Plan (dry run)", never nested brackets
 
 
 class RunItem(models.Model):
