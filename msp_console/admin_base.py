@@ -152,3 +152,6 @@ def titled(title: str, base: type[admin.FieldListFilter] = admin.ChoicesFieldLis
             self.title = title
 
     return Titled
+
+
+COMPACT_LIST = "admin/compact_change_list.html"  # filters in a bar over the table, one line a row

@@ -20,7 +20,7 @@ from migrations_engine.drift import services as drift
 from migrations_engine.drift.services import enqueue_drift_check
 from migrations_engine.models import DriftCheck, DriftFinding
 from migrations_engine.runs.services import RunConflict
-from msp_console.admin_base import TenantScopedAdmin, VisibleTenantFilter
+from msp_console.admin_base import COMPACT_LIST, TenantScopedAdmin, VisibleTenantFilter
 from msp_console.admin_site import site
 from staff import roles
 from staff.reauth import require_fresh
@@ -76,6 +76,7 @@ class DriftFindingAdmin(TenantScopedAdmin):
         "remediation_display",
     )
     list_filter = (FindingStatusFilter, "kind", ("tenant", TenantFilter))
+    change_list_template = COMPACT_LIST
     search_fields = ("tenant__primary_domain", "tenant__display_name", "summary")
     list_select_related = ("tenant",)
     actions = ["remediate", "check_again"]

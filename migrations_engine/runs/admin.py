@@ -11,7 +11,13 @@ from django.template.response import TemplateResponse
 
 from migrations_engine.models import MigrationRun, RunItem
 from migrations_engine.runs import run_page
-from msp_console.admin_base import ReadOnlyAdmin, TenantScopedAdmin, search_visible_tenants, visible_pks
+from msp_console.admin_base import (
+    COMPACT_LIST,
+    ReadOnlyAdmin,
+    TenantScopedAdmin,
+    search_visible_tenants,
+    visible_pks,
+)
 from msp_console.admin_site import site
 
 
@@ -33,6 +39,7 @@ class RunItemInline(admin.TabularInline):
 @admin.register(MigrationRun, site=site)
 class MigrationRunAdmin(ReadOnlyAdmin):
     list_display = ("id", "mode", "status", "tenant_count", "started_by_label", "created_at", "finished_at")
+    change_list_template = COMPACT_LIST
     list_filter = ("mode", "status")
     search_fields = ("actor",)  # and the domains of the user's tenants in it: see get_search_results
     search_help_text = "Who started the run, or the domain of one of your tenants in it."

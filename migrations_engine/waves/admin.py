@@ -28,7 +28,7 @@ from migrations_engine.runs.options_form import RunOptionsForm
 from migrations_engine.waves import services as waves
 from migrations_engine.waves.models import WAVE_MODES
 from migrations_engine.waves.services import visible_waves
-from msp_console.admin_base import search_visible_tenants
+from msp_console.admin_base import COMPACT_LIST, search_visible_tenants
 from msp_console.admin_site import site
 from msp_console.words import counted
 from staff import roles
@@ -155,6 +155,7 @@ class WaveForm(RunOptionsForm):
 @admin.register(Wave, site=site)
 class WaveAdmin(admin.ModelAdmin):
     list_display = ("name", "mode", "status", "ring_progress", "tenant_count", "next_fire", "actor")
+    change_list_template = COMPACT_LIST
     list_filter = ("status", "mode")
     search_fields = ("name", "members__tenant__primary_domain")
     add_template = "admin/migrations_engine/wave/add.html"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from migrations_engine.models import MigrationRun
 from tenants.models import CustomerTenant
 from tenants.synthetic import add_fleet
 from tests.browser.test_console_journey import snap
@@ -109,3 +110,27 @@ def test_the_dashboard_summarises_500_tenants_in_tiles_that_lead_to_the_list(bro
     tile.click()
     page.wait_for_url("**migration=blocked")
     assert f"{blocked} customer tenant" in page.inner_text(".paginator")
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        ("/migrations_engine/migrationrun/", "Migration runs"),
+        ("/migrations_engine/migrationrun/{run}/change/", "Dry run."),
+        ("/migrations_engine/driftfinding/", "Security defaults are on again"),
+        ("/migrations_engine/wave/", "Waves"),
+        ("/migrations_engine/wave/add/", "Schedule a wave"),
+        ("/migrations_engine/auditevent/", "Audit events"),
+    ],
+)
+def test_the_other_pages_fit_a_desktop_and_a_narrow_window(browser_page, live_server, path, words):
+    page, base = browser_page, live_server.url
+    add_fleet(200)
+    sign_in(page, base)
+    url = base + path.format(run=MigrationRun.objects.get().pk)
+    for width in (1440, 800):
+        page.set_viewport_size({"width": width, "height": 900})
+        answer = page.goto(url)
+        assert answer.status == 200
+        assert words in page.inner_text("#content")
+        assert page.evaluate(OVERFLOW) <= 0, (path, width)

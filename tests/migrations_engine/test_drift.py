@@ -582,8 +582,8 @@ def test_staff_without_a_grant_cannot_see_or_remediate_another_tenants_finding(f
 
 def test_the_watch_queues_one_check_per_migrated_tenant_and_a_worker_runs_them(fast_graph, tmp_path, queue):
     tenant, _ = migrate(fast_graph, tmp_path, queue)
-    assert drift_watch_job() == "1 migrated tenants: 1 drift checks queued"
-    assert drift_watch_job() == "1 migrated tenants: 0 drift checks queued"  # deterministic id: once
+    assert drift_watch_job() == "1 migrated tenant: 1 drift check queued"
+    assert drift_watch_job() == "1 migrated tenant: 0 drift checks queued"  # deterministic id: once
     assert queue.count == 1
     work(queue)
     [check] = DriftCheck.objects.all()
