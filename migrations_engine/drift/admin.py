@@ -22,6 +22,7 @@ from migrations_engine.models import DriftCheck, DriftFinding
 from migrations_engine.runs.services import RunConflict
 from msp_console.admin_base import COMPACT_LIST, TenantScopedAdmin, VisibleTenantFilter
 from msp_console.admin_site import site
+from msp_console.words import counted
 from staff import roles
 from staff.reauth import require_fresh
 
@@ -175,7 +176,7 @@ class DriftFindingAdmin(TenantScopedAdmin):
         tenant_pks = sorted(set(queryset.values_list("tenant_id", flat=True)))
         for pk in tenant_pks:
             enqueue_drift_check(pk, actor=request.user.get_username())
-        self.message_user(request, f"Drift check queued for {len(tenant_pks)} tenant(s).")
+        self.message_user(request, f"Drift check queued for {counted(len(tenant_pks), 'tenant')}.")
 
 
 @admin.register(DriftCheck, site=site)

@@ -52,6 +52,7 @@ from migrations_engine.faults import crash_point
 from migrations_engine.models import AuditChainHead, AuditEvent, ExportFile, ExportSchedule
 from migrations_engine.runs.sweeper import claimer_alive
 from msp_console.csv_safe import ESCAPING
+from msp_console.words import counted
 from staff import roles
 from staff.actors import Actor, actor_label
 from tenants.access import can_access
@@ -556,9 +557,9 @@ class ExportReport:
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        text = f"{len(self.written)} export(s) written"
+        text = f"{counted(len(self.written), 'export')} written"
         if self.busy:
-            text += f", {len(self.busy)} schedule(s) busy elsewhere"
+            text += f", {counted(len(self.busy), 'schedule')} busy elsewhere"
         if self.errors:
             text += f", {len(self.errors)} failed: " + "; ".join(self.errors)
         return text

@@ -39,6 +39,7 @@ from migrations_engine.models import MigrationRun, RunItem
 from migrations_engine.queueing import ALIVE_JOB_STATUSES
 from migrations_engine.runs.queue import enqueue_item
 from migrations_engine.runs.services import move_to_next_attempt
+from msp_console.words import counted
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class SweepReport:
 
     def summary(self) -> str:
         return (
-            f"checked {self.checked} active items: {len(self.enqueued)} enqueued again, "
+            f"checked {counted(self.checked, 'active item')}: {len(self.enqueued)} enqueued again, "
             f"{len(self.requeued)} stalled re-queued, {self.left_alone} left alone"
         )
 

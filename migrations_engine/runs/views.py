@@ -26,6 +26,7 @@ from migrations_engine.runs.run_page import (
     progress_payload,
     rollback_tenant_ids,
 )
+from msp_console.words import counted
 from staff.reauth import require_fresh
 
 
@@ -74,10 +75,10 @@ class Button:
 
 
 BUTTONS = {
-    "cancel": Button("cancel_run", "Cancel requested for run {run}: {count} tenant(s) will stop."),
-    "retry": Button("retry_failed", "{count} failed tenant(s) of run {run} queued again."),
-    "resume": Button("resume_stalled", "{count} stalled tenant(s) of run {run} queued again."),
-    "resume_rollback": Button("resume_rollback", "Rollback run {run}: {count} tenant(s) queued to finish."),
+    "cancel": Button("cancel_run", "Cancel requested for run {run}: {tenants} will stop."),
+    "retry": Button("retry_failed", "Failed tenants of run {run} queued again: {count}."),
+    "resume": Button("resume_stalled", "Stalled tenants of run {run} queued again: {count}."),
+    "resume_rollback": Button("resume_rollback", "Rollback run {run}: {tenants} queued to finish."),
     "approve": Button("approve_run", "Run {run} approved and queued.", fresh="approve run {pk}"),
 }
 
@@ -104,7 +105,9 @@ def run_button(request: HttpRequest, pk: int, *, site, action: str) -> HttpRespo
 
     def act(run):
         count = getattr(services, button.service)(run, actor=request.user)
-        messages.success(request, button.done.format(run=run.pk, count=count))
+        messages.success(
+            request, button.done.format(run=run.pk, count=count, tenants=counted(count, "tenant"))
+        )
 
     return _run_action(request, pk, _all_tenants, act)
 

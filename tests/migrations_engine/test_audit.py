@@ -276,7 +276,7 @@ def test_it_reports_intact_chains(tenant, other_tenant):
     assert out.getvalue().strip() == "4 rows in 2 chains verified"
     out = io.StringIO()
     call_command("verify_audit", "--tenant", "contoso.onmicrosoft.com", stdout=out)
-    assert out.getvalue().strip() == "2 rows in 1 chains verified"
+    assert out.getvalue().strip() == "2 rows in 1 chain verified"
     with pytest.raises(CommandError, match="No customer tenant"):
         call_command("verify_audit", "--tenant", "nobody.example", stdout=io.StringIO())
 

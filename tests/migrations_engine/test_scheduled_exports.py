@@ -719,7 +719,7 @@ def test_the_cli_adds_lists_disables_and_runs_schedules(contoso, django_capture_
 
     with travel("2025-01-06T00:10Z"):
         ran = schedule_command("run-due")
-    assert "1 export(s) written" in ran and "contoso-weekly/20241230T0000+0000_20250106T0000+0000.csv" in ran
+    assert "1 export written" in ran and "contoso-weekly/20241230T0000+0000_20250106T0000+0000.csv" in ran
 
     with django_capture_on_commit_callbacks(execute=True):
         assert "disabled" in schedule_command("disable", "Fleet monthly")
@@ -881,4 +881,4 @@ def test_the_export_job_is_registered_once_hourly_and_runs(queue, contoso):
     assert jobs[0].func_name == "migrations_engine.exports.tasks.export_due_job"
     new_schedule("Job", contoso, at="2025-01-01T08:00Z")
     with travel("2025-01-02T00:00Z"):
-        assert export_due_job() == "1 export(s) written"
+        assert export_due_job() == "1 export written"

@@ -185,7 +185,7 @@ def test_the_command_prints_what_it_did(fast_graph, tmp_path, queue, capsys):
     assert (
         f"run {run.pk} / contoso.onmicrosoft.com: enqueued as {item_of(run).rq_job_id} (job missing)" in out
     )
-    assert "checked 1 active items: 1 enqueued again, 0 stalled re-queued, 0 left alone" in out
+    assert "checked 1 active item: 1 enqueued again, 0 stalled re-queued, 0 left alone" in out
 
 
 def test_the_sweeper_is_scheduled_once_every_minute_and_its_job_sweeps(fast_graph, tmp_path, queue, capsys):

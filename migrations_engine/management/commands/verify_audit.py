@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from migrations_engine.audit.models import FLEET_CHAIN
 from migrations_engine.audit.writer import verify_chain
 from migrations_engine.models import AuditEvent
+from msp_console.words import counted
 from tenants.lookup import find_tenant
 
 
@@ -43,5 +44,5 @@ class Command(BaseCommand):
         if problems:
             # CommandError exits 1; its message names the first broken row of every broken chain.
             lines = [f"row id {p.event_id}, chain {p.chain}, seq {p.seq}: {p.reason}" for p in problems]
-            raise CommandError(f"{len(problems)} audit chain(s) broken:\n" + "\n".join(lines))
-        self.stdout.write(f"{rows} rows in {chains} chains verified")
+            raise CommandError(f"{counted(len(problems), 'audit chain')} broken:\n" + "\n".join(lines))
+        self.stdout.write(f"{counted(rows, 'row')} in {counted(chains, 'chain')} verified")
