@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
@@ -15,7 +14,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from migrations_engine.census.services import enqueue_census
+from migrations_engine.census.services import enqueue_census, progress_url
 from migrations_engine.models import MigrationRun, RunItem
 from migrations_engine.runs.options_form import RunOptionsForm
 from migrations_engine.runs.preflight import check_tenants
@@ -119,8 +118,7 @@ def census(modeladmin, request, queryset):
         enqueue_census(tenant.pk, actor=request.user.get_username())
         pks.append(tenant.pk)
     modeladmin.message_user(request, f"Census queued for {counted(len(pks), 'tenant')}.")
-    query = urlencode({"tenants": ",".join(map(str, pks)), "since": f"{since:.3f}"})
-    return HttpResponseRedirect(reverse("admin:migrations_engine_census_progress") + "?" + query)
+    return HttpResponseRedirect(progress_url(pks, since))
 
 
 census.short_description = "Run a census"

@@ -9,6 +9,8 @@ to, for the link page to show again.
 
 from __future__ import annotations
 
+import time
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -19,7 +21,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from migrations_engine.audit.writer import record_staff_action
-from migrations_engine.census.services import enqueue_census
+from migrations_engine.census.services import enqueue_census, progress_url
 from migrations_engine.graph.permissions import REQUIRED_ROLES
 from msp_console.words import counted
 from staff import roles
@@ -240,6 +242,7 @@ def census_now_view(request, pk, site):
     """Queue a census of the tenant (read-only) and go to its page."""
     roles.require(request.user, roles.CENSUS)
     tenant = get_tenant_for_user(request.user, pk)
+    since = time.time()
     enqueue_census(tenant.pk, actor=request.user.get_username())
-    messages.success(request, f"Census of {tenant.display_name} queued: its page shows the result.")
-    return HttpResponseRedirect(reverse("admin:tenants_customertenant_change", args=[tenant.pk]))
+    messages.success(request, f"Census of {tenant.display_name} queued.")
+    return HttpResponseRedirect(progress_url([tenant.pk], since))

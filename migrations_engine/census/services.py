@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+from django.urls import reverse
 from rq.job import Job
 
 from migrations_engine import queueing
@@ -20,3 +23,9 @@ def enqueue_census(tenant_pk: int, *, actor: str = "system") -> Job:
         result_ttl=86400,
     )
     return job or queueing.fetch(job_id)
+
+
+def progress_url(tenant_pks: list[int], since: float) -> str:
+    """The census progress page of these tenants' censuses queued at `since` (a Unix time)."""
+    query = urlencode({"tenants": ",".join(map(str, tenant_pks)), "since": f"{since:.3f}"})
+    return f"{reverse('admin:migrations_engine_census_progress')}?{query}"

@@ -66,5 +66,8 @@ def test_break_glass_and_census_need_the_role_and_the_grant(tenant, queue):
 
     census = csrf_post(operator, page_url, f"/customers/{tenant.pk}/census/")
 
-    assert census.status_code == 302 and census["Location"].endswith(f"/customertenant/{tenant.pk}/change/")
+    # Then the census progress page follows it.
+    assert census.status_code == 302 and census["Location"].startswith(
+        f"/census/progress/?tenants={tenant.pk}&"
+    )
     assert len(queue) == 1
