@@ -8,9 +8,9 @@ import pytest
 
 from scripts.processes import Processes, start_redis
 
-# The longest test files go first: pytest-xdist hands whole files to its workers in collection order, and a
-# three-minute file collected last runs alone at the end while the other workers sit idle. Measured in CI
-# (seconds, summed per file); the rest keep their order.
+# The longest test files go first: pytest-xdist hands whole files to its workers in collection order
+# (pyproject's --no-loadscope-reorder), and a three-minute file collected last runs alone at the end while
+# the other workers sit idle. Measured in CI (seconds, summed per file); the rest keep their order.
 SLOW_FIRST = (
     "tests/test_demo_command.py",  # 170
     "tests/reliability/test_fault_mixes.py",  # 145
