@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from migrations_engine.models import MigrationRun
+from migrations_engine.models import AuditEvent, MigrationRun
 from tenants.models import CustomerTenant
 from tenants.synthetic import add_fleet
 from tests.browser.test_console_journey import snap
@@ -121,13 +121,21 @@ def test_the_dashboard_summarises_500_tenants_in_tiles_that_lead_to_the_list(bro
         ("/migrations_engine/wave/", "Waves"),
         ("/migrations_engine/wave/add/", "Schedule a wave"),
         ("/migrations_engine/auditevent/", "Audit events"),
+        ("/migrations_engine/auditevent/{audit}/change/", "staff.signed_in"),
+        ("/census/progress/?tenants={tenants}&since=0", "tenants read"),
+        ("/", "Fleet overview"),
     ],
 )
 def test_the_other_pages_fit_a_desktop_and_a_narrow_window(browser_page, live_server, path, words):
     page, base = browser_page, live_server.url
     add_fleet(200)
     sign_in(page, base)
-    url = base + path.format(run=MigrationRun.objects.get().pk)
+    ids = {
+        "run": MigrationRun.objects.get().pk,
+        "audit": AuditEvent.objects.order_by("pk").first().pk,
+        "tenants": ",".join(str(pk) for pk in CustomerTenant.objects.values_list("pk", flat=True)[:30]),
+    }
+    url = base + path.format(**ids)
     for width in (1440, 800):
         page.set_viewport_size({"width": width, "height": 900})
         answer = page.goto(url)
