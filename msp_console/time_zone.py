@@ -4,6 +4,7 @@ not an IANA zone), times are in TIME_ZONE."""
 
 from __future__ import annotations
 
+import functools
 import zoneinfo
 
 from django.utils import timezone
@@ -11,8 +12,14 @@ from django.utils import timezone
 COOKIE = "console_tz"
 
 
+@functools.cache
+def known_zones() -> frozenset[str]:
+    """Every IANA zone name on this machine (read from disk once per process, not per request)."""
+    return frozenset(zoneinfo.available_timezones())
+
+
 def zone_named(name: str) -> zoneinfo.ZoneInfo | None:
-    if not name or len(name) > 64 or name not in zoneinfo.available_timezones():
+    if not name or len(name) > 64 or name not in known_zones():
         return None
     return zoneinfo.ZoneInfo(name)
 

@@ -8,8 +8,6 @@ tenant they may not see; acting on it re-checks the same in the service.
 
 from __future__ import annotations
 
-import zoneinfo
-
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -30,6 +28,7 @@ from migrations_engine.waves.models import WAVE_MODES
 from migrations_engine.waves.services import visible_waves
 from msp_console.admin_base import COMPACT_LIST, search_visible_tenants
 from msp_console.admin_site import site
+from msp_console.time_zone import known_zones
 from msp_console.words import counted
 from staff import roles
 from tenants.access import visible_tenants
@@ -254,7 +253,7 @@ class WaveAdmin(admin.ModelAdmin):
             "opts": self.opts,
             "title": "Schedule a wave",
             "form": form,
-            "time_zones": sorted(zoneinfo.available_timezones()),
+            "time_zones": sorted(known_zones()),
             **(extra_context or {}),
         }
         return TemplateResponse(request, self.add_template, context)
