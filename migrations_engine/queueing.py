@@ -29,12 +29,15 @@ WAVE_FIRE_TASK = "migrations_engine.waves.tasks.wave_fire_job"
 WAVE_TICK_TASK = "migrations_engine.waves.tasks.wave_tick_job"
 EXPORT_DUE_TASK = "migrations_engine.exports.tasks.export_due_job"
 PING_TASK = "migrations_engine.queueing.ping"
+AUDIT_VERIFY_TASK = "migrations_engine.audit.tasks.verify_chain_job"
 
 CENSUS_JOB_TIMEOUT = 3600  # seconds; a 100,000-user census at the documented limits fits well inside
 ITEM_JOB_TIMEOUT = 6 * 3600  # 100,000 users at 20 writes/s is ~1.5 h; verify may wait 10 min more
 DRIFT_CHECK_JOB_TIMEOUT = 3600  # seconds; a check reads what a census reads, plus the policy and groups
 CENSUS_RETRY = (2, [30, 120])  # (max, intervals in seconds)
 ITEM_RETRY = (3, [10, 60, 300])
+
+AUDIT_VERIFY_JOB_TIMEOUT = 3600  # seconds; a full walk of a million-row chain takes about a minute
 
 ALIVE_JOB_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
@@ -90,6 +93,21 @@ def enqueue_once(
             lock.release()
         except LockError:  # it expired meanwhile: nothing to release
             pass
+
+
+def enqueue_each(task: str, calls: list[tuple], *, job_id: str, timeout: int) -> int:
+    """Enqueue `task(*args)` for each args tuple in one Redis round trip (`job_id` is formatted with the
+    first argument); how many were queued. For many small idempotent jobs (chain checks): running one
+    twice costs a little time, never a wrong result, so there is no enqueue-once lock."""
+    queue = django_rq.get_queue("default")
+    datas = [
+        queue.prepare_data(task, args, job_id=job_id.format(args[0]), timeout=timeout, result_ttl=600)
+        for args in calls
+    ]
+    with queue.connection.pipeline() as pipe:
+        jobs = queue.enqueue_many(datas, pipeline=pipe)
+        pipe.execute()
+    return len(jobs)
 
 
 def fetch(job_id: str) -> Job:

@@ -155,7 +155,9 @@ def status_context(tenant: CustomerTenant, request) -> dict:
         "drift_check": DriftCheck.objects.filter(tenant=tenant).order_by("-started_at").first(),
         "drift_url": reverse("admin:migrations_engine_driftfinding_changelist")
         + f"?tenant__id__exact={tenant.pk}",
-        "audit_rows": AuditEvent.objects.filter(tenant=tenant).order_by("-seq")[:10],
+        "audit_rows": AuditEvent.objects.filter(chain=str(tenant.tenant_id)).order_by("-seq")[
+            :10
+        ],  # (chain, seq) index
         "audit_url": reverse("admin:migrations_engine_auditevent_changelist")
         + f"?tenant__id__exact={tenant.pk}",
         "census_csv_url": reverse("admin:tenants_tenant_census_csv", args=[tenant.pk]),

@@ -15,7 +15,12 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from migrations_engine.audit.export import CONTENT_TYPES, FORMATS, VALUES, iter_lines
-from migrations_engine.audit.list_scale import CappedCountPaginator, PeriodFilter
+from migrations_engine.audit.list_scale import (
+    CappedCountPaginator,
+    OlderThanFilter,
+    PeriodFilter,
+    search_rows,
+)
 from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.models import AuditEvent, MigrationRun, RunItem
 from msp_console.admin_base import ReadOnlyAdmin, VisibleTenantFilter, visible_pks
@@ -70,6 +75,17 @@ class ActorFilter(admin.SimpleListFilter):
         return queryset if self.value() is None else queryset.filter(actor=self.value())
 
 
+def _older_url(changelist) -> str:
+    """The keyset link to the rows after this page's last (newest first), when the page is full."""
+    rows = changelist.result_list
+    if (
+        len(rows) < changelist.list_per_page
+        or changelist.get_ordering_field_columns().get(0, "desc") != "desc"
+    ):
+        return ""
+    return changelist.get_query_string({OlderThanFilter.parameter_name: rows[len(rows) - 1].pk}, remove=["p"])
+
+
 def _pretty(value) -> str:
     return "" if value is None else json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
@@ -88,10 +104,22 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "http_status",
         "request_id",
     )
-    list_filter = (PeriodFilter, ("tenant", VisibleTenantFilter), RunFilter, ActorFilter, "outcome", "kind")
+    list_filter = (
+        PeriodFilter,
+        ("tenant", VisibleTenantFilter),
+        RunFilter,
+        ActorFilter,
+        "outcome",
+        "kind",
+        OlderThanFilter,
+    )
     # No date hierarchy (its year list is a DISTINCT over every row) and no full count on any page.
     paginator = CappedCountPaginator
+    # Searched by `search_rows` (exact ids, target by its beginning), not Django's `icontains` scan.
     search_fields = ("target", "client_request_id", "request_id")
+    search_help_text = "A request-id or client-request-id, or the beginning of a target (UPN, object id)"
+    ordering = ("-created_at", "-id")
+    sortable_by = ("created_at",)  # newest or oldest first; any other order would sort every row
     list_select_related = ("tenant",)
     show_full_result_count = False  # counting 10M rows on every page load is not worth it
     change_list_template = "admin/migrations_engine/auditevent/change_list.html"
@@ -130,6 +158,9 @@ class AuditEventAdmin(ReadOnlyAdmin):
     def target_cell(self, event: AuditEvent) -> str:
         """A long target (a user, a policy, a URL) cut to the column, whole on hover."""
         return format_html('<span class="cut" title="{}">{}</span>', event.target, event.target or "—")
+
+    def get_search_results(self, request, queryset, search_term):
+        return search_rows(queryset, search_term), False
 
     def get_queryset(self, request):
         rows = super().get_queryset(request)
@@ -175,7 +206,13 @@ class AuditEventAdmin(ReadOnlyAdmin):
             "verify_url": reverse("admin:migrations_engine_audit_verify"),
             **(extra_context or {}),
         }
-        return super().changelist_view(request, extra)
+        response = super().changelist_view(request, extra)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
+            response.context_data["older_url"] = _older_url(changelist)
+            if OlderThanFilter.parameter_name in changelist.params:
+                response.context_data["newest_url"] = changelist.get_query_string(remove=["before", "p"])
+        return response
 
     def export_view(self, request, fmt: str):
         """Stream the changelist's filtered set (same filters, search and dates) as CSV or JSON lines."""

@@ -158,15 +158,21 @@ class AuditEvent(models.Model):
         indexes = [
             # export_audit --tenant with --since/--until, and a tenant's audit page newest first.
             models.Index(fields=["tenant", "created_at"], name="me_audit_tenant_time_idx"),
-            # The run page lists a run's writes; export_audit --run.
-            models.Index(fields=["run_id"], name="me_audit_run_idx"),
-            # Matching rows one to one against Graph's (or the simulator's) request log.
+            # The run page lists a run's writes; export_audit --run; the audit list by run, newest first.
+            models.Index(fields=["run_id", "created_at"], name="me_audit_run_time_idx"),
+            # The audit list's other filters, each newest first (audit/list_scale.py).
+            models.Index(fields=["actor", "created_at"], name="me_audit_actor_time_idx"),
+            models.Index(fields=["kind", "created_at"], name="me_audit_kind_time_idx"),
+            models.Index(fields=["outcome", "created_at"], name="me_audit_outcome_time_idx"),
+            # Matching rows one to one against Graph's (or the simulator's) request log; the list's search.
             models.Index(fields=["client_request_id"], name="me_audit_client_req_idx"),
+            models.Index(fields=["request_id"], name="me_audit_request_id_idx"),
             # A scheduled export reads one chain's period, or every chain's (fleet), by time.
             models.Index(fields=["chain", "created_at"], name="me_audit_chain_time_idx"),
             models.Index(fields=["created_at"], name="me_audit_time_idx"),
         ]
-        # verify_chain walks (chain, seq): the unique constraint's index serves it.
+        # verify_chain walks (chain, seq): the unique constraint's index serves it. The search's "target
+        # begins with" has an UPPER(target) text_pattern_ops index on PostgreSQL (migration 0009).
 
     def __str__(self) -> str:
         what = self.action or f"{self.method} {self.path}".strip()
@@ -209,3 +215,36 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"{self.chain} at #{self.seq}"
+
+
+class ChainVerification(models.Model):
+    """The last check of one audit chain (`migrations_engine.audit.verification.check_chain`).
+
+    `verified_seq` / `verified_hash` are the last row proven good: the next check starts after it, once
+    it has shown that row still carries that hash. Bookkeeping, updated in place like the head.
+    """
+
+    head = models.OneToOneField(AuditChainHead, on_delete=models.CASCADE, related_name="verification")
+    verified_seq = models.PositiveBigIntegerField(default=0, help_text="Rows 1 to this one were proven good")
+    verified_hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    last_id = models.BigIntegerField(null=True, blank=True, help_text="The audit row at verified_seq")
+    checked_at = models.DateTimeField(null=True, blank=True)
+    requested_at = models.DateTimeField(null=True, blank=True, help_text="A fresh check was queued then")
+    rows_checked = models.PositiveBigIntegerField(default=0, help_text="Rows hashed by the last check")
+    from_start = models.BooleanField(default=False, help_text="The last check walked the chain from row 1")
+    seconds = models.FloatField(default=0)
+    problem_event_id = models.BigIntegerField(null=True, blank=True)
+    problem_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    problem_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = "audit chain check"
+
+    def __str__(self) -> str:
+        return f"{self.head.chain}: {'broken' if self.problem_reason else 'ok'} to #{self.verified_seq}"
+
+    @property
+    def queued(self) -> bool:
+        return self.requested_at is not None and (
+            self.checked_at is None or self.requested_at > self.checked_at
+        )

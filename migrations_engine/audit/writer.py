@@ -1,4 +1,5 @@
-"""Appending to the audit log and checking it: the only code that writes `AuditEvent` rows.
+"""Appending to the audit log: the only code that writes `AuditEvent` rows (checking the chains is
+`migrations_engine.audit.verification`).
 
 The Graph client records an intent before every write and the outcome after; the runner and views
 record staff actions. Every function here runs in its own durable transaction
@@ -18,10 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import groupby
-from operator import attrgetter
 from typing import Any
 
 from django.db import transaction
@@ -29,7 +27,6 @@ from django.utils import timezone
 
 from migrations_engine.audit.models import (
     FLEET_CHAIN,
-    GENESIS_HASH,
     AuditChainHead,
     AuditEvent,
     canonical_json,
@@ -94,19 +91,6 @@ class WriteOutcome:
     request_id: str = ""
     error: str = ""
     after: Any = None
-
-
-@dataclass(frozen=True)
-class ChainProblem:
-    """The first broken row of a chain, and why it is broken."""
-
-    event_id: int | None
-    chain: str
-    seq: int | None
-    reason: str
-
-    def __str__(self) -> str:
-        return f"row {self.event_id} (chain {self.chain}, seq {self.seq}): {self.reason}"
 
 
 # --- redaction -------------------------------------------------------------------------------------
@@ -322,73 +306,3 @@ def record_reconciliation(ctx: AuditContext, *, intent: AuditEvent, outcome: str
         "detail": _stored_json({**(detail or {}), "result": outcome}),
     }
     return _append(ctx.tenant_id, [row])[0]
-
-
-# --- verifying -------------------------------------------------------------------------------------
-
-
-def _tail_problem(last: AuditEvent, head: AuditChainHead | None) -> ChainProblem | None:
-    # Rows cut from the end of a chain leave no gap; the head still remembers where the chain ended.
-    if head is None or (head.seq == last.seq and head.row_hash == last.row_hash):
-        return None
-    return ChainProblem(
-        last.pk, last.chain, last.seq, f"chain head says seq {head.seq}: rows after this one are missing"
-    )
-
-
-def _first_problem(events: Iterable[AuditEvent]) -> tuple[ChainProblem | None, AuditEvent | None]:
-    """Walk one chain's rows in seq order: the first broken row (if any) and the last row seen."""
-    expected_seq, prev_hash, last = 1, GENESIS_HASH, None
-    for event in events:
-        reason = ""
-        if event.seq != expected_seq:
-            reason = f"seq gap: expected {expected_seq}, found {event.seq}"
-        elif event.prev_hash != prev_hash:
-            reason = "prev_hash mismatch: does not match the previous row's row_hash"
-        elif event.compute_hash() != event.row_hash:
-            reason = "hash mismatch: the row's fields were changed after it was written"
-        if reason:
-            return ChainProblem(event.pk, event.chain, event.seq, reason), event
-        expected_seq, prev_hash, last = event.seq + 1, event.row_hash, event
-    return None, last
-
-
-def verify_chain(chain: str | None = None, *, up_to_seq: int | None = None) -> list[ChainProblem]:
-    """Recompute every chain (or one) and return the first broken row of each broken chain.
-
-    A row is broken when its `seq` leaves a gap, its `prev_hash` is not the previous row's `row_hash`,
-    or its `row_hash` does not match its fields; a chain whose rows stop before its head's `seq` has
-    lost its tail. An empty list means every checked chain is intact. Reads in constant memory.
-
-    With `up_to_seq` (and one `chain`) only rows 1 to `up_to_seq` are checked, and they must all be
-    there: what an export's manifest vouches for, whatever happened to the chain after it.
-    """
-    if up_to_seq is not None:
-        if chain is None:
-            raise ValueError("up_to_seq checks one chain: name it")
-        rows = AuditEvent.objects.filter(chain=chain, seq__lte=up_to_seq).order_by("seq")
-        problem, last = _first_problem(rows.iterator(chunk_size=2000))
-        reached = last.seq if last is not None else 0
-        if problem is None and reached < up_to_seq:
-            where = (last.pk, last.seq) if last is not None else (None, None)
-            problem = ChainProblem(where[0], chain, where[1], f"rows up to seq {up_to_seq} are missing")
-        return [problem] if problem else []
-    events = AuditEvent.objects.order_by("chain", "seq")
-    heads = AuditChainHead.objects.all()
-    if chain is not None:
-        events = events.filter(chain=chain)
-        heads = heads.filter(chain=chain)
-    head_by_chain = {head.chain: head for head in heads}
-    problems = []
-    for name, rows in groupby(events.iterator(chunk_size=2000), key=attrgetter("chain")):
-        problem, last = _first_problem(rows)
-        if problem is None and last is not None:
-            problem = _tail_problem(last, head_by_chain.get(name))
-        if problem:
-            problems.append(problem)
-        head_by_chain.pop(name, None)
-    for name, head in head_by_chain.items():
-        if head.seq:
-            reason = f"chain head says seq {head.seq} but no rows remain"
-            problems.append(ChainProblem(None, name, None, reason))
-    return problems

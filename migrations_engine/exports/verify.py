@@ -28,7 +28,7 @@ from django.db.models import Count, Max, Min
 
 from migrations_engine.audit.export import FORMATS, ExportFormatError, read_rows
 from migrations_engine.audit.models import GENESIS_HASH, compute_row_hash
-from migrations_engine.audit.writer import verify_chain
+from migrations_engine.audit.verification import verify_chain
 from migrations_engine.exports.services import MANIFEST_SCHEMA, MANIFEST_VERSION
 from migrations_engine.models import AuditEvent
 from msp_console.csv_safe import ESCAPING

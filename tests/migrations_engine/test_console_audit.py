@@ -12,7 +12,8 @@ from django.http import StreamingHttpResponse
 
 from migrations_engine.audit import writer as audit
 from migrations_engine.models import AuditEvent
-from tests.migrations_engine.console_helpers import client_for, staff_user
+from tests.migrations_engine.console_helpers import client_for, csrf_post, staff_user
+from tests.migrations_engine.pipeline_helpers import work
 from tests.migrations_engine.test_audit import TABLE, ctx_for, make_tenant, tamper, write
 
 CHANGELIST = "/migrations_engine/auditevent/"
@@ -97,16 +98,27 @@ def test_a_staff_member_sees_and_exports_only_their_tenants_rows(rows):
     assert client.post(f"{CHANGELIST}export/csv/").status_code == 405
 
 
-def test_the_verify_page_names_the_first_tampered_row(rows):
+def test_the_verify_page_queues_checks_and_shows_the_first_tampered_row(rows, queue):
     contoso, fabrikam = rows
     victim = AuditEvent.objects.get(tenant=contoso, seq=2)
     tamper(f"UPDATE {TABLE} SET target = %s WHERE id = %s", ["someone-else", victim.pk])
+    root = client_for(staff_user("root", superuser=True), csrf=True)
 
-    page = client_for(staff_user("root", superuser=True)).get("/audit/verify/").content.decode()
+    page = root.get("/audit/verify/").content.decode()
+    assert 'data-unchecked-chains="3"' in page and page.count('data-chain-ok="unknown"') == 3
+    response = csrf_post(root, "/audit/verify/", "/audit/verify/", {"full": "0"})
+    assert response.status_code == 302
+    page = root.get("/audit/verify/").content.decode()
+    assert "3 chain checks queued" in page and "3 checks queued." in page
+    work(queue)  # a real rq worker runs the three chain checks
+
+    page = root.get("/audit/verify/").content.decode()
     assert f'data-chain="{contoso.tenant_id}" data-chain-ok="false"' in page
     assert f"row {victim.pk}</a>" in page and "(seq 2): hash mismatch" in page
     assert f'data-chain="{fabrikam.tenant_id}" data-chain-ok="true"' in page
     assert 'data-chain="fleet" data-chain-ok="true"' in page
+    assert 'data-broken-chains="1"' in page and "checks queued" not in page
+    assert AuditEvent.objects.filter(action="audit.verify_requested", actor="root").count() == 1
 
     own = client_for(staff_user("ops", fabrikam)).get("/audit/verify/").content.decode()
     assert f'data-chain="{fabrikam.tenant_id}" data-chain-ok="true"' in own
