@@ -4,6 +4,8 @@ no COUNT(*) past COUNT_CAP, and a period filter that is one range on the indexed
 from __future__ import annotations
 
 import datetime
+import html
+import re
 
 import pytest
 import time_machine
@@ -12,9 +14,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from migrations_engine.audit import list_scale
-from migrations_engine.audit.writer import record_staff_action
+from migrations_engine.audit.admin import AuditEventAdmin
+from migrations_engine.audit.writer import record_intents, record_staff_action
 from migrations_engine.models import AuditEvent
 from tests.migrations_engine.console_helpers import client_for, staff_user
+from tests.migrations_engine.test_audit import ctx_for, make_tenant, write
 
 pytestmark = pytest.mark.django_db
 
@@ -45,3 +49,38 @@ def test_the_period_filter_keeps_only_recent_rows():
     page = client.get(LIST + "?period=30d").content.decode()
     assert "test.recent" in page and "test.old" not in page
     assert "test.old" in client.get(LIST + "?period=90d").content.decode()
+
+
+def _actions(page: str) -> list[str]:
+    return re.findall(r"test\.row(\d+)", page)
+
+
+def test_older_rows_go_on_from_the_last_row_of_a_page(monkeypatch):
+    monkeypatch.setattr(AuditEventAdmin, "list_per_page", 3)
+    for n in range(8):
+        with time_machine.travel(timezone.now() + datetime.timedelta(seconds=n), tick=False):
+            record_staff_action(actor="root", action=f"test.row{n}")
+    client = client_for(staff_user("root", superuser=True))
+    first = client.get(LIST).content.decode()
+    assert _actions(first) == ["7", "6", "5"] and "audit-newest" not in first
+    older = re.search(r'href="([^"]+)" id="audit-older"', first).group(1)
+    second = client.get(LIST + html.unescape(older)).content.decode()
+    assert _actions(second) == ["4", "3", "2"] and 'id="audit-newest"' in second
+    assert _actions(client.get(LIST + "?before=999999").content.decode()) == []  # no such row: nothing
+    assert _actions(client.get(LIST + "?before=x").content.decode()) == []
+
+
+def test_the_search_finds_ids_exactly_and_targets_by_their_beginning():
+    ctx = ctx_for(make_tenant("contoso"))
+    intent = record_intents(ctx, [write(1, target="Alice.Smith@contoso.onmicrosoft.com")])[0]
+    record_intents(ctx, [write(2, target="bob@contoso.onmicrosoft.com")])
+    client = client_for(staff_user("root", superuser=True))
+
+    def found(term: str) -> list[str]:
+        page = client.get(LIST, {"q": term}).content.decode()
+        return sorted(set(re.findall(r"(alice\.smith|bob)@contoso", page, flags=re.I)))
+
+    assert found(intent.client_request_id) == ["Alice.Smith"]
+    assert found(intent.client_request_id[:8]) == []  # ids match whole, not a piece of one
+    assert found("alice.SM") == ["Alice.Smith"]  # a target by its beginning, any case
+    assert found("smith") == []  # not from the middle: that would read every row
