@@ -77,7 +77,7 @@ class MigrationRunAdmin(ReadOnlyAdmin):
         run = run_page.get_run_for_user(request.user, pk)
         context = {
             **self.admin_site.each_context(request),
-            **run_page.run_page_context(run, request.user),
+            **run_page.run_page_context(run, request.user, request.GET),
             "opts": self.opts,
             "title": str(run),
             "subtitle": None,

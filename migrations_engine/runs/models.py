@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
+from django.utils import timezone
 
 from migrations_engine.choices import (
     ACTIVE_ITEM_STATUSES,
@@ -66,6 +70,17 @@ class MigrationRun(models.Model):
         return f"Run {self.pk} · {self.get_mode_display()}"  # "Run 1 · Plan (dry run)", never nested brackets
 
 
+class RunItemQuerySet(models.QuerySet):
+    """Every `update()` of items also stamps `changed_at` (the run page's progress sends only the items
+    changed since its last poll), so no caller can forget it."""
+
+    def update(self, **kwargs: Any) -> int:
+        kwargs.setdefault("changed_at", timezone.now())
+        return super().update(**kwargs)
+
+    update.queryset_only = True
+
+
 class RunItem(models.Model):
     """One tenant's progress through one run: status, checkpoint, step log, counters.
 
@@ -92,6 +107,11 @@ class RunItem(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    changed_at = models.DateTimeField(
+        default=timezone.now, db_default=Now(), help_text="Set by every save and update"
+    )
+
+    objects = RunItemQuerySet.as_manager()
 
     class Meta:
         ordering = ["run_id", "tenant__display_name"]
@@ -107,10 +127,18 @@ class RunItem(models.Model):
         indexes = [
             # the sweeper: running items whose heartbeat is old
             models.Index(fields=["status", "heartbeat_at"], name="me_item_status_heartbeat"),
+            # the run page's progress: a run's items changed since the last poll
+            models.Index(fields=["run", "changed_at"], name="me_item_run_changed"),
         ]
 
     def __str__(self) -> str:
         return f"Run {self.run_id} / {self.tenant_id}: {self.get_status_display()}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.changed_at = timezone.now()
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "changed_at"}
+        super().save(*args, **kwargs)
 
 
 class TenantSnapshot(models.Model):

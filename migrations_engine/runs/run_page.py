@@ -9,7 +9,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
+from django.core.paginator import Paginator
+from django.db.models import Case, Count, F, IntegerField, Q, When, Window
+from django.db.models.functions import RowNumber
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -25,6 +27,8 @@ from tenants.access import visible_tenants
 # A running item whose heartbeat is older than this has probably lost its worker: offer "Resume stalled".
 STALLED_AFTER = datetime.timedelta(minutes=5)
 FAILED_USERS_SHOWN = 100
+ITEMS_PER_PAGE = 25
+PROGRESS_OVERLAP = datetime.timedelta(seconds=10)
 FINISHED_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
@@ -168,18 +172,58 @@ def _item_data(item: RunItem, steps, plan: bool = False) -> dict[str, Any]:
     }
 
 
+# Items needing a look first: what failed, then what is moving, then what is done.
+STATE_ORDER = (
+    ItemStatus.FAILED,
+    ItemStatus.ERRORED,
+    ItemStatus.RUNNING,
+    ItemStatus.QUEUED,
+    ItemStatus.WAITING,
+    ItemStatus.CANCELLED,
+    ItemStatus.SUCCEEDED,
+)
+_RANK = Case(
+    *[When(status=status, then=n) for n, status in enumerate(STATE_ORDER)],
+    default=len(STATE_ORDER),
+    output_field=IntegerField(),
+)
+
+
 def _visible_items(run: MigrationRun, user):
     return (
         run.items.filter(tenant__in=visible_tenants(user).values("pk"))
         .select_related("tenant")
-        .order_by("tenant__display_name", "pk")
+        .order_by(_RANK, "tenant__display_name", "pk")
     )
 
 
-def progress_payload(run: MigrationRun, user) -> dict[str, Any]:
-    """What the page's script needs to redraw: the run's status and each visible item's progress."""
+def state_summary(run: MigrationRun, user) -> list[dict[str, Any]]:
+    """How many visible items are in each state (one GROUP BY), in STATE_ORDER."""
+    counts = dict(
+        run.items.filter(tenant__in=visible_tenants(user).values("pk"))
+        .order_by()
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    return [
+        {"status": status, "label": ItemStatus(status).label, "count": counts[status]}
+        for status in STATE_ORDER
+        if counts.get(status)
+    ]
+
+
+def progress_payload(run: MigrationRun, user, since: datetime.datetime | None = None) -> dict[str, Any]:
+    """What the page's script needs to redraw: the run's status, the count of items in each state, and
+    each visible item's progress; with `since` (the `now` of the previous answer) only the items changed
+    after it (less PROGRESS_OVERLAP: a worker's clock, or a transaction that committed late)."""
     steps = steps_for(run.mode)
-    items = [_item_data(item, steps, run.mode == RunMode.PLAN) for item in _visible_items(run, user)]
+    items = _visible_items(run, user)
+    now = timezone.now()
+    if since is not None:
+        items = items.filter(changed_at__gte=since - PROGRESS_OVERLAP)
+    rows = [_item_data(item, steps, run.mode == RunMode.PLAN) for item in items]
+    summary = state_summary(run, user)
     return {
         "run": {
             "id": run.pk,
@@ -190,22 +234,57 @@ def progress_payload(run: MigrationRun, user) -> dict[str, Any]:
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
             "finished_words": ago(run.finished_at, never=""),
         },
-        "active": any(item["status"] in ACTIVE_ITEM_STATUSES for item in items),
-        "items": items,
+        "active": any(row["status"] in ACTIVE_ITEM_STATUSES for row in summary),
+        "summary": summary,
+        "now": now.isoformat(),
+        "changed_only": since is not None,
+        "items": rows,
     }
 
 
-def run_page_context(run: MigrationRun, user) -> dict[str, Any]:
-    """Everything the run page renders, with which buttons apply for this user."""
+def _page_of_items(run: MigrationRun, user, params) -> tuple[Any, dict[str, Any]]:
+    """The visible items of this page (ITEMS_PER_PAGE, `?state=` and `?q=` applied) and what the page
+    says about them."""
+    items = _visible_items(run, user)
+    state = params.get("state", "")
+    if state not in ItemStatus.values:
+        state = ""
+    query = params.get("q", "").strip()
+    if state:
+        items = items.filter(status=state)
+    if query:
+        items = items.filter(
+            Q(tenant__display_name__icontains=query) | Q(tenant__primary_domain__icontains=query)
+        )
+    page = Paginator(items, ITEMS_PER_PAGE).get_page(params.get("page"))
+    return page, {"state": state, "q": query}
+
+
+def _failed_users(item_ids: list[int]) -> tuple[dict[int, int], dict[int, list[UserOutcome]]]:
+    """For these items: how many users failed, and the first FAILED_USERS_SHOWN of them. Two queries,
+    however many items (a window numbers each item's failures)."""
+    failed = UserOutcome.objects.filter(item__in=item_ids, status=UserOutcomeStatus.FAILED)
+    counts = dict(
+        failed.order_by().values_list("item_id").annotate(n=Count("id")).values_list("item_id", "n")
+    )
+    shown: dict[int, list[UserOutcome]] = {}
+    if counts:
+        numbered = failed.annotate(
+            n=Window(RowNumber(), partition_by=F("item_id"), order_by=[F("purpose").asc(), F("upn").asc()])
+        ).filter(n__lte=FAILED_USERS_SHOWN)
+        for outcome in numbered.order_by("item_id", "n"):
+            shown.setdefault(outcome.item_id, []).append(outcome)
+    return counts, shown
+
+
+def run_page_context(run: MigrationRun, user, params=None) -> dict[str, Any]:
+    """Everything the run page renders, with which buttons apply for this user. `params` (the query
+    string) picks the page of items, a state and a tenant search."""
     steps = steps_for(run.mode)
     titles = step_titles(steps)
-    items = list(_visible_items(run, user))
-    failed_counts = dict(
-        UserOutcome.objects.filter(item__in=[i.pk for i in items], status=UserOutcomeStatus.FAILED)
-        .values_list("item_id")
-        .annotate(n=Count("id"))
-        .values_list("item_id", "n")
-    )
+    page, shown = _page_of_items(run, user, params or {})
+    items = list(page.object_list)
+    failed_counts, failed_users = _failed_users([i.pk for i in items])
     rows = []
     for item in items:
         data = _item_data(item, steps, run.mode == RunMode.PLAN)
@@ -218,20 +297,14 @@ def run_page_context(run: MigrationRun, user) -> dict[str, Any]:
             for entry in item.plan_diff or []
         ]
         data["failed_users_count"] = failed_counts.get(item.pk, 0)
-        data["failed_users"] = (
-            list(
-                UserOutcome.objects.filter(item=item, status=UserOutcomeStatus.FAILED).order_by(
-                    "purpose", "upn"
-                )[:FAILED_USERS_SHOWN]
-            )
-            if data["failed_users_count"]
-            else []
-        )
+        data["failed_users"] = failed_users.get(item.pk, [])
         data["failed_users_more"] = max(0, data["failed_users_count"] - FAILED_USERS_SHOWN)
         data["readiness"] = (item.state or {}).get("readiness")
         data["warnings"] = (item.state or {}).get("warnings") or []
         rows.append(data)
 
+    summary = state_summary(run, user)
+    visible_count = sum(row["count"] for row in summary)
     all_statuses = list(run.items.values_list("status", "heartbeat_at"))
     all_tenants = list(run.items.values_list("tenant_id", flat=True))
     acts = may_act_on_all(user, all_tenants)
@@ -247,9 +320,15 @@ def run_page_context(run: MigrationRun, user) -> dict[str, Any]:
     return {
         "run": run,
         "items": rows,
+        "page": page,
+        "shown": shown,
+        "summary": summary,
+        "visible_count": visible_count,
+        "paged": page.paginator.num_pages > 1 or bool(shown["state"] or shown["q"]),
         "steps": steps,
-        "hidden_items": len(all_tenants) - len(rows),
-        "active": any(r["status"] in ACTIVE_ITEM_STATUSES for r in rows),
+        "hidden_items": len(all_tenants) - visible_count,
+        "active": any(row["status"] in ACTIVE_ITEM_STATUSES for row in summary),
+        "progress_since": timezone.now().isoformat(),
         "awaiting_approval": awaiting,
         "is_starter": is_starter,
         "can_cancel": acts

@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
 from migrations_engine.models import MigrationRun
@@ -37,9 +38,15 @@ def _require_all(user, tenant_ids: Iterable[int]) -> None:
 
 @require_GET
 def run_progress(request: HttpRequest, pk: int) -> JsonResponse:
-    """`runs/<pk>/progress.json`: the run's status and each visible item's step timeline."""
+    """`runs/<pk>/progress.json`: the run's status, its items by state and each visible item's step
+    timeline; `?since=<the previous answer's now>` sends only the items changed after it."""
     run = get_run_for_user(request.user, pk)
-    return JsonResponse(progress_payload(run, request.user))
+    since = None
+    if raw := request.GET.get("since"):
+        since = parse_datetime(raw.replace(" ", "+"))  # a "+" left unencoded reads as a space
+        if since is None or since.tzinfo is None:
+            return JsonResponse({"error": "since must be an ISO 8601 time with its UTC offset"}, status=400)
+    return JsonResponse(progress_payload(run, request.user, since))
 
 
 # --- the buttons -----------------------------------------------------------------------------------
