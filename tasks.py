@@ -10,6 +10,9 @@
                                      the long crash and Redis-loss trials, then a table of figures
     python3 tasks.py bench [--quick] [ARGS]
                                      the throughput benchmark (bench/README.md); --help lists ARGS
+    python3 tasks.py bench-console [ARGS]
+                                     the console at 1,000 tenants and 10M audit rows on PostgreSQL
+                                     (bench/console_scale.py); --help lists ARGS
 
 Each first creates `.venv` and installs the pinned dependencies (again only when pyproject.toml or
 constraints.txt changed), then re-run themselves inside it.
@@ -76,11 +79,18 @@ def in_venv() -> bool:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 1 or argv[0] not in {"demo", "screenshots", "test", "reliability", "bench"}:
+    if len(argv) < 1 or argv[0] not in {
+        "demo",
+        "screenshots",
+        "test",
+        "reliability",
+        "bench",
+        "bench-console",
+    }:
         print(__doc__)
         return 2
     if not in_venv():
-        ensure_venv(("test", "bench") if argv[0] == "bench" else ("test",))
+        ensure_venv(("test", "bench") if argv[0].startswith("bench") else ("test",))
         os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *argv])
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
@@ -98,6 +108,10 @@ def main(argv: list[str]) -> int:
         from bench.throughput import main as bench_main
 
         return bench_main(argv[1:])
+    if argv[0] == "bench-console":
+        from bench.console_scale import main as console_bench_main
+
+        return console_bench_main(argv[1:])
     if argv[0] == "reliability":
         from scripts.reliability import main as reliability_main
 

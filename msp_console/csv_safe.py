@@ -22,6 +22,8 @@ from typing import Any
 # The manifest of a scheduled export names the escaping its CSV cells carry (`csv_cell_escaping`).
 ESCAPING = "owasp-leading-quote"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A cell can need a quote only if it starts with one of these (a quote may precede the formula start).
+_FIRST_CHARS = frozenset("".join(FORMULA_STARTS) + "'")
 
 
 def _needs_quote(text: str) -> bool:
@@ -30,7 +32,7 @@ def _needs_quote(text: str) -> bool:
 
 def escape_cell(value: Any) -> Any:
     """`value` with a leading `'` if it is text a spreadsheet would read as a formula; else unchanged."""
-    if isinstance(value, str) and _needs_quote(value):
+    if isinstance(value, str) and value[:1] in _FIRST_CHARS and _needs_quote(value):
         return "'" + value
     return value
 

@@ -65,6 +65,10 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+if env_bool("SERVER_TIMING"):
+    # First: its time covers every other middleware (msp_console/server_timing.py).
+    MIDDLEWARE.insert(0, "msp_console.server_timing.ServerTimingMiddleware")
+
 if not DEBUG:
     # Static files under gunicorn (collected at image build); runserver serves them itself in DEBUG.
     MIDDLEWARE.insert(2, "whitenoise.middleware.WhiteNoiseMiddleware")

@@ -277,7 +277,7 @@ def export_audit(modeladmin, request, queryset):
     """The selected tenants' audit rows as one CSV, streamed (the export is itself recorded)."""
     from django.http import StreamingHttpResponse
 
-    from migrations_engine.audit.export import CONTENT_TYPES, VALUES, iter_lines
+    from migrations_engine.audit.export import CONTENT_TYPES, VALUES, iter_chunks
     from migrations_engine.audit.writer import record_staff_action
     from migrations_engine.models import AuditEvent
 
@@ -296,7 +296,7 @@ def export_audit(modeladmin, request, queryset):
             tenant_id=tenant.pk,
             detail={"format": "csv", "output": "fleet action", "tenants": len(tenants)},
         )
-    response = StreamingHttpResponse(iter_lines("csv", rows), content_type=CONTENT_TYPES["csv"])
+    response = StreamingHttpResponse(iter_chunks("csv", rows), content_type=CONTENT_TYPES["csv"])
     response["Content-Disposition"] = 'attachment; filename="audit.csv"'
     return response
 

@@ -14,7 +14,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from migrations_engine.audit.export import CONTENT_TYPES, FORMATS, VALUES, iter_lines
+from migrations_engine.audit.export import CONTENT_TYPES, FORMATS, VALUES, iter_chunks
 from migrations_engine.audit.list_scale import (
     CappedCountPaginator,
     OlderThanFilter,
@@ -246,6 +246,6 @@ class AuditEventAdmin(ReadOnlyAdmin):
             detail={"format": fmt, "filters": dict(request.GET.lists()), "output": "console download"},
         )
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-        response = StreamingHttpResponse(iter_lines(fmt, rows), content_type=CONTENT_TYPES[fmt])
+        response = StreamingHttpResponse(iter_chunks(fmt, rows), content_type=CONTENT_TYPES[fmt])
         response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{fmt}"'
         return response

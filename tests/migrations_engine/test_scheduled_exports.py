@@ -23,7 +23,14 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from migrations_engine.audit import writer as audit
-from migrations_engine.audit.export import COLUMNS, STORED_COLUMNS, iter_lines, read_rows
+from migrations_engine.audit.export import (
+    CHUNK_CHARS,
+    COLUMNS,
+    STORED_COLUMNS,
+    iter_chunks,
+    read_rows,
+    write_rows,
+)
 from migrations_engine.audit.models import EVIDENCE_FIELDS, GENESIS_HASH, compute_row_hash
 from migrations_engine.audit.writer import WriteOutcome
 from migrations_engine.exports import services as scheduled_exports
@@ -322,7 +329,7 @@ def test_every_tricky_value_reads_back_to_the_same_hash(fmt, micro):
     row_hash = compute_row_hash(evidence, GENESIS_HASH)
     stored = (7, *(evidence[f] for f in EVIDENCE_FIELDS), GENESIS_HASH, row_hash)
     row = (*stored, "7f0c1f0e-4f7b-4c59-9b58-5a0d2c1e0a11", "contoso.onmicrosoft.com")
-    text = "".join(iter_lines(fmt, [row, row]))
+    text = "".join(iter_chunks(fmt, [row, row]))
 
     [back, again] = list(read_rows(io.StringIO(text, newline="" if fmt == "csv" else "\n"), fmt))
 
@@ -331,11 +338,11 @@ def test_every_tricky_value_reads_back_to_the_same_hash(fmt, micro):
 
     # A file written before the tenant's Entra id and domain were exported reads back the same, without them.
     if fmt == "csv":
-        text = "".join(iter_lines(fmt, [row])).split("\r\n", 1)[1]
+        text = "".join(iter_chunks(fmt, [row])).split("\r\n", 1)[1]
         header = ",".join(STORED_COLUMNS) + "\r\n"
         old = header + text.rsplit(",", 2)[0] + "\r\n"
     else:
-        record = json.loads("".join(iter_lines(fmt, [row])))
+        record = json.loads("".join(iter_chunks(fmt, [row])))
         old = json.dumps({c: record[c] for c in STORED_COLUMNS}, ensure_ascii=False) + "\n"
     [earlier] = list(read_rows(io.StringIO(old, newline="" if fmt == "csv" else "\n"), fmt))
     assert earlier == dict(zip(STORED_COLUMNS, stored, strict=True))
@@ -882,3 +889,30 @@ def test_the_export_job_is_registered_once_hourly_and_runs(queue, contoso):
     new_schedule("Job", contoso, at="2025-01-01T08:00Z")
     with travel("2025-01-02T00:00Z"):
         assert export_due_job() == "1 export written"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_an_export_is_written_in_pieces_of_about_64_kb(fmt):
+    """A response or file gets one write per ~64 KB, not one per row; the pieces join to the same rows."""
+    rows = []
+    for n in range(1, 3001):
+        evidence = {field: None for field in EVIDENCE_FIELDS}
+        evidence.update(
+            chain="fleet", seq=n, kind="staff_action", actor="=cmd|' /C calc'!A0", action="x" * 40
+        )
+        evidence.update(created_at=datetime.datetime(2025, 1, 2, tzinfo=datetime.UTC), detail={"n": n})
+        evidence.update(step="", method="", path="", target="", outcome="", request_id="", error="")
+        evidence.update(client_request_id="")
+        rows.append((n, *(evidence[f] for f in EVIDENCE_FIELDS), GENESIS_HASH, "f" * 64, None, None))
+    pieces = list(iter_chunks(fmt, rows))
+    assert len(pieces) > 5
+    assert all(len(piece) >= CHUNK_CHARS for piece in pieces[:-1])
+    assert all(len(piece) < CHUNK_CHARS + 2000 for piece in pieces)  # about one row past the mark
+    text = "".join(pieces)
+    back = list(read_rows(io.StringIO(text, newline="" if fmt == "csv" else "\n"), fmt))
+    assert [r["seq"] for r in back] == list(range(1, 3001))
+    assert {r["actor"] for r in back} == {"=cmd|' /C calc'!A0"}  # escaped in the file, read back whole
+    if fmt == "csv":
+        assert "\"'=cmd|' /C calc'!A0\"" in text
+    out = io.StringIO()
+    assert write_rows(out, fmt, iter(rows)) == 3000 and out.getvalue() == text
