@@ -213,15 +213,19 @@ def state_summary(run: MigrationRun, user) -> list[dict[str, Any]]:
     ]
 
 
-def progress_payload(run: MigrationRun, user, since: datetime.datetime | None = None) -> dict[str, Any]:
+def progress_payload(
+    run: MigrationRun, user, since: datetime.datetime | None = None, params=None
+) -> dict[str, Any]:
     """What the page's script needs to redraw: the run's status, the count of items in each state, and
-    each visible item's progress; with `since` (the `now` of the previous answer) only the items changed
-    after it (less PROGRESS_OVERLAP: a worker's clock, or a transaction that committed late)."""
+    the progress of the items on the page `params` picks (the run page's own `page`, `state`, `q`);
+    with `since` (the `now` of the previous answer) only those changed after it (less PROGRESS_OVERLAP:
+    a worker's clock, or a transaction that committed late)."""
     steps = steps_for(run.mode)
-    items = _visible_items(run, user)
     now = timezone.now()
+    page, _ = _page_of_items(run, user, params or {})
+    items = list(page.object_list)
     if since is not None:
-        items = items.filter(changed_at__gte=since - PROGRESS_OVERLAP)
+        items = [item for item in items if item.changed_at >= since - PROGRESS_OVERLAP]
     rows = [_item_data(item, steps, run.mode == RunMode.PLAN) for item in items]
     summary = state_summary(run, user)
     return {
@@ -238,6 +242,8 @@ def progress_payload(run: MigrationRun, user, since: datetime.datetime | None = 
         "summary": summary,
         "now": now.isoformat(),
         "changed_only": since is not None,
+        "page": page.number,
+        "pages": page.paginator.num_pages,
         "items": rows,
     }
 

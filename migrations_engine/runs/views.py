@@ -38,15 +38,16 @@ def _require_all(user, tenant_ids: Iterable[int]) -> None:
 
 @require_GET
 def run_progress(request: HttpRequest, pk: int) -> JsonResponse:
-    """`runs/<pk>/progress.json`: the run's status, its items by state and each visible item's step
-    timeline; `?since=<the previous answer's now>` sends only the items changed after it."""
+    """`runs/<pk>/progress.json`: the run's status, its items by state and the step timelines of the
+    items on one page of the run page (`page`, `state`, `q` as there); `?since=<the previous answer's
+    now>` sends only those changed after it."""
     run = get_run_for_user(request.user, pk)
     since = None
     if raw := request.GET.get("since"):
         since = parse_datetime(raw.replace(" ", "+"))  # a "+" left unencoded reads as a space
         if since is None or since.tzinfo is None:
             return JsonResponse({"error": "since must be an ISO 8601 time with its UTC offset"}, status=400)
-    return JsonResponse(progress_payload(run, request.user, since))
+    return JsonResponse(progress_payload(run, request.user, since, request.GET))
 
 
 # --- the buttons -----------------------------------------------------------------------------------

@@ -107,7 +107,9 @@ def test_progress_sends_only_the_items_changed_since_the_last_poll():
     run = big_run(40)
     url = f"/runs/{run.pk}/progress.json"
     everything = client.get(url).json()
-    assert len(everything["items"]) == 40 and not everything["changed_only"]
+    assert len(everything["items"]) == run_page.ITEMS_PER_PAGE and not everything["changed_only"]
+    assert (everything["page"], everything["pages"]) == (1, 2)
+    assert len(client.get(url, {"page": 2}).json()["items"]) == 40 - run_page.ITEMS_PER_PAGE
     assert {row["status"]: row["count"] for row in everything["summary"]} == {"failed": 10, "succeeded": 30}
 
     first = client.get(url, {"since": everything["now"]}).json()
