@@ -103,6 +103,7 @@ def _pages(base: str) -> list[tuple[str, str]]:
         ("drift", _admin_url("driftfinding")),
         ("audit", _admin_url("auditevent")),
         ("audit-row", _admin_url("auditevent", audit.pk if audit else None)),
+        ("audit-verify", f"{base}/audit/verify/"),
         ("audit-exports", _admin_url("exportschedule")),
         ("add-customer", f"{base}/customers/add/"),
     ]
