@@ -166,7 +166,9 @@ class AuditEventAdmin(ReadOnlyAdmin):
         rows = super().get_queryset(request)
         if request.user.is_superuser:
             return rows
-        return rows.filter(tenant__in=visible_pks(request))
+        # The tenant ids as a list, not a subquery: PostgreSQL then checks them against each row it walks
+        # along the time index (a subquery's hashed lookup was 5x slower on 10M rows, 50 tenants).
+        return rows.filter(tenant_id__in=list(visible_pks(request).values_list("pk", flat=True)))
 
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name

@@ -47,7 +47,9 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return self.object_list[: COUNT_CAP + 1].count()
+        # Without the list's ORDER BY: the database may count along any index (a staff member's tenants'
+        # rows through the tenant index) and stop at the cap, instead of walking the time index in order.
+        return self.object_list.order_by()[: COUNT_CAP + 1].count()
 
     @property
     def capped(self) -> bool:
