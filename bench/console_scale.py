@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -90,7 +91,7 @@ def _env(database_url: str, folder: Path) -> dict[str, str]:
         "DATABASE_URL": database_url,
         "DJANGO_SETTINGS_MODULE": "msp_console.settings",
         "DEBUG": "False",
-        "SECRET_KEY": "bench-" + uuid.uuid4().hex,
+        "SECRET_KEY": secrets.token_urlsafe(64),
         "ALLOW_SIMULATOR": "1",
         "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         "SECURE_SSL_REDIRECT": "False",
