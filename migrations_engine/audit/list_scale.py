@@ -48,14 +48,20 @@ class CappedCountPaginator(Paginator):
     match" and numbers the pages of the first 2,000 rows; "Older rows" and the filters reach the rest."""
 
     @cached_property
-    def count(self) -> int:
+    def _counted(self) -> int:
         # Without the list's ORDER BY: the database may count along any index (a staff member's tenants'
         # rows through the tenant index) and stop at the cap, instead of walking the time index in order.
         return self.object_list.order_by()[: COUNT_CAP + 1].count()
 
+    @cached_property
+    def count(self) -> int:
+        """The rows the numbered pages hold: at most COUNT_CAP."""
+        return min(self._counted, COUNT_CAP)
+
     @property
     def capped(self) -> bool:
-        return self.count > COUNT_CAP
+        """More rows match than the numbered pages hold."""
+        return self._counted > COUNT_CAP
 
 
 class OlderThanFilter(admin.SimpleListFilter):

@@ -39,6 +39,9 @@ def test_a_page_counts_at_most_the_cap_and_says_there_are_more(monkeypatch):
         "DISTINCT" in q["sql"].upper() and "created_at" in q["sql"] for q in queries.captured_queries
     )
     assert rows > 5 and "More than 5 audit events match" in page
+    assert "more than 5 audit events" in page and "6 audit events" not in page
+    filtered = client.get(LIST + "?period=1y").content.decode()
+    assert "more than 5 results" in filtered
 
 
 def test_the_period_filter_keeps_only_recent_rows():
