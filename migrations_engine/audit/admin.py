@@ -78,10 +78,8 @@ class ActorFilter(admin.SimpleListFilter):
 def _older_url(changelist) -> str:
     """The keyset link to the rows after this page's last (newest first), when the page is full."""
     rows = changelist.result_list
-    if (
-        len(rows) < changelist.list_per_page
-        or changelist.get_ordering_field_columns().get(0, "desc") != "desc"
-    ):
+    oldest_first = not changelist.params.get("o", "-").startswith("-")  # the one sortable column, asc
+    if len(rows) < changelist.list_per_page or oldest_first:
         return ""
     return changelist.get_query_string({OlderThanFilter.parameter_name: rows[len(rows) - 1].pk}, remove=["p"])
 

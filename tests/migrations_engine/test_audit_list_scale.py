@@ -70,6 +70,8 @@ def test_older_rows_go_on_from_the_last_row_of_a_page(monkeypatch):
     second = client.get(LIST + html.unescape(older)).content.decode()
     assert _actions(second) == ["4", "3", "2"] and 'id="audit-newest"' in second
     assert _actions(client.get(LIST + "?before=999999").content.decode()) == []  # no such row: nothing
+    oldest = client.get(LIST + "?o=0").content.decode()  # created_at ascending: a keyset would be wrong
+    assert _actions(oldest)[:1] == ["0"] and 'id="audit-older"' not in oldest
     assert _actions(client.get(LIST + "?before=x").content.decode()) == []
 
 
