@@ -11,11 +11,12 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
+from redis.exceptions import RedisError
 
 from migrations_engine import queueing
 from migrations_engine.audit.verification import request_checks
 from migrations_engine.audit.writer import record_staff_action
-from migrations_engine.models import AuditChainHead, AuditEvent
+from migrations_engine.models import AuditChainHead, AuditEvent, ChainVerification
 from msp_console.words import counted
 from tenants.access import visible_tenants
 from tenants.models import CustomerTenant
@@ -115,12 +116,19 @@ def _row(head: AuditChainHead, tenant) -> dict:
 
 def _queue_checks(request: HttpRequest, heads, *, full: bool) -> HttpResponseRedirect:
     pks = request_checks(heads.only("pk"))
-    queued = queueing.enqueue_each(
-        queueing.AUDIT_VERIFY_TASK,
-        [(pk, full) for pk in pks],
-        job_id="audit-verify-{}",
-        timeout=queueing.AUDIT_VERIFY_JOB_TIMEOUT,
-    )
+    try:
+        queued = queueing.enqueue_each(
+            queueing.AUDIT_VERIFY_TASK,
+            [(pk, full) for pk in pks],
+            job_id="audit-verify-{}",
+            timeout=queueing.AUDIT_VERIFY_JOB_TIMEOUT,
+        )
+    except RedisError:
+        ChainVerification.objects.filter(head_id__in=pks).update(requested_at=None)  # nothing is queued
+        messages.error(
+            request, "The job queue (Redis) did not answer: no check was queued. Try again shortly."
+        )
+        return HttpResponseRedirect(reverse("admin:migrations_engine_audit_verify"))
     record_staff_action(
         actor=request.user.username,
         action="audit.verify_requested",

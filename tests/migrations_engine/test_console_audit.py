@@ -123,3 +123,16 @@ def test_the_verify_page_queues_checks_and_shows_the_first_tampered_row(rows, qu
     own = client_for(staff_user("ops", fabrikam)).get("/audit/verify/").content.decode()
     assert f'data-chain="{fabrikam.tenant_id}" data-chain-ok="true"' in own
     assert str(contoso.tenant_id) not in own and 'data-chain="fleet"' not in own
+
+
+def test_the_verify_page_says_when_the_queue_is_down_and_marks_nothing_queued(rows, settings):
+    settings.RQ_QUEUES = {
+        "default": {"URL": "redis://127.0.0.1:9/0", "DEFAULT_TIMEOUT": 5}
+    }  # nothing listens
+    root = client_for(staff_user("root", superuser=True), csrf=True)
+    response = csrf_post(root, "/audit/verify/", "/audit/verify/", {"full": "0"})
+    assert response.status_code == 302
+    page = root.get("/audit/verify/").content.decode()
+    assert "The job queue (Redis) did not answer: no check was queued." in page
+    assert 'id="verify-queued"' not in page and ">queued</span>" not in page
+    assert not AuditEvent.objects.filter(action="audit.verify_requested").exists()
