@@ -299,7 +299,6 @@ def measure_console_export(web: Gunicorn, session: str, limit: int) -> dict:
 
 
 def measure_cli_export(env: dict[str, str], folder: Path) -> dict:
-    import psutil
     from django.utils import timezone
 
     since = (timezone.now() - timezone.timedelta(days=30)).date().isoformat()
@@ -324,7 +323,6 @@ def measure_cli_export(env: dict[str, str], folder: Path) -> dict:
         raise RuntimeError("export_audit failed:\n" + out[-2000:])
     with target.open("rb") as fh:
         rows = sum(1 for _ in fh) - 1
-    del psutil
     return {
         "what": f"manage.py export_audit --since {since} (CSV file)",
         "rows": rows,

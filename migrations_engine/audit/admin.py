@@ -19,6 +19,7 @@ from migrations_engine.audit.list_scale import (
     CappedCountPaginator,
     OlderThanFilter,
     PeriodFilter,
+    id_param,
     search_rows,
 )
 from migrations_engine.audit.writer import record_staff_action
@@ -44,12 +45,10 @@ class RunFilter(admin.SimpleListFilter):
         return True  # a `?run=` from the run page applies even when the lookups list no run
 
     def queryset(self, request, queryset):
-        value = self.value()
-        if value is None:
+        if self.value() is None:
             return queryset
-        if not value.isdigit():
-            return queryset.none()
-        return queryset.filter(run_id=int(value))
+        run = id_param(self.value())
+        return queryset.none() if run is None else queryset.filter(run_id=run)
 
 
 class ActorFilter(admin.SimpleListFilter):

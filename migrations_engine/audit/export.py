@@ -41,10 +41,6 @@ CHUNK_CHARS = 64 * 1024
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
 def _json_cell(value: Any) -> str:
     return "" if value is None else canonical_json(value)
 

@@ -80,16 +80,25 @@ class OlderThanFilter(admin.SimpleListFilter):
         return True  # applied whenever it is in the URL
 
     def queryset(self, request, queryset):
-        value = self.value()
-        if value is None:
+        if self.value() is None:
             return queryset
-        if not value.isdigit():
+        row = id_param(self.value())
+        if row is None:
             return queryset.none()
-        created_at = queryset.model.objects.filter(pk=int(value)).values_list("created_at", flat=True).first()
+        created_at = queryset.model.objects.filter(pk=row).values_list("created_at", flat=True).first()
         if created_at is None:
             return queryset.none()
         # (created_at, id) < (that row's): one range on each filter's (…, created_at) index.
-        return queryset.filter(created_at__lte=created_at).exclude(created_at=created_at, pk__gte=int(value))
+        return queryset.filter(created_at__lte=created_at).exclude(created_at=created_at, pk__gte=row)
+
+
+def id_param(value: str | None) -> int | None:
+    """A row or run id from the query string, or None when it is not one (letters, 0, past a bigint):
+    such a filter matches nothing rather than reaching the database as an error."""
+    if value is None or not value.isdigit():
+        return None
+    number = int(value)
+    return number if 0 < number < 2**63 else None
 
 
 def search_rows(queryset, term: str):

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 from redis.exceptions import RedisError
 
 from migrations_engine import queueing
+from migrations_engine.audit.models import FLEET_CHAIN
 from migrations_engine.audit.verification import request_checks
 from migrations_engine.audit.writer import record_staff_action
 from migrations_engine.models import AuditChainHead, AuditEvent, ChainVerification
@@ -77,7 +78,8 @@ def verify_chains(request: HttpRequest, *, site) -> TemplateResponse | HttpRespo
         return _queue_checks(request, heads, full=request.POST.get("full") == "1")
     page = Paginator(_ordered(heads), PER_PAGE).get_page(request.GET.get("page"))
     names = [head.chain for head in page.object_list]
-    tenants = {str(t.tenant_id): t for t in CustomerTenant.objects.filter(tenant_id__in=_uuids(names))}
+    tenant_chains = [name for name in names if name != FLEET_CHAIN]
+    tenants = {str(t.tenant_id): t for t in CustomerTenant.objects.filter(tenant_id__in=tenant_chains)}
     rows = [_row(head, tenants.get(head.chain)) for head in page.object_list]
     context = {
         **site.each_context(request),
@@ -88,10 +90,6 @@ def verify_chains(request: HttpRequest, *, site) -> TemplateResponse | HttpRespo
         "verify_url": reverse("admin:migrations_engine_audit_verify"),
     }
     return TemplateResponse(request, "migrations_engine/verify_chains.html", context)
-
-
-def _uuids(names: list[str]) -> list[str]:
-    return [name for name in names if len(name) == 36]
 
 
 def _row(head: AuditChainHead, tenant) -> dict:
