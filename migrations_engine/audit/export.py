@@ -90,23 +90,26 @@ def iter_chunks(fmt: str, rows: Iterable[tuple], *, chunk_chars: int = CHUNK_CHA
     buffer = io.StringIO()
     if fmt == "csv":
         SafeWriter(buffer).writeheader(COLUMNS)
-        write = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC).writerow
+        # The converters escape formula-like cells already, so a plain writer with SafeWriter's quoting.
+        writerow = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC).writerow
         converters = _csv_converters()
-        for row in rows:
-            write([convert(value) for convert, value in zip(converters, row, strict=True)])
-            if buffer.tell() >= chunk_chars:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
+
+        def write(row: tuple) -> None:
+            writerow([convert(value) for convert, value in zip(converters, row, strict=True)])
+
     else:
         dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
-        for row in rows:
+
+        def write(row: tuple) -> None:
             buffer.write(dumps({c: _json_value(v) for c, v in zip(COLUMNS, row, strict=True)}))
             buffer.write("\n")
-            if buffer.tell() >= chunk_chars:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
+
+    for row in rows:
+        write(row)
+        if buffer.tell() >= chunk_chars:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
     if buffer.tell():
         yield buffer.getvalue()
 
