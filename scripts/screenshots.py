@@ -113,10 +113,13 @@ def _pages(base: str) -> list[tuple[str, str]]:
 def _start_plan() -> int:
     """One more plan of the ready demo tenants, for a picture of a run page while it runs."""
     # Why here: models import only after photograph_demo's django.setup().
+    from migrations_engine.choices import ACTIVE_ITEM_STATUSES
     from migrations_engine.runs.services import start_run
     from tenants.models import CustomerTenant
 
-    tenants = CustomerTenant.objects.filter(census_status="ok", licence__in=("p1", "p2"))
+    tenants = CustomerTenant.objects.filter(census_status="ok", licence__in=("p1", "p2")).exclude(
+        run_items__status__in=ACTIVE_ITEM_STATUSES  # the demo's wave may be planning some of them right now
+    )
     return start_run(mode="plan", tenants=tenants, actor="screenshots").pk
 
 
