@@ -189,18 +189,18 @@ _RANK = Case(
 )
 
 
+def _visible(run: MigrationRun, user):
+    return run.items.filter(tenant__in=visible_tenants(user).values("pk"))
+
+
 def _visible_items(run: MigrationRun, user):
-    return (
-        run.items.filter(tenant__in=visible_tenants(user).values("pk"))
-        .select_related("tenant")
-        .order_by(_RANK, "tenant__display_name", "pk")
-    )
+    return _visible(run, user).select_related("tenant").order_by(_RANK, "tenant__display_name", "pk")
 
 
 def state_summary(run: MigrationRun, user) -> list[dict[str, Any]]:
     """How many visible items are in each state (one GROUP BY), in STATE_ORDER."""
     counts = dict(
-        run.items.filter(tenant__in=visible_tenants(user).values("pk"))
+        _visible(run, user)
         .order_by()
         .values_list("status")
         .annotate(n=Count("pk"))
@@ -311,8 +311,9 @@ def run_page_context(run: MigrationRun, user, params=None) -> dict[str, Any]:
 
     summary = state_summary(run, user)
     visible_count = sum(row["count"] for row in summary)
-    all_statuses = list(run.items.values_list("status", "heartbeat_at"))
-    all_tenants = list(run.items.values_list("tenant_id", flat=True))
+    every_item = list(run.items.values_list("status", "heartbeat_at", "tenant_id"))
+    all_statuses = [(status, beat) for status, beat, _ in every_item]
+    all_tenants = [tenant for _, _, tenant in every_item]
     acts = may_act_on_all(user, all_tenants)
     awaiting = run.status == RunStatus.AWAITING_APPROVAL
     stale_before = timezone.now() - STALLED_AFTER
