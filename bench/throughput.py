@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import platform
+import pstats
 import re
 import secrets
 import shutil
@@ -115,6 +117,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--keep-db", action="store_true", help="keep the PostgreSQL bench database afterwards"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run each worker under cProfile timed by CPU (bench/cpu_profile.py); writes "
+        "<scenario>/logs/worker<N>.prof and a summary of the functions with the most own CPU to "
+        "<scenario>/profile.txt (the figures then include its overhead)",
     )
     parser.add_argument(
         "--django-debug",
@@ -271,6 +280,22 @@ def idle_pct(a: Any, b: Any) -> float | None:
 
 def pct_core(cpu_seconds: float | None, wall: float) -> float | None:
     return None if cpu_seconds is None or wall <= 0 else 100 * cpu_seconds / wall
+
+
+def write_profile(folder: Path, top: int = 40) -> Path:
+    """The workers' cProfile files of a scenario merged, as text: the functions with the most own time,
+    then the most cumulative time."""
+    files = sorted(str(f) for f in (folder / "logs").glob("worker*.prof"))
+    out = folder / "profile.txt"
+    if not files:
+        out.write_text("no profile: the workers wrote none (killed before they exited?)\n")
+        return out
+    text = io.StringIO()
+    stats = pstats.Stats(*files, stream=text)
+    stats.strip_dirs().sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+    out.write_text(text.getvalue())
+    return out
 
 
 def stop_processes(procs: Processes) -> None:
@@ -649,10 +674,13 @@ class Bench:
             workers = {}
             for n in range(1, sc.workers + 1):
                 name = f"worker{n}"
+                prof = self.work / sc.name / "logs" / f"{name}.prof"
+                profile = [str(ROOT / "bench" / "cpu_profile.py"), str(prof)]
                 proc = procs.start(
                     name,
                     [
                         sys.executable,
+                        *(profile if self.args.profile else []),
                         "manage.py",
                         "rqworker",
                         "default",
@@ -715,6 +743,8 @@ class Bench:
             stop_processes(procs)
             self.scenario_procs = None
 
+        if self.args.profile:
+            print(f"[{sc.name}] profile: {write_profile(self.work / sc.name)}", flush=True)
         failed = [i for i in items if i["status"] != "succeeded"]
         if failed:
             lines = [
