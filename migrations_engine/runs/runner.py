@@ -153,12 +153,15 @@ def _run_steps(item: RunItem, run: MigrationRun, job_id: str) -> str:
         dry_run=run.mode == "plan",
         user_count=item.tenant.users_total,
     )
+    ctx = None
     try:
         loop.run_until_complete(graph.__aenter__())
         ctx = StepContext(
             item=item, run=run, tenant=item.tenant, graph=graph, loop=loop, settings=run.options or {}
         )
         while item.next_step_index < len(steps):
+            at = item.next_step_index
+            ctx.start_early_reads(steps[at:], {step.key for step in steps[:at]})
             if MigrationRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
                 return _finish(item, job_id, ItemStatus.CANCELLED, reason="Cancelled by staff between steps")
             index = item.next_step_index
@@ -198,6 +201,8 @@ def _run_steps(item: RunItem, run: MigrationRun, job_id: str) -> str:
         return _finish(item, job_id, ItemStatus.SUCCEEDED)
     finally:
         try:
+            if ctx is not None:
+                ctx.cancel_early_reads()
             loop.run_until_complete(graph.__aexit__(None, None, None))
             # The audit rows were written from asgiref's shared thread: close its database connection.
             loop.run_until_complete(sync_to_async(connections.close_all, thread_sensitive=True)())

@@ -60,6 +60,8 @@ class StepContext:
     loop: asyncio.AbstractEventLoop
     settings: dict[str, Any] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("migrations_engine.steps"))
+    # Reads started early (Step.reads), by step key: tasks on `loop` that run while other steps wait on it.
+    early_reads: dict[str, asyncio.Task] = field(default_factory=dict)
 
     @property
     def mode(self) -> str:
@@ -82,6 +84,30 @@ class StepContext:
     def wait(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run Graph I/O on this job's event loop (one loop and one client per job)."""
         return self.loop.run_until_complete(coro)
+
+    def start_early_reads(self, later: list[Step], done: set[str]) -> None:
+        """Start the reads of each later step whose `prefetch_after` step is done (or that has none)."""
+        for step in later:
+            if step.key in self.early_reads or (step.prefetch_after and step.prefetch_after not in done):
+                continue
+            coro = step.reads(self)
+            if coro is not None:
+                self.early_reads[step.key] = self.loop.create_task(coro, name=f"early reads: {step.key}")
+
+    def early(self, step: Step) -> Any:
+        """What `step.reads` found: the task started early, or (a job resumed at this step, or a step
+        run on its own) the same reads now. Their errors are raised here, in the step that needs them."""
+        task = self.early_reads.pop(step.key, None)
+        return self.wait(task if task is not None else step.reads(self))
+
+    def cancel_early_reads(self) -> None:
+        """The job is ending: stop the reads nobody will use (a step failed before it needed them)."""
+        tasks = list(self.early_reads.values())
+        self.early_reads.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
     def save_state(self, **changes: Any) -> None:
         """Checkpoint: persist state before and after writes so a resumed job knows what happened."""
@@ -145,6 +171,14 @@ class Step:
     writes: ClassVar[bool] = False
     # Other names its plan entries carry (StepContext.diff's `step`), besides its key.
     plan_keys: ClassVar[tuple[str, ...]] = ()
+    # A step with Graph reads that can begin before it runs (`reads`) starts them once this step is done
+    # (the runner calls StepContext.start_early_reads), so they overlap the steps between.
+    prefetch_after: ClassVar[str] = ""
+
+    def reads(self, ctx: StepContext) -> Coroutine[Any, Any, Any] | None:
+        """Graph reads only, no database (they run on the job's event loop while other steps work);
+        the step takes their result with `ctx.early(self)`. None: nothing to read early."""
+        return None
 
     def run(self, ctx: StepContext) -> str:
         raise NotImplementedError

@@ -17,33 +17,20 @@ The report is kept in the item's state (`readiness`) for the run page.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 
 from migrations_engine.audit.writer import record_staff_action
-from migrations_engine.graph import GraphError
-from migrations_engine.graph.resources.audit_logs import microsoft_managed_ids, sign_in_pages
-from migrations_engine.graph.resources.mfa_service import legacy_mfa_settings
+from migrations_engine.graph.resources.audit_logs import microsoft_managed_ids
 from migrations_engine.graph.resources.policy_kinds import describe_policies
-from migrations_engine.graph.resources.registration_report import NOT_REGISTERED, RegistrationRead
 from migrations_engine.models import TenantSnapshot, UserSnapshot
 from migrations_engine.steps.base import Step, StepContext, StepFailed
+from migrations_engine.steps.readiness_reads import NOT_READ, ReadinessReads, read_reports
 
-# clientAppUsed values of sign-ins that cannot do modern authentication (they use a password, or an app
-# password while per-user MFA is enforced): these users lose access when per-user MFA goes.
-LEGACY_CLIENTS = (
-    "Exchange ActiveSync",
-    "IMAP4",
-    "POP3",
-    "Authenticated SMTP",
-    "MAPI Over HTTP",
-    "Exchange Web Services",
-    "Other clients",
-)
 SIGN_IN_DAYS = 30
-SIGN_IN_PAGES_PER_CLIENT = 2  # at most ~2,000 sign-ins read per legacy client: enough to name the users
 LISTED = 50  # users named per list in the report (counts are exact)
 
 
@@ -55,20 +42,24 @@ def threshold(ctx: StepContext) -> float:
 class Readiness(Step):
     key = "readiness"
     title = "Readiness gate"
+    prefetch_after = "check_licence"
 
     def run(self, ctx: StepContext) -> str:
 
         snapshot = TenantSnapshot.objects.get(item=ctx.item)
         in_scope = self._in_scope(ctx, snapshot)
-        notes: list[str] = []
-        registration_read = self._read_registration(ctx, snapshot, notes)
+        found: ReadinessReads = ctx.early(self)
+        notes = list(found.notes)
+        registration_read = self._mark_registration(snapshot, found)
         enabled = in_scope.filter(account_enabled=True)
         total = enabled.count()
         unregistered = enabled.filter(mfa_registered=False) if registration_read else enabled.none()
         unregistered_count = unregistered.count()
         pct = round(100.0 * unregistered_count / total, 1) if total else 0.0
         enforced = enabled.filter(per_user_state="enforced")
-        legacy = self._legacy_sign_ins(ctx, notes)
+        if found.legacy is None:
+            ctx.warn(f"Legacy clients not checked: {found.sign_ins_unreadable}.")
+        legacy = found.legacy or {}
         ids = list(legacy)
         scoped: set[str] = set()
         for at in range(0, len(ids), 1000):
@@ -77,11 +68,14 @@ class Readiness(Step):
         enforced_legacy = list(
             enforced.filter(user_id__in=list(legacy_in_scope)).values_list("upn", flat=True)[:LISTED]
         )
-        legacy_settings = ctx.wait(legacy_mfa_settings(ctx.graph))
         app_passwords = None
-        if legacy_settings is not None:
-            app_passwords = (legacy_settings.get("appPasswords") or {}).get("isAllowed")
-        managed_ids = ctx.wait(microsoft_managed_ids(ctx.graph)) if snapshot.policies else set()
+        if found.legacy_settings is not None:
+            app_passwords = (found.legacy_settings.get("appPasswords") or {}).get("isAllowed")
+        managed_ids = found.managed_ids
+        if not snapshot.policies:
+            managed_ids = set()
+        elif managed_ids is NOT_READ:  # the tenant had no policies when the reads began
+            managed_ids = ctx.wait(microsoft_managed_ids(ctx.graph))
         if managed_ids is None:
             notes.append("directory audit log unreadable: Microsoft-managed policies recognised by name only")
         policies = describe_policies(snapshot.policies or [], managed_ids)
@@ -162,75 +156,26 @@ class Readiness(Step):
             rows = rows.filter(user_id__in=ctx.state.get("pilot_member_ids") or [])
         return rows
 
-    def _read_registration(self, ctx: StepContext, snapshot, notes: list[str]) -> bool:
-        """Mark the snapshot rows the report lists as not MFA-registered (False), page by page; False when
-        the report is unreadable. Graph is asked for those users only (`isMfaRegistered eq false`); if it
-        refuses the filter the whole report is read, which also marks the registered (True)."""
-
-        snapshot.users.update(mfa_registered=None)
-        read = RegistrationRead(ctx.graph, NOT_REGISTERED)
-        pages = read.pages()
-        try:
-            while True:
-                try:
-                    page = ctx.wait(pages.__anext__())
-                except StopAsyncIteration:
-                    break
-                for flag in (True, False):
-                    ids = [row["id"] for row in page if row.get("isMfaRegistered") is flag]
-                    if ids:
-                        UserSnapshot.objects.filter(snapshot=snapshot, user_id__in=ids).update(
-                            mfa_registered=flag
-                        )
-                ctx.heartbeat()
-        except GraphError as exc:
-            if exc.status in (400, 403):
-                notes.append(f"registration report unreadable ({exc.code})")
-                return False
-            raise
-        if read.refused:
-            notes.append(
-                f"Graph refused the registration report's filter ({read.refused}): the whole report was read"
-            )
-        return True
-
-    def _legacy_sign_ins(self, ctx: StepContext, notes: list[str]) -> dict[str, dict[str, Any]]:
-        """Users who signed in with a legacy client in the last 30 days: {user id: {upn, clients}}.
-
-        One query per legacy client (see `audit_logs.sign_in_pages`). Sign-in logs are paced like
-        reports; each client reads at most SIGN_IN_PAGES_PER_CLIENT pages. A log that cannot be read is
-        said in the report's notes and as a warning: legacy clients were not checked,
-        which is never a pass."""
+    def reads(self, ctx: StepContext) -> Coroutine[Any, Any, ReadinessReads]:
+        """The reports this gate reads (readiness_reads.py), started as soon as the licence is checked, so
+        that they overlap the census. The directory audits are asked only when the tenant's last census
+        saw policies (or none was taken); otherwise the step asks them itself if its snapshot has any."""
         since = (datetime.now(UTC) - timedelta(days=SIGN_IN_DAYS)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        users: dict[str, dict[str, Any]] = {}
-        for client in LEGACY_CLIENTS:
-            pages = sign_in_pages(ctx.graph, client, since)
-            try:
-                for _ in range(SIGN_IN_PAGES_PER_CLIENT):
-                    try:
-                        page = ctx.wait(pages.__anext__())
-                    except StopAsyncIteration:
-                        break
-                    for row in page:
-                        uid = row.get("userId")
-                        if uid:
-                            entry = users.setdefault(
-                                uid, {"upn": row.get("userPrincipalName") or uid, "clients": set()}
-                            )
-                            entry["clients"].add(row.get("clientAppUsed") or client)
-                else:
-                    read = SIGN_IN_PAGES_PER_CLIENT * 999
-                    notes.append(f"more than {read} {client} sign-ins: users named from the newest")
-            except GraphError as exc:
-                if exc.status in (400, 403, 404):
-                    reason = f"sign-in logs unreadable ({exc.code})"
-                    notes.append(f"{reason}: legacy clients not checked")
-                    ctx.warn(f"Legacy clients not checked: {reason}.")
-                    return {}
-                raise
-        for entry in users.values():
-            entry["clients"] = sorted(entry["clients"])
-        return users
+        return read_reports(ctx.graph, since, with_audits=ctx.tenant.ca_policy_count != 0)
+
+    @staticmethod
+    def _mark_registration(snapshot, found: ReadinessReads) -> bool:
+        """Mark the snapshot rows the report listed (False: not MFA-registered; True: registered, known
+        only when Graph refused the filter and the whole report was read); False when it was unreadable."""
+        snapshot.users.update(mfa_registered=None)
+        if found.unregistered is None or found.registered is None:
+            return False
+        for flag, ids in ((True, found.registered), (False, found.unregistered)):
+            for at in range(0, len(ids), 1000):
+                UserSnapshot.objects.filter(snapshot=snapshot, user_id__in=ids[at : at + 1000]).update(
+                    mfa_registered=flag
+                )
+        return True
 
     @staticmethod
     def _warnings(report: dict[str, Any]) -> list[str]:

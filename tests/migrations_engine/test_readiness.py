@@ -14,7 +14,7 @@ from migrations_engine.models import AuditEvent, MigrationRun
 from migrations_engine.runs.options import parse_cidrs, validate
 from migrations_engine.runs.options_form import cli_options
 from migrations_engine.runs.services import start_run
-from migrations_engine.steps.readiness import LEGACY_CLIENTS
+from migrations_engine.steps.readiness_reads import LEGACY_CLIENTS
 from tests.migrations_engine.console_helpers import client_for, csrf_post, staff_user
 from tests.migrations_engine.pipeline_helpers import FAST, effective_writes, item_of, seed, tenant_named, work
 
@@ -248,3 +248,25 @@ def test_sign_in_logs_read_one_client_at_a_time_and_unreadable_logs_warn(fast_gr
         w.startswith("Legacy clients not checked: sign-in logs unreadable") for w in item.state["warnings"]
     )
     assert run.items.get().state["readiness"]["legacy_sign_in_users"] > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_gate_reads_its_reports_while_the_census_reads_users(fast_graph, tmp_path, queue):
+    """Reports have their own limit (5 requests per 10 s per app and tenant) apart from the resource units
+    per-user reads cost, so the gate's report requests start once the licence is checked and overlap the
+    census instead of following it; what they found still lands on the snapshot."""
+    seed(fast_graph, tmp_path)
+    contoso = tenant_named("contoso")
+    run = start_run(mode="plan", tenants=[contoso], actor="test", options=FAST)
+    work(queue)
+    item = run.items.get(tenant=contoso)
+    log = fast_graph.state.log.since(0, tenant=str(contoso.tenant_id))
+    state_reads = [e["seq"] for e in log if e["method"] == "GET" and e["path"].endswith("/requirements")]
+    census_reads = state_reads[: item.snapshot.user_count]
+    reports = [e["seq"] for e in log if "/reports/" in e["path"] or "/auditLogs/" in e["path"]]
+    assert census_reads and reports
+    assert min(reports) < max(census_reads), "the first report request waited for the whole census"
+    report = item.state["readiness"]
+    assert report["registration_read"]
+    unregistered = item.snapshot.users.filter(mfa_registered=False, account_enabled=True)
+    assert report["unregistered"] == unregistered.count()
