@@ -3,6 +3,7 @@ then seal it: from then on a rollback can restore it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 from migrations_engine.graph.resources import per_user_mfa, policies, security_defaults
@@ -19,19 +20,29 @@ class Census(Step):
 
     def run(self, ctx: StepContext) -> str:
 
-        sd = ctx.wait(security_defaults.is_on(ctx.graph))
+        # Two reads against different limits (security defaults: resource units; policies: one request
+        # per second per tenant), so both at once.
+        sd, found = ctx.wait(_both(security_defaults.is_on(ctx.graph), policies.list_policies(ctx.graph)))
         if ctx.mode == "pilot" and sd:
             raise StepFailed(
                 "Pilot refused: security defaults are on. Turning them off for a pilot would leave every "
                 "user outside the pilot without MFA. Run a full migration, or a plan."
             )
-        found = ctx.wait(policies.list_policies(ctx.graph))
         snapshot, _ = TenantSnapshot.objects.get_or_create(item=ctx.item, defaults={"tenant": ctx.tenant})
         if snapshot.complete:
             return "snapshot already taken"
         snapshot.users.all().delete()  # a partial census from a crashed attempt starts again
-        counts: Counter[str] = Counter()
         pages = user_pages(ctx.graph)
+        try:
+            counts = self._read_users(ctx, snapshot, pages)
+        finally:
+            ctx.wait(pages.aclose())  # the next page may be in flight
+        return self._finish(ctx, snapshot, sd, found, counts)
+
+    @staticmethod
+    def _read_users(ctx: StepContext, snapshot, pages) -> Counter[str]:
+        """Each page of users with their per-user states into the snapshot; the counts by state."""
+        counts: Counter[str] = Counter()
         while True:
             try:
                 page = ctx.wait(pages.__anext__())
@@ -66,6 +77,10 @@ class Census(Step):
             )
             counts.update(states[u["id"]] for u in page)
             ctx.heartbeat()
+        return counts
+
+    @staticmethod
+    def _finish(ctx: StepContext, snapshot, sd: bool, found: list, counts: Counter[str]) -> str:
         snapshot.security_defaults = sd
         snapshot.policies = found
         snapshot.user_count = sum(counts.values())
@@ -83,6 +98,10 @@ class Census(Step):
             f"{counts['disabled']} disabled{unknown}; security defaults {'on' if sd else 'off'}; "
             f"{len(found)} CA policies"
         )
+
+
+async def _both(first, second):
+    return await asyncio.gather(first, second)
 
 
 class Snapshot(Step):

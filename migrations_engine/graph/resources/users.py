@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from migrations_engine.graph.client import GraphClient
 from migrations_engine.graph.errors import GraphError
+from migrations_engine.graph.paging import read_ahead
 
 USERS = "/users"
 USER_SELECT = "id,userPrincipalName,displayName,accountEnabled,userType"
@@ -27,8 +28,9 @@ def user_path(key: str) -> str:
 
 
 def user_pages(graph: GraphClient, select: str = USER_SELECT) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every user of the tenant, a page (up to 999) at a time."""
-    return graph.iter_pages(USERS, query={"$select": select, "$top": PAGE_SIZE})
+    """Every user of the tenant, a page (up to 999) at a time, the next page read while the caller works
+    on this one (paging.read_ahead)."""
+    return read_ahead(graph.iter_pages(USERS, query={"$select": select, "$top": PAGE_SIZE}))
 
 
 async def resolve_user(graph: GraphClient, name: str) -> dict[str, Any] | None:
