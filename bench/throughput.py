@@ -61,6 +61,7 @@ class Scenario:
     tenants: int
     users: int
     workers: int = 0
+    groups: int = 1  # worker groups in separate process trees (bench/worker_group.py), as on separate hosts
 
 
 def all_scenarios(quick: bool) -> list[Scenario]:
@@ -74,6 +75,14 @@ def all_scenarios(quick: bool) -> list[Scenario]:
     out += [Scenario(f"fleet-w{w}", "pipeline", "fleet", *fleet, workers=w) for w in fleet_workers]
     out += [Scenario(f"single-w{w}", "pipeline", "single", *single, workers=w) for w in single_workers]
     out.append(Scenario("small-w1", "pipeline", "small", *small, workers=1))
+    if not quick:
+        # Enough workers that every tenant of the fleet runs at once; the same in two process trees
+        # sharing Redis and the database; and a wide fleet of many small tenants.
+        out.append(Scenario("fleet-w20", "pipeline", "fleet", *fleet, workers=20))
+        out.append(Scenario("fleet-2x10", "pipeline", "fleet", *fleet, workers=20, groups=2))
+        out.append(Scenario("wide-w32", "pipeline", "fleet", 200, 500, workers=32))
+    else:
+        out.append(Scenario("fleet-2x2", "pipeline", "fleet", *fleet, workers=4, groups=2))
     return out
 
 
@@ -179,6 +188,18 @@ class SimAdmin:
     def counters(self) -> dict:
         return self.http.get(f"{self.base}/_sim/requests", params={"limit": 1}).json().get("counters", {})
 
+    def requests_span(self, total_before: int) -> float | None:
+        """Graph seconds from the first request after `total_before` requests to the latest one."""
+        total = int(self.counters().get("total", 0))
+        if total <= total_before:
+            return None
+        first = self.http.get(f"{self.base}/_sim/requests", params={"since_seq": total_before, "limit": 1})
+        last = self.http.get(f"{self.base}/_sim/requests", params={"since_seq": total - 1, "limit": 1})
+        entries = first.json().get("requests") or [], last.json().get("requests") or []
+        if not all(entries):
+            return None
+        return float(entries[1][0]["t"]) - float(entries[0][0]["t"])
+
     def cpu_seconds(self, stats: dict | None) -> float | None:
         if stats and "cpu_seconds" in stats:
             return float(stats["cpu_seconds"])
@@ -280,6 +301,35 @@ def idle_pct(a: Any, b: Any) -> float | None:
 
 def pct_core(cpu_seconds: float | None, wall: float) -> float | None:
     return None if cpu_seconds is None or wall <= 0 else 100 * cpu_seconds / wall
+
+
+def group_workers(procs: Processes) -> dict[str, int]:
+    """The RQ workers the worker groups started (their children), by group and number."""
+    import psutil
+
+    found: dict[str, int] = {}
+    for name, proc in procs.children:
+        if name.startswith("workergroup"):
+            for n, child in enumerate(psutil.Process(proc.pid).children(), start=1):
+                found[f"{name}.{n}"] = child.pid
+    return found
+
+
+def census_all_figures(sc: Scenario, graph_s: float | None) -> dict[str, Any]:
+    """`manage.py census --all` before the run (the console's census of every tenant, 16 at once), from
+    its first Graph request to its last: its per-user reads per Graph second against the fleet's binding
+    read limit (each tenant's resource units, or the app's across tenants when those are fewer)."""
+    users = sc.tenants * sc.users
+    limit = min(sc.tenants * gm.read_rate(sc.users), gm.APP_RU_PER_S) if sc.tenants else 0
+    rate = users / graph_s if graph_s else None
+    return {
+        "graph_s": graph_s,
+        "users": users,
+        "reads_per_s": rate,
+        "read_limit_per_s": limit,
+        "pct_of_read_limit": 100 * rate / limit if rate and limit else None,
+        "concurrency": 16,
+    }
 
 
 def write_profile(folder: Path, top: int = 40) -> Path:
@@ -670,28 +720,10 @@ class Bench:
             }
             # A census first, as staff would run one before migrating (not timed): it sizes each tenant,
             # so the run queues the largest jobs first.
-            self.manage("census", "--all", "--no-progress", env=worker_env)
-            workers = {}
-            for n in range(1, sc.workers + 1):
-                name = f"worker{n}"
-                prof = self.work / sc.name / "logs" / f"{name}.prof"
-                profile = [str(ROOT / "bench" / "cpu_profile.py"), str(prof)]
-                proc = procs.start(
-                    name,
-                    [
-                        sys.executable,
-                        *(profile if self.args.profile else []),
-                        "manage.py",
-                        "rqworker",
-                        "default",
-                        "--worker-class",
-                        "rq.worker.SimpleWorker",
-                        "--name",
-                        f"bench-{sc.name}-{n}-{os.getpid()}",
-                    ],
-                    env=worker_env,
-                )
-                workers[name] = proc.pid
+            before_census = int(sim.counters().get("total", 0))
+            self.manage("census", "--all", "--no-progress", "--concurrency", "16", env=worker_env)
+            census_graph_s = sim.requests_span(before_census)
+            workers = self.start_workers(sc, procs, worker_env)
             connection = redis.Redis.from_url(self.redis_url)
             deadline = time.monotonic() + 120
             while len(Worker.all(connection=connection)) < sc.workers:
@@ -700,6 +732,8 @@ class Bench:
                     raise BenchError("the RQ workers did not register within 120 s")
                 time.sleep(0.2)
 
+            if sc.groups > 1:  # the workers are the groups' children
+                workers = group_workers(procs)
             idle_rss = {pid: peak_rss_mib(pid) for pid in workers.values()}  # before any job ran
             pids = {**workers, "sim": sim.pid}
             if self.redis_pid():
@@ -750,7 +784,9 @@ class Bench:
             lines = [
                 f"{i['tenant__primary_domain']}: {i['status']} {i['failure_reason']}".strip() for i in failed
             ]
-            tails = "\n".join(f"--- {n} ---\n{procs.tail(n, 40)}" for n in workers)
+            tails = "\n".join(
+                f"--- {n} ---\n{procs.tail(n, 40)}" for n, _ in procs.children if n.startswith("worker")
+            )
             raise BenchError(
                 f"{sc.name}: {len(failed)} tenant(s) did not end verified:\n"
                 + "\n".join(lines)
@@ -773,7 +809,31 @@ class Bench:
             pids=pids,
             worker_rows=worker_rows,
             began=began,
+            census_graph_s=census_graph_s,
         )
+
+    def start_workers(self, sc: Scenario, procs: Processes, env: dict[str, str]) -> dict[str, int]:
+        """W RQ workers, each a child of the bench, or in `sc.groups` groups of their own."""
+        workers: dict[str, int] = {}
+        per_group = -(-sc.workers // sc.groups)
+        for n in range(1, (sc.workers if sc.groups == 1 else sc.groups) + 1):
+            name = f"worker{n}" if sc.groups == 1 else f"workergroup{n}"
+            prof = self.work / sc.name / "logs" / f"{name}{'' if sc.groups == 1 else '-{n}'}.prof"
+            command = [
+                *([str(ROOT / "bench" / "cpu_profile.py"), str(prof)] if self.args.profile else []),
+                "manage.py",
+                "rqworker",
+                "default",
+                "--worker-class",
+                "rq.worker.SimpleWorker",
+                "--name",
+                f"bench-{sc.name}-{n}" + ("" if sc.groups == 1 else "-{n}") + f"-{os.getpid()}",
+            ]
+            if sc.groups > 1:
+                count = min(per_group, sc.workers - per_group * (n - 1))
+                command = [str(ROOT / "bench" / "worker_group.py"), str(count), sys.executable, *command]
+            workers[name] = procs.start(name, [sys.executable, *command], env=env).pid
+        return workers
 
     def check_alive(self, procs: Processes) -> None:
         dead = procs.check_alive()
@@ -970,8 +1030,10 @@ class Bench:
             "tenants": sc.tenants,
             "users_per_tenant": sc.users,
             "workers": sc.workers,
+            "worker_groups": sc.groups,
             "time_scale": scale,
             "run_id": k["run_id"],
+            "census_all": census_all_figures(sc, k["census_graph_s"]),
             "users_expected_to_disable": k["expected"],
             "figures": figures,
             "throttled_by_limit": _sum_dicts(t.get("throttled", {}) for t in tenants.values()),
@@ -1424,7 +1486,11 @@ def judge_targets(results: list[dict]) -> list[dict]:
 def graph_minimum_s(result: dict) -> float | None:
     """Graph's minimum time for a pipeline scenario's fleet and writes (bench/graph_minimum.py)."""
     work = [
-        gm.TenantWork(users=result["users_per_tenant"], writes=int(t.get("disabled") or 0))
+        gm.TenantWork(
+            users=result["users_per_tenant"],
+            writes=int(t.get("disabled") or 0),
+            report_requests=gm.GATE_REPORT_REQUESTS,
+        )
         for t in result.get("per_tenant") or []
     ]
     return gm.fleet_minimum_s(work) if work else None
@@ -1438,16 +1504,25 @@ def _graph_targets(pipes: list[dict]) -> list[dict]:
         minimum, took = graph_minimum_s(r), (r.get("wall") or {}).get("run_graph_s")
         if minimum and took:
             ratios.append((took / minimum, r["name"], took, minimum))
-    fleet_names = {r["name"] for r in pipes if r["group"] == "fleet"}
+    shapes: dict[tuple[int, int], list] = defaultdict(list)
+    for x in ratios:
+        r = next(p for p in pipes if p["name"] == x[1])
+        if r["group"] == "fleet":
+            shapes[(r["tenants"], r["users_per_tenant"])].append(x)
     if ratios:
-        # Judged on the fleets (one tenant alone is bound by its own 20 writes/s, not by the pipeline).
-        best = min([x for x in ratios if x[1] in fleet_names] or ratios)
+        # Judged on each fleet's best scenario (one tenant alone is bound by its own 20 writes/s, not by
+        # the pipeline); every fleet shape must be within.
+        bests = [min(found) for found in shapes.values()] or [min(ratios)]
         targets.append(
             {
                 "target": "end to end within 1.25x of Graph's minimum (writes at the limit + read tail)",
-                "reached": best[0] <= 1.25,
-                "figure": f"best {best[1]}: {best[2]:.0f} Graph s vs a minimum of {best[3]:.0f} s = "
-                f"{best[0]:.2f}x; " + ", ".join(f"{n} {x:.2f}x" for x, n, _, _ in ratios),
+                "reached": all(b[0] <= 1.25 for b in bests),
+                "figure": "; ".join(
+                    f"best {b[1]}: {b[2]:.0f} Graph s vs a minimum of {b[3]:.0f} s = {b[0]:.2f}x"
+                    for b in bests
+                )
+                + "; "
+                + ", ".join(f"{n} {x:.2f}x" for x, n, _, _ in ratios),
             }
         )
     census = []
@@ -1464,6 +1539,21 @@ def _graph_targets(pipes: list[dict]) -> list[dict]:
                 "reached": worst[0] >= 80,
                 "figure": f"lowest {worst[1]}: {worst[0]:.0f}%; "
                 + ", ".join(f"{n} {p:.0f}%" for p, n in census),
+            }
+        )
+    fleet_census = [
+        (r["census_all"]["pct_of_read_limit"], r["name"])
+        for r in pipes
+        if (r.get("census_all") or {}).get("pct_of_read_limit")
+    ]
+    if fleet_census:
+        best_census = max(fleet_census)
+        targets.append(
+            {
+                "target": "census --all >= 80% of the fleet's binding read limit (tenants' or the app's RU)",
+                "reached": best_census[0] >= 80,
+                "figure": f"best {best_census[1]}: {best_census[0]:.0f}%; "
+                + ", ".join(f"{n} {p:.0f}%" for p, n in fleet_census),
             }
         )
     cpu = [(r["cpu_s_per_1000_users"], r["name"]) for r in pipes if r.get("cpu_s_per_1000_users")]

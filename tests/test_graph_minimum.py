@@ -32,3 +32,13 @@ def test_census_share_of_the_read_limit():
     assert gm.census_pct_of_read_limit(2_000, 2.5) == pytest.approx(100.0)
     assert gm.census_pct_of_read_limit(2_000, 20.0) == pytest.approx(12.5)
     assert gm.census_pct_of_read_limit(2_000, 0) is None
+
+
+def test_the_gates_reports_overlap_the_per_user_reads_and_bound_small_tenants():
+    # 9 report requests at 5 per 10 s: 5 at once, 4 ten seconds later.
+    assert gm.report_floor_s(9) == 10.0 and gm.report_floor_s(5) == 0.0 and gm.report_floor_s(0) == 0.0
+    big = gm.TenantWork(users=20_000, writes=12_000, report_requests=9)  # 25 s of per-user reads > 10 s
+    assert gm.fleet_minimum_s([big]) == pytest.approx(650.0)
+    small = [gm.TenantWork(users=500, writes=325, report_requests=9)] * 200
+    # 65,000 writes at the app cap, 10 s of reports before the first write, 1 s of reads after the last.
+    assert gm.fleet_minimum_s(small) == pytest.approx(65_000 / (70_000 / 300) + 10.0 + 1.0)
