@@ -2,11 +2,13 @@
 
 It only reads. It is the first use of the Graph client and becomes the pipeline's census step.
 Users are streamed page by page and their per-user MFA states read in `$batch`es of 20, a few batches
-in flight, so memory stays flat however large the tenant.
+in flight, so memory stays flat however large the tenant; the posture, the users and the registration
+report are read at once (`_census_body`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -63,8 +65,9 @@ async def take_census(
     missing consent, missing permissions and Free licences come back as a status and a message.
 
     `sink`, when given, is awaited with each page of per-user report rows (see `_user_row`), and
-    `registration_sink` afterwards with each page of the registration report (`user_id`, `upn`,
-    `mfa_registered`, `methods`), so neither users nor registrations are ever all in memory."""
+    `registration_sink` with each page of the registration report once the users are written
+    (`user_id`, `upn`, `mfa_registered`, `methods`), so neither users nor registrations are ever all in
+    memory."""
     result = CensusResult()
     try:
         token = await client.app_token()
@@ -105,26 +108,51 @@ async def _census_body(
     sink: UserSink | None,
     registration_sink: UserSink | None,
 ) -> None:
-    if "Organization.Read.All" in have:
-        skus = await licences.subscribed_skus(client)
-        result.licence, result.licence_plans = licences.licence_from_skus(skus)
+    """Three reads at once, each against a limit of its own: the tenant's posture (licence, security
+    defaults, policies), its users with their per-user states (resource units) and the registration
+    report (5 report requests per 10 s, 100 rows a page: for most tenants the longest of the three)."""
+    users_done = asyncio.Event()
 
-    if "Policy.Read.All" in have:
-        result.security_defaults = await security_defaults.is_on(client)
-        found: list[dict[str, Any]] = []
-        if result.licence != LicenceTier.FREE:
-            found = await policies.list_policies(client)
-        result.ca_policy_count = len(found)
-        result.mfa_policy_state = best_policy_state(found)
-        managed = await microsoft_managed_ids(client) if found and "AuditLog.Read.All" in have else None
-        result.policies = [census_summary(p, managed) for p in found]
+    async def posture() -> None:
+        if "Organization.Read.All" in have:
+            skus = await licences.subscribed_skus(client)
+            result.licence, result.licence_plans = licences.licence_from_skus(skus)
+        if "Policy.Read.All" in have:
+            result.security_defaults = await security_defaults.is_on(client)
+            found: list[dict[str, Any]] = []
+            if result.licence != LicenceTier.FREE:
+                found = await policies.list_policies(client)
+            result.ca_policy_count = len(found)
+            result.mfa_policy_state = best_policy_state(found)
+            managed = await microsoft_managed_ids(client) if found and "AuditLog.Read.All" in have else None
+            result.policies = [census_summary(p, managed) for p in found]
 
-    if "User.Read.All" in have:
-        await _count_users(
-            client, result, read_states="Policy.Read.All" in have, progress=progress, sink=sink
-        )
-    if "AuditLog.Read.All" in have:
-        await _count_registration(client, result, registration_sink)
+    async def people() -> None:
+        try:
+            if "User.Read.All" in have:
+                await _count_users(
+                    client, result, read_states="Policy.Read.All" in have, progress=progress, sink=sink
+                )
+        finally:
+            users_done.set()
+
+    async def registrations() -> None:
+        if "AuditLog.Read.All" in have:
+            await _count_registration(client, result, registration_sink, users_done)
+
+    await _all(posture(), people(), registrations())
+
+
+async def _all(*coros: Awaitable[None]) -> None:
+    """Run them together; the first error cancels the others and is raised as it was."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def _count_users(
@@ -178,9 +206,14 @@ def _user_row(user: dict[str, Any], state: str) -> dict[str, Any]:
     }
 
 
-async def _count_registration(client: GraphClient, result: CensusResult, sink: UserSink | None) -> None:
-    """Count registrations on `result` and hand each page of them to `sink`."""
+async def _count_registration(
+    client: GraphClient, result: CensusResult, sink: UserSink | None, users_done: asyncio.Event
+) -> None:
+    """Count registrations on `result` and hand each page of them to `sink`, which fills them in on the
+    users' rows: pages that arrive before every user is written wait (a few hundred rows: the report
+    yields at most ~50 rows a second) and go in once the users are."""
     registered = known = 0
+    waiting: list[dict[str, Any]] = []
     try:
         # Every row, so no filter; and no $select or $top, which the report does not document.
         async for page in RegistrationRead(client).pages():
@@ -195,12 +228,19 @@ async def _count_registration(client: GraphClient, result: CensusResult, sink: U
             ]
             registered += sum(1 for r in rows if r["mfa_registered"])
             known += len(rows)
-            if sink is not None:
-                await sink(rows)
+            if sink is None:
+                continue
+            waiting.extend(rows)
+            if users_done.is_set():
+                await sink(waiting)
+                waiting = []
     except GraphError as exc:
         if exc.code == "Authentication_RequestFromNonPremiumTenantOrB2CTenant":
             result.notes.append("Registration report needs Entra ID P1/P2")
             return
         raise
+    await users_done.wait()
+    if sink is not None and waiting:
+        await sink(waiting)
     result.mfa_registered = registered
     result.registration_known = known

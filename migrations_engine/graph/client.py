@@ -47,6 +47,7 @@ from migrations_engine.graph.errors import (
     GraphHostNotAllowed,
     GraphUnavailable,
 )
+from migrations_engine.graph.fair_share import FairShare
 from migrations_engine.graph.pacing import Pacer, request_family, request_ru
 from migrations_engine.graph.retry import parse_retry_after, wait_retry_after
 
@@ -151,6 +152,7 @@ class GraphClient:
         self._tokens = TenantTokenProvider(self.config, self.tenant)
         self._rates = self.config.pacing_rates
         self.pacer = Pacer(self.config.pacing_redis_url)
+        self.share = FairShare(self.config.pacing_redis_url, self.config.client_id, self.tenant, self._rates)
         self._slow_ttl = self._rates.slow_ttl_s
         self._http: httpx.AsyncClient | None = None
         self.sdk: GraphServiceClient | None = None
@@ -174,6 +176,7 @@ class GraphClient:
         if self._http is not None:
             await self._http.aclose()
         await self.pacer.aclose()
+        await self.share.aclose()
         self._http = self.adapter = self.sdk = None
 
     def saw_users(self, count: int) -> None:
@@ -229,8 +232,10 @@ class GraphClient:
             ru=request_ru(method, url, items=items),
             family=request_family(url),
             user_count=self.user_count,
+            share=await self.share.rate() if writes else None,
         )
         await self.pacer.acquire(claims)
+        self.share.wrote(writes)
         info = RequestInformation()
         info.http_method = Method[method.upper()]
         info.url = url

@@ -100,9 +100,18 @@ class PacingRates:
         return SLOW_TTL_S / self.time_scale
 
     def buckets(
-        self, app_id: str, tenant: str, *, writes: int, ru: int, family: str | None, user_count: int | None
+        self,
+        app_id: str,
+        tenant: str,
+        *,
+        writes: int,
+        ru: int,
+        family: str | None,
+        user_count: int | None,
+        share: float | None = None,
     ) -> list[tuple[Bucket, float]]:
-        """The buckets one request counts against, each with its cost."""
+        """The buckets one request counts against, each with its cost. `share`: the tenant's share of the
+        app's writes per second (fair_share.py), a bucket of its own for a write."""
         s = self.time_scale
         t = f"{KEY_PREFIX}{app_id}:{tenant}:"
         a = f"{KEY_PREFIX}{app_id}:"
@@ -117,6 +126,8 @@ class PacingRates:
             claims.append((Bucket(t + "writes", self.tenant_writes * s, 20), float(writes)))
             # Burst 20 here too: the app's budget is spread evenly over its tenants' batches.
             claims.append((Bucket(a + "writes", self.app_writes * s, 20, True), float(writes)))
+            if share:
+                claims.append((Bucket(t + "share", share, 20), float(writes)))
         if family == "ca":
             claims.append((Bucket(t + "ca", self.ca_requests * s, 1), 1.0))
         elif family == "reports":

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections import Counter
 
 from migrations_engine.steps.base import StepContext, StepFailed
-from migrations_engine.steps.shared.user_scope import reconcile_unknown_writes, record_outcomes
+from migrations_engine.steps.shared.user_scope import reconcile_unknown_writes, record_outcomes, writes_left
 from migrations_engine.steps.shared.write_engine import CHUNK, Settled, WriteEngine, chunks
+
+# The migration's writes: their pace follows the writes each tenant has left (graph/fair_share.py).
+SHARED = ("bridge", "migrate")
 
 
 def apply_changes(ctx: StepContext, changes, *, purpose: str, verb: str) -> str:
@@ -37,6 +40,8 @@ def apply_changes(ctx: StepContext, changes, *, purpose: str, verb: str) -> str:
             ctx.count(**{f"{purpose}_done": done, f"{purpose}_failed": len(bad)})
         ctx.heartbeat()
 
+    if purpose in SHARED:
+        ctx.graph.share.expect(writes_left(ctx))
     engine = WriteEngine(ctx.graph, max_rounds=ctx.graph.config.max_attempts)
     ctx.wait(_started(engine))
     try:

@@ -25,6 +25,18 @@ def scope_rows(ctx: StepContext, snapshot_id: int | None = None):
     return rows.order_by("pk")
 
 
+def writes_left(ctx: StepContext) -> int:
+    """About how many per-user writes this item has still to make (a hint for sharing the app's write
+    budget, graph/fair_share.py, never a limit): each enabled or enforced user once, and with security
+    defaults on each disabled user twice (bridged, then disabled), less what the item already wrote."""
+    rows = scope_rows(ctx).order_by()
+    pending = rows.filter(per_user_state__in=("enabled", "enforced")).count()
+    if ctx.state.get("security_defaults_before"):
+        pending += 2 * rows.filter(per_user_state="disabled").count()
+    done = sum(int(ctx.item.counters.get(f"{p}_done", 0)) for p in ("bridge", "migrate"))
+    return max(pending - done, 0)
+
+
 def keyset_rows(rows, *fields: str, size: int = 2000) -> Iterator[tuple]:
     """`values_list(pk, *fields)` of `rows` in pk order, a page per query: memory stays flat, and no
     cursor is held open across the writes a step makes between pages."""
