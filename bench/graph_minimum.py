@@ -29,7 +29,7 @@ APP_WRITES_PER_S = 70_000 / 300  # 70,000 writes per 5 min per app, across tenan
 RU_PER_10S = {"S": 3500, "M": 5000, "L": 8000}  # resource units per 10 s per app and tenant, by size
 APP_RU_PER_S = 150_000 / 20  # resource units per 20 s per app, across tenants
 REPORTS_PER_10S = 5  # identity and access reports, per app and tenant
-# The readiness gate's report requests before the first write: the registration report (one page of
+# The readiness gate's report requests before the first write: the registration report (at least one page of
 # the users not registered), one sign-in query per legacy client (7: Graph filters clientAppUsed by `eq`
 # only) and the directory audits that tell Microsoft-managed policies.
 GATE_REPORT_REQUESTS = 9
@@ -79,6 +79,22 @@ def fleet_minimum_s(tenants: Sequence[TenantWork]) -> float:
     writes = sum(t.writes for t in tenants)
     shared = max(writes / APP_WRITES_PER_S, total_reads / APP_RU_PER_S) + shortest_before + shortest_after
     return max(slowest_alone, shared)
+
+
+# Rows per page of the registration report: Graph does not document the page size (nor $top for this
+# report), the simulator answers 100 rows a page.
+REGISTRATION_PAGE = 100
+
+
+def census_minimum_s(tenants: int, users: int) -> float:
+    """The least time a census of `tenants` tenants of `users` users each can take, all at once: every
+    user's per-user state (one RU each, at the tenant's rate and, across tenants, the app's) and the
+    whole registration report plus the directory audits (report requests, 5 per 10 s per tenant)."""
+    if not tenants or not users:
+        return 0.0
+    report = report_floor_s(-(-users // REGISTRATION_PAGE) + 1)
+    one = max(users / read_rate(users), report)
+    return max(one, tenants * users / APP_RU_PER_S)
 
 
 def census_pct_of_read_limit(users: int, census_s: float) -> float | None:

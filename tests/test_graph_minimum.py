@@ -42,3 +42,11 @@ def test_the_gates_reports_overlap_the_per_user_reads_and_bound_small_tenants():
     small = [gm.TenantWork(users=500, writes=325, report_requests=9)] * 200
     # 65,000 writes at the app cap, 10 s of reports before the first write, 1 s of reads after the last.
     assert gm.fleet_minimum_s(small) == pytest.approx(65_000 / (70_000 / 300) + 10.0 + 1.0)
+
+
+def test_a_census_is_bound_by_the_registration_reports_pages_or_the_resource_units():
+    # 2,000 users: 20 report pages + the audits = 21 requests at 5 per 10 s = 40 s > 2.5 s of RU reads.
+    assert gm.census_minimum_s(1, 2_000) == pytest.approx(40.0)
+    # 200 tenants of 500: 6 report requests each (10 s) < 100,000 reads at the app's 7,500 RU/s.
+    assert gm.census_minimum_s(200, 500) == pytest.approx(100_000 / 7_500)
+    assert gm.census_minimum_s(0, 500) == 0.0
