@@ -18,7 +18,10 @@ writes, the app's writes and two RU budgets needs.)
 
 Rates sit a little under Graph's numbers, and each burst is sized so that burst + rate x window stays
 within the window's limit: a sliding window cannot be exceeded even by a full burst. The margin left
-(3-10 %) absorbs requests that reach Graph closer together than they were sent.
+(3-10 %) absorbs requests that reach Graph closer together than they were sent. The reports' limit is
+small (5 requests per 10 s), and a rate that never exceeds it would send one request now and one every
+2.5 s; it is kept instead as a sliding-window log of the requests booked (`Bucket.window`): 5 at once,
+the next ones a window later, the window 5 % longer than Graph's.
 
 Graph also says how full its limits are (throttle_headers.py reads the identity-and-access headers):
 a response with `x-ms-throttle-limit-percentage` (sent only above 0.8 of a limit) marks the tenant's
@@ -59,6 +62,8 @@ APP_RU_PER_20S = 150_000
 # RU budgets: 85 % of a window's units spread over the window plus 5 % as a burst, so even a full burst
 # leaves 10 % for requests that arrive closer together than they were sent.
 RU_RATE_SHARE, RU_BURST_SHARE = 0.85, 0.05
+REPORT_WINDOW_S = 10.5  # report requests: 5 in any 10.5 s (Graph: 5 per 10 s per app and tenant)
+REPORT_JITTER_S = 0.1  # wall seconds more: a loaded machine delays some sends of a burst, not the next
 
 
 def size_class(user_count: int | None) -> str:
@@ -71,12 +76,18 @@ def size_class(user_count: int | None) -> str:
 @dataclass(frozen=True)
 class Bucket:
     """`rate` tokens per second, up to `burst` at once, under a Redis key. A `shared` bucket is the
-    app's, drawn on by every tenant."""
+    app's, drawn on by every tenant.
+
+    With a `window`, it is a sliding-window log instead: at most `burst` requests in any `window` seconds
+    (the times of the requests booked are kept, `rate` is unused). A small count limit such as the
+    reports' 5 per 10 s is met exactly that way (5 at once, the next 5 one window later), where a rate
+    and a burst that never exceed it (1 at once, then 0.4/s) take twice as long for 9 requests."""
 
     key: str
     rate: float
     burst: float
     shared: bool = False
+    window: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -87,7 +98,7 @@ class PacingRates:
     tenant_writes: float = 19.0  # Graph: 20/s per app + tenant (3,000 per 150 s)
     app_writes: float = 225.0  # Graph: 70,000 per 5 min per app (233/s)
     ca_requests: float = 0.9  # Graph: 1/s per tenant, 429 without Retry-After (10 % margin for jitter)
-    report_requests: float = 0.4  # Graph: 5 per 10 s per app + tenant; 4 + a burst of 1, for jitter
+    report_requests: float = 0.5  # Graph: 5 per 10 s per app + tenant, kept as a log (REPORT_WINDOW_S)
     time_scale: float = 1.0
 
     def __post_init__(self) -> None:
@@ -131,7 +142,10 @@ class PacingRates:
         if family == "ca":
             claims.append((Bucket(t + "ca", self.ca_requests * s, 1), 1.0))
         elif family == "reports":
-            claims.append((Bucket(t + "reports", self.report_requests * s, 1), 1.0))
+            # 5 per 10 s, as Graph counts them; the window 5 % longer, and a tenth of a second more of
+            # our own time (not scaled), for requests that arrive closer together than they were sent.
+            window = REPORT_WINDOW_S / s + REPORT_JITTER_S
+            claims.append((Bucket(t + "report-log", self.report_requests * s, 5, window=window), 1.0))
         return claims
 
 
@@ -169,6 +183,7 @@ class LocalBuckets:
 
     def __init__(self) -> None:
         self._tat: dict[str, float] = {}
+        self._log: dict[str, list[float]] = {}  # a window bucket's booked request times, in order
         self._slow: dict[str, float] = {}  # bucket key -> when its slow mark expires
         self._lock = threading.Lock()
 
@@ -179,9 +194,17 @@ class LocalBuckets:
             rates = [b.rate * (SLOW_FACTOR if self._slow.get(b.key, 0) > now else 1) for b, _ in claims]
             start = now
             for (bucket, cost), rate in zip(claims, rates, strict=True):
+                if bucket.window:
+                    log = self._log.setdefault(bucket.key, [])
+                    del log[: sum(1 for at in log if at <= now - bucket.window)]
+                    start = max(start, log_earliest(log, bucket, cost, now))
+                    continue
                 tat = max(self._tat.get(bucket.key, now), now)
                 start = max(start, tat + (cost - bucket.burst) / rate)
             for (bucket, cost), rate in zip(claims, rates, strict=True):
+                if bucket.window:
+                    self._log[bucket.key].extend([start] * int(cost))
+                    continue
                 tat = max(self._tat.get(bucket.key, now), start)
                 self._tat[bucket.key] = tat + cost / rate
             return start - now
@@ -200,23 +223,37 @@ class LocalBuckets:
     def clear(self) -> None:
         with self._lock:
             self._tat.clear()
+            self._log.clear()
             self._slow.clear()
+
+
+def log_earliest(log: Sequence[float], bucket: Bucket, cost: float, now: float) -> float:
+    """The earliest time, not before the last request booked, at which `cost` more requests keep at most
+    `bucket.burst` in any `bucket.window` (`log`: the booked times still inside a window of now)."""
+    limit, need = int(bucket.burst), int(cost)
+    earliest = max(now, log[-1]) if log else now
+    if len(log) + need > limit:
+        earliest = max(earliest, log[len(log) + need - limit - 1] + bucket.window)
+    return earliest
 
 
 LOCAL = LocalBuckets()
 
 # The same arithmetic in Redis, atomically, on Redis's clock. KEYS: n buckets, then their n slow marks;
-# ARGV: rate, burst, cost per bucket, then the slow factor. Returns the wait in seconds as a string (Lua
-# numbers come back truncated to integers) and one '1' or '0' per bucket: whether it is marked slow.
+# ARGV: rate, burst, cost, window per bucket, then the slow factor. A bucket with a window is a sorted set
+# of booked request times (members made unique by the booking's time and the set's size); the others
+# hold their theoretical arrival time. Returns the wait in seconds as a string (Lua numbers come back
+# truncated to integers) and one '1' or '0' per bucket: whether it is marked slow.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local n = #KEYS / 2
-local factor = tonumber(ARGV[3*n+1])
+local factor = tonumber(ARGV[4*n+1])
 local start = now
 local tats, rates, slowed = {}, {}, ''
 for i = 1, n do
-  local rate, burst, cost = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
+  local rate, burst, cost = tonumber(ARGV[4*i-3]), tonumber(ARGV[4*i-2]), tonumber(ARGV[4*i-1])
+  local window = tonumber(ARGV[4*i])
   if redis.call('EXISTS', KEYS[n+i]) == 1 then
     rate = rate * factor
     slowed = slowed .. '1'
@@ -224,17 +261,42 @@ for i = 1, n do
     slowed = slowed .. '0'
   end
   rates[i] = rate
-  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if tat < now then tat = now end
-  tats[i] = tat
-  local earliest = tat + (cost - burst) / rate
+  local earliest
+  if window > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+    local booked = redis.call('ZCARD', KEYS[i])
+    earliest = now
+    if booked > 0 then
+      local last = tonumber(redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')[2])
+      if last > earliest then earliest = last end
+    end
+    local over = booked + cost - burst
+    if over > 0 then
+      local oldest = tonumber(redis.call('ZRANGE', KEYS[i], over - 1, over - 1, 'WITHSCORES')[2])
+      if oldest + window > earliest then earliest = oldest + window end
+    end
+  else
+    local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+    if tat < now then tat = now end
+    tats[i] = tat
+    earliest = tat + (cost - burst) / rate
+  end
   if earliest > start then start = earliest end
 end
 for i = 1, n do
-  local tat = tats[i]
-  if tat < start then tat = start end
-  tat = tat + tonumber(ARGV[3*i]) / rates[i]
-  redis.call('SET', KEYS[i], string.format('%.6f', tat), 'PX', math.ceil((tat - now) * 1000) + 1000)
+  local window = tonumber(ARGV[4*i])
+  if window > 0 then
+    local booked = redis.call('ZCARD', KEYS[i])
+    for k = 1, tonumber(ARGV[4*i-1]) do
+      redis.call('ZADD', KEYS[i], start, string.format('%.6f:%.6f:%d', start, now, booked + k))
+    end
+    redis.call('PEXPIRE', KEYS[i], math.ceil((start - now + window) * 1000) + 1000)
+  else
+    local tat = tats[i]
+    if tat < start then tat = start end
+    tat = tat + tonumber(ARGV[4*i-1]) / rates[i]
+    redis.call('SET', KEYS[i], string.format('%.6f', tat), 'PX', math.ceil((tat - now) * 1000) + 1000)
+  end
 end
 return {string.format('%.6f', start - now), slowed}
 """
@@ -329,7 +391,7 @@ class Pacer:
         self._connect()
         args: list[str] = []
         for bucket, cost in claims:
-            args += [repr(bucket.rate), repr(bucket.burst), repr(cost)]
+            args += [repr(bucket.rate), repr(bucket.burst), repr(cost), repr(bucket.window)]
         keys = [b.key for b, _ in claims]
         marks = [k + SLOW_SUFFIX for k in keys]
         wait, slowed = await self._script(keys=keys + marks, args=[*args, repr(SLOW_FACTOR)])

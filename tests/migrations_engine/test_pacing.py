@@ -75,8 +75,45 @@ def test_ca_and_report_requests_have_their_own_one_request_buckets():
     assert [b.rate for b in ca if b.key.endswith(":ca")] == [0.9]
     assert [b.burst for b in ca if b.key.endswith(":ca")] == [1]
     reports = [b for b, _ in rates.buckets("a", "t", writes=0, ru=1, family="reports", user_count=None)]
-    (report,) = [b for b in reports if b.key.endswith(":reports")]
-    assert 1 + report.rate * 10 <= 5.5  # at most 5 starts in any 10 s
+    (report,) = [b for b in reports if b.key.endswith(":report-log")]
+    assert report.burst == 5 and report.window >= 10  # at most 5 requests in any 10 s
+
+
+@pytest.mark.parametrize("through_redis", [True, False])
+def test_report_requests_go_five_at_once_and_never_six_in_a_window(redis_url, through_redis):
+    """Graph allows 5 report requests per 10 s per app and tenant (throttling-limits, identity and access
+    reports): 9 requests take one window (5 now, 4 a window later), where a rate that never exceeds it
+    (1, then 0.4/s) takes twice as long; no 10.5 s window ever holds more than 5, also with several pacers
+    (workers) booking at once."""
+    LOCAL.clear()
+    rates = PacingRates(time_scale=50.0)  # a window of 0.21 s
+    key = f"t{time.time_ns()}"
+    claims = [c for c in rates.buckets("app", key, writes=0, ru=1, family="reports", user_count=None)]
+    window = next(b.window for b, _ in claims if b.window)
+    assert window >= 10 / rates.time_scale, "the window is shorter than Graph's 10 s"
+
+    async def go() -> list[float]:
+        pacers = [Pacer(redis_url if through_redis else "") for _ in range(3)]
+        sent: list[float] = []
+
+        async def one(pacer: Pacer) -> None:
+            await pacer.acquire(claims)
+            sent.append(time.monotonic())
+
+        try:
+            await asyncio.gather(*(one(pacers[n % 3]) for n in range(11)))
+        finally:
+            for pacer in pacers:
+                await pacer.aclose()
+        return sorted(sent)
+
+    sent = asyncio.run(go())
+    first = sent[0]
+    assert sum(1 for at in sent if at - first < window / 2) == 5, "the first five did not go at once"
+    assert sent[5] - first >= window * 0.95
+    assert sent[-1] - first < 2 * window + 0.1, "eleven requests took more than two windows"
+    for n in range(len(sent) - 5):
+        assert sent[n + 5] - sent[n] >= window * 0.95, f"six requests within one window at {n}"
 
 
 def test_resource_units_follow_graphs_costs():
