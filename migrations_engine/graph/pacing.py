@@ -24,15 +24,16 @@ small (5 requests per 10 s), and a rate that never exceeds it would send one req
 the next ones a window later, the window 5 % longer than Graph's.
 
 Graph also says how full its limits are (throttle_headers.py reads the identity-and-access headers):
-a response with `x-ms-throttle-limit-percentage` (sent only above 0.8 of a limit) marks the tenant's
-RU and, for a write, write bucket *slow*, and a 429's `x-ms-throttle-scope` marks the bucket it names
-(the tenant's or, for an Application scope, the app's shared one). A slow bucket runs at `SLOW_FACTOR`
-of its rate, for every worker (the mark is a Redis key next to the bucket's, `<bucket>:slow`, read by
-the same reservation script). The next regular response that reports its cost without a limit
-percentage clears the mark; a mark nobody renews expires after `SLOW_TTL_S`. So our pace drops before a
-429 when something else (another app, another console, Graph's own accounting) fills a limit, and comes
-back as soon as Graph stops saying so. Our own pace alone stays under 0.96 of every limit: a sustained
-run long enough to pass 0.8 of a window settles near 0.8 of it.
+a response with `x-ms-throttle-limit-percentage` (sent only above 0.8 of a limit) marks the tenant's RU
+bucket *slow*, and its write bucket for a write at 0.95 or more (our own writes alone reach 0.96 of
+their 150 s window, and 0.8 after two minutes of one tenant), and a 429's `x-ms-throttle-scope` marks
+the bucket it names (the tenant's or, for an Application scope, the app's shared one). A slow bucket
+runs at `SLOW_FACTOR` of its rate, for every worker (the mark is a Redis key next to the bucket's,
+`<bucket>:slow`, read by the same reservation script). The next regular response that reports its cost
+without a limit percentage clears the mark; a mark nobody renews expires after `SLOW_TTL_S`. So our
+pace drops before a 429 when something else (another app, another console, Graph's own accounting)
+fills a limit, and comes back as soon as Graph stops saying so. Our own pace alone stays under 0.96 of
+every limit.
 """
 
 from __future__ import annotations

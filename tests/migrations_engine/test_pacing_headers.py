@@ -21,7 +21,8 @@ from tests.conftest import fleet_tenant, point_settings_at
 from tests.migrations_engine.test_graph_client import full_consent
 
 APP, TENANT = "app-id", "tenant-id"
-PCT = {"x-ms-resource-unit": "1", "x-ms-throttle-limit-percentage": "0.9"}
+PCT = {"x-ms-resource-unit": "1", "x-ms-throttle-limit-percentage": "1.0"}
+OWN = {"x-ms-resource-unit": "1", "x-ms-throttle-limit-percentage": "0.9"}  # what our own pace reaches
 UNDER = {"x-ms-resource-unit": "1"}
 
 
@@ -36,6 +37,10 @@ def test_a_limit_percentage_slows_the_tenants_identity_buckets_of_the_request():
     assert _keys(feedback(write, [(204, PCT)])[0]) == [f"{TENANT}:ru", f"{TENANT}:writes"]
     # A response that reports its cost and no percentage: the same buckets are fine again.
     assert feedback(write, [(204, UNDER)]) == ([], feedback(write, [(204, PCT)])[0])
+    # 0.8 to 0.95 is what our own writes alone fill their window to: the RU bucket slows, the writes not.
+    assert _keys(feedback(write, [(204, OWN)])[0]) == [f"{TENANT}:ru"]
+    assert _keys(feedback(write, [(204, OWN)])[1]) == [f"{TENANT}:writes"]
+    assert _keys(feedback(read, [(200, OWN)])[0]) == [f"{TENANT}:ru"]
     # No throttling headers at all (another service, a fault): nothing changes.
     assert feedback(write, [(204, {}), (503, {})]) == ([], [])
     # One batch item over 0.8 outweighs the others' "under".
