@@ -166,3 +166,11 @@ def test_it_pages_and_batches_a_large_tenant_under_the_documented_throttles(sett
     batches = [r for r in log if r["path"].endswith("/$batch") and not r.get("batch_parent")]
     assert len(user_pages) == -(-entry["user_count"] // 999)
     assert len(batches) >= entry["user_count"] // 20
+    # The registration report (5 requests per 10 s, its own limit) is read while the users are, not after
+    # them, and every row it gave landed on the users' rows once they were written.
+    reports = [r["seq"] for r in log if "userRegistrationDetails" in r["path"]]
+    state_reads = [r["seq"] for r in log if r["path"].endswith("/requirements")]
+    assert reports and state_reads and min(reports) < max(state_reads)
+    current = tenant.census_users.filter(generation=tenant.census_generation)
+    assert current.count() == tenant.users_total
+    assert current.exclude(mfa_registered=None).count() == tenant.registration_known > 0
