@@ -1,4 +1,4 @@
-"""Sharing the app's write budget among tenants by the writes each has left, so a fleet finishes soonest.
+"""Sharing the app's write budget among tenants by the writes each has left, so a fleet finishes together.
 
 The app may write 70,000 times per 5 minutes across all tenants (our pace: 225/s), each tenant 20 times a
 second (ours: 19/s). Without a rule, tenants writing at once split the app's budget evenly (each queues
@@ -6,20 +6,15 @@ the same number of batches), and a tenant with twice the work (a tenant with sec
 bridges its users, then disables them all) writes on alone at 19/s after the others are done: the fleet
 waits for its long pole. With each tenant's rate in proportion to what it has left, none above 19/s (the
 rest of the budget shared by the others the same way: water filling), every tenant that writes
-finishes at about the same time, which is the least time for the whole, once every tenant has a worker.
-While tenants still wait for a worker, finishing together would be wrong: every worker would then take
-a new tenant at once, and all of them would read (census, readiness) with nobody writing. Then the
-budget goes to the tenants with the fewest writes left first (`least_left_first`), so tenants finish
-one after another and the newcomers' reads overlap the others' writes.
+finishes at about the same time, which is the least time for the whole.
 
 Each writing client publishes its writes left in a Redis hash next to the pacing buckets (`<app>:left`,
-tenant -> "<left> <unix time> <1 if tenants of its run wait for a worker, else 0>"), at most once per
-REFRESH_S (of Graph time), and reads everyone's entries back in the same round trip; entries older than
-STALE_S are a tenant that stopped and are ignored. The share it computes is the rate of a per-tenant
-bucket (`<tenant>:share`) its writes reserve besides the tenant's and the app's (pacing.py). Without
-Redis, or with no hint of writes left, there is no share bucket: pacing works as before. Only writes
-are shared; it is a hint for pace, never a limit on what is written, so a wrong estimate only costs
-time.
+tenant -> "<left> <unix time>"), at most once per REFRESH_S (of Graph time), and reads everyone's entries
+back in the same round trip; entries older than STALE_S are a tenant that stopped and are ignored. The
+share it computes is the rate of a per-tenant bucket (`<tenant>:share`) its writes reserve besides the
+tenant's and the app's (pacing.py). Without Redis, or with no hint of writes left, there is no share
+bucket: pacing works as before. Only writes are shared; it is a hint for pace, never a limit on what is
+written, so a wrong estimate only costs time.
 """
 
 from __future__ import annotations
@@ -34,19 +29,6 @@ log = logging.getLogger(__name__)
 REFRESH_S = 1.0  # Graph seconds between two publications of a tenant's writes left
 STALE_S = 15.0  # Graph seconds after which a tenant's entry no longer counts
 MIN_SHARE = 1.0  # writes/s a tenant keeps even when others have far more left
-
-
-def least_left_first(left: dict[str, float], total: float, cap: float) -> dict[str, float]:
-    """The budget to the tenants with the fewest writes left (ties by name), each up to `cap`; the rest
-    get MIN_SHARE. For a fleet with tenants still waiting for a worker: the tenants closest to done
-    finish first and free their workers one after the other, so the newcomers' reads overlap the
-    others' writes, instead of every tenant finishing at once and the next ones all reading together."""
-    rates: dict[str, float] = {}
-    budget = total
-    for key in sorted(left, key=lambda k: (left[k], k)):
-        rates[key] = max(MIN_SHARE, min(cap, budget))
-        budget = max(0.0, budget - rates[key])
-    return rates
 
 
 def water_fill(left: dict[str, float], total: float, cap: float) -> dict[str, float]:
@@ -83,15 +65,12 @@ class FairShare:
         self.tenant = tenant
         self.rates = rates
         self.left: int | None = None
-        self.others_waiting = False
         self._rate: float | None = None
         self._at = float("-inf")
         self._redis = None
 
-    def expect(self, writes: int, *, others_waiting: bool = False) -> None:
-        """`writes` left for this tenant; `others_waiting`: tenants of its run wait for a worker."""
+    def expect(self, writes: int) -> None:
         self.left = max(0, int(writes))
-        self.others_waiting = others_waiting
         self._at = float("-inf")  # publish the new figure with the next write
 
     def wrote(self, writes: int) -> None:
@@ -115,15 +94,12 @@ class FairShare:
             return None
         wall = time.time()
         left: dict[str, float] = {}
-        waiting = self.others_waiting
         for tenant, value in entries.items():
-            count, stamp, flag = (value.decode().split(" ") + ["0", "0"])[:3]
+            count, _, stamp = value.decode().partition(" ")
             if wall - float(stamp or 0) <= STALE_S / scale:
                 left[tenant.decode()] = float(count)
-                waiting = waiting or flag == "1"
         left[self.tenant] = float(self.left)
-        fill = least_left_first if waiting else water_fill
-        shares = fill(left, self.rates.app_writes, self.rates.tenant_writes)
+        shares = water_fill(left, self.rates.app_writes, self.rates.tenant_writes)
         self._rate = max(MIN_SHARE, shares[self.tenant]) * scale
         return self._rate
 
@@ -133,7 +109,7 @@ class FairShare:
 
             self._redis = aioredis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hset(self.key, self.tenant, f"{self.left} {time.time()} {int(self.others_waiting)}")
+        pipe.hset(self.key, self.tenant, f"{self.left} {time.time()}")
         pipe.hgetall(self.key)
         pipe.expire(self.key, 3600)
         _, entries, _ = await pipe.execute()

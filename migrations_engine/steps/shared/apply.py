@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from migrations_engine.choices import ItemStatus
-from migrations_engine.models import RunItem
 from migrations_engine.steps.base import StepContext, StepFailed
 from migrations_engine.steps.shared.user_scope import reconcile_unknown_writes, record_outcomes, writes_left
 from migrations_engine.steps.shared.write_engine import CHUNK, Settled, WriteEngine, chunks
@@ -43,8 +41,7 @@ def apply_changes(ctx: StepContext, changes, *, purpose: str, verb: str) -> str:
         ctx.heartbeat()
 
     if purpose in SHARED:
-        waiting = RunItem.objects.filter(run_id=ctx.run.pk, status=ItemStatus.QUEUED).exists()
-        ctx.graph.share.expect(writes_left(ctx), others_waiting=waiting)
+        ctx.graph.share.expect(writes_left(ctx))
     engine = WriteEngine(ctx.graph, max_rounds=ctx.graph.config.max_attempts)
     ctx.wait(_started(engine))
     try:
