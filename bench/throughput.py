@@ -1539,31 +1539,23 @@ def _graph_targets(pipes: list[dict]) -> list[dict]:
         pct = gm.census_pct_of_read_limit(r["users_per_tenant"], step.get("median") or 0)
         if pct is not None:
             census.append((pct, r["name"]))
-    if census:
-        worst = min(census)
-        targets.append(
-            {
-                "target": "census >= 80% of the tenant's read limit (per-user reads per s vs resource units)",
-                "reached": worst[0] >= 80,
-                "figure": f"lowest {worst[1]}: {worst[0]:.0f}%; "
-                + ", ".join(f"{n} {p:.0f}%" for p, n in census),
-            }
-        )
     fleet_census = [
         (r["census_all"]["pct_of_binding_limit"], r["name"])
         for r in pipes
         if (r.get("census_all") or {}).get("pct_of_binding_limit")
     ]
-    if fleet_census:
-        best_census = max(fleet_census)
-        targets.append(
-            {
-                "target": "census --all >= 80% of the binding read limit (RU, or the registration report)",
-                "reached": best_census[0] >= 80,
-                "figure": f"best {best_census[1]}: {best_census[0]:.0f}%; "
-                + ", ".join(f"{n} {p:.0f}%" for p, n in fleet_census),
-            }
-        )
+    step_target = "census >= 80% of the tenant's read limit (per-user reads per s vs resource units)"
+    all_target = "census --all >= 80% of the binding read limit (RU, or the registration report)"
+    for target, found, pick in ((step_target, census, "lowest"), (all_target, fleet_census, "best")):
+        if found:
+            pct, name = min(found) if pick == "lowest" else max(found)
+            targets.append(
+                {
+                    "target": target,
+                    "reached": pct >= 80,
+                    "figure": f"{pick} {name}: {pct:.0f}%; " + ", ".join(f"{n} {p:.0f}%" for p, n in found),
+                }
+            )
     cpu = [(r["cpu_s_per_1000_users"], r["name"]) for r in pipes if r.get("cpu_s_per_1000_users")]
     if cpu:
         worst_cpu = max(cpu)

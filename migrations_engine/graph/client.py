@@ -152,7 +152,7 @@ class GraphClient:
         self._tokens = TenantTokenProvider(self.config, self.tenant)
         self._rates = self.config.pacing_rates
         self.pacer = Pacer(self.config.pacing_redis_url)
-        self.share = FairShare(self.config.pacing_redis_url, self.config.client_id, self.tenant, self._rates)
+        self.share = FairShare(self.pacer, self.config.client_id, self.tenant, self._rates)
         self._slow_ttl = self._rates.slow_ttl_s
         self._http: httpx.AsyncClient | None = None
         self.sdk: GraphServiceClient | None = None
@@ -175,8 +175,8 @@ class GraphClient:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._http is not None:
             await self._http.aclose()
-        await self.pacer.aclose()
         await self.share.aclose()
+        await self.pacer.aclose()
         self._http = self.adapter = self.sdk = None
 
     def saw_users(self, count: int) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 
-from migrations_engine.graph.pacing import KEY_PREFIX, PacingRates
+from migrations_engine.graph.pacing import KEY_PREFIX, Pacer, PacingRates
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +59,15 @@ class FairShare:
     (the pipeline's per-user steps do), `wrote(n)` counts them down, `rate()` is the share to pace at
     (None: no sharing)."""
 
-    def __init__(self, redis_url: str, app_id: str, tenant: str, rates: PacingRates) -> None:
-        self.redis_url = redis_url
+    def __init__(self, pacer: Pacer, app_id: str, tenant: str, rates: PacingRates) -> None:
+        self.pacer = pacer  # its Redis connection, shared with the buckets
         self.key = f"{KEY_PREFIX}{app_id}:left"
         self.tenant = tenant
         self.rates = rates
         self.left: int | None = None
         self._rate: float | None = None
         self._at = float("-inf")
-        self._redis = None
+        self._published = False
 
     def expect(self, writes: int) -> None:
         self.left = max(0, int(writes))
@@ -79,7 +79,8 @@ class FairShare:
 
     async def rate(self) -> float | None:
         """This tenant's writes per second (time-scaled, as the buckets are), or None."""
-        if not self.left or not self.redis_url:  # no hint, or the hint ran out: no share
+        redis = self.pacer.shared_redis() if self.left else None
+        if redis is None:  # no hint, the hint ran out, or no Redis: no share
             return None
         scale = self.rates.time_scale
         now = time.monotonic()
@@ -87,7 +88,7 @@ class FairShare:
             return self._rate
         self._at = now
         try:
-            entries = await self._publish()
+            entries = await self._publish(redis)
         except Exception as exc:  # noqa: BLE001 - Redis trouble: pace without a share, as before
             log.debug("fair share unavailable: %s", exc)
             self._rate = None
@@ -103,25 +104,21 @@ class FairShare:
         self._rate = max(MIN_SHARE, shares[self.tenant]) * scale
         return self._rate
 
-    async def _publish(self) -> dict[bytes, bytes]:
-        if self._redis is None:
-            import redis.asyncio as aioredis
-
-            self._redis = aioredis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
-        pipe = self._redis.pipeline(transaction=False)
+    async def _publish(self, redis) -> dict[bytes, bytes]:
+        pipe = redis.pipeline(transaction=False)
         pipe.hset(self.key, self.tenant, f"{self.left} {time.time()}")
         pipe.hgetall(self.key)
         pipe.expire(self.key, 3600)
         _, entries, _ = await pipe.execute()
+        self._published = True
         return entries
 
     async def aclose(self) -> None:
-        """Leave the hash (this tenant writes no more) and close the connection."""
-        if self._redis is None:
+        """Leave the hash (this tenant writes no more); before the pacer closes its connection."""
+        redis = self.pacer.shared_redis() if self._published else None
+        if redis is None:
             return
         try:
-            await self._redis.hdel(self.key, self.tenant)
+            await redis.hdel(self.key, self.tenant)
         except Exception:  # noqa: BLE001 - the entry goes stale by itself
             pass
-        await self._redis.aclose()
-        self._redis = None

@@ -362,6 +362,11 @@ class Pacer:
                 self._redis_failed(exc)
         LOCAL.mark(slow, fine, ttl)
 
+    def shared_redis(self):
+        """The pacing Redis connection (other pace kept in Redis, fair_share.py, uses it too), or None
+        without Redis or while it is unreachable."""
+        return self._connect() if self._redis_usable() else None
+
     def _redis_usable(self) -> bool:
         return bool(self.redis_url) and time.monotonic() >= Pacer._redis_down_until
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from migrations_engine.graph.fair_share import STALE_S, FairShare, water_fill
-from migrations_engine.graph.pacing import PacingRates
+from migrations_engine.graph.pacing import Pacer, PacingRates
 
 
 def test_shares_follow_the_work_left_and_none_passes_the_tenant_cap():
@@ -38,8 +38,8 @@ def test_tenants_agree_through_redis_and_a_stale_entry_stops_counting(redis_url)
     app = "app-fair-share-test"
 
     async def main():
-        others = [FairShare(redis_url, app, f"tenant-{n}", rates) for n in range(15)]
-        small = FairShare(redis_url, app, "tenant-small", rates)
+        others = [FairShare(Pacer(redis_url), app, f"tenant-{n}", rates) for n in range(15)]
+        small = FairShare(Pacer(redis_url), app, "tenant-small", rates)
         try:
             assert await small.rate() is None, "a client without a hint of writes left has no share"
             small.expect(300)
@@ -57,11 +57,14 @@ def test_tenants_agree_through_redis_and_a_stale_entry_stops_counting(redis_url)
             assert await small.rate() is None, "nothing left: the tenant no longer paces by a share"
             for other in others:
                 await other.aclose()
-            await small._redis.hset(small.key, "tenant-gone", f"99999 {time.time() - 2 * STALE_S}")
+            await small.pacer.shared_redis().hset(
+                small.key, "tenant-gone", f"99999 {time.time() - 2 * STALE_S}"
+            )
             small.expect(100)
             assert await small.rate() == pytest.approx(19.0), "a stale entry still counted"
         finally:
             for client in [*others, small]:
                 await client.aclose()
+                await client.pacer.aclose()
 
     asyncio.run(main())
